@@ -1,0 +1,258 @@
+"""The columns a model takes, and the validation that turns user rows into model input."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class InputError(ValueError):
+    """Rows that the model cannot take. ``row`` and ``field`` point at the culprit when known."""
+
+    def __init__(self, message: str, *, row: int | None = None, field: str | None = None,
+                 reason: str = "invalid_input") -> None:
+        super().__init__(message)
+        self.row = row
+        self.field = field
+        self.reason = reason
+
+    def to_dict(self) -> dict:
+        out = {"error": str(self), "reason": self.reason}
+        if self.row is not None:
+            out["row"] = self.row
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+@dataclass
+class InputSchema:
+    """Column names, kinds (``"numeric"`` or ``"categorical"``) and, for categorical
+    columns, the categories seen in training.
+
+    ``allow_nan`` says whether missing values may reach the model (a pipeline with an
+    imputer takes them, a bare SVC does not).
+    """
+
+    columns: list[str]
+    kinds: list[str]
+    categories: dict[str, list] = field(default_factory=dict)
+    allow_nan: bool = False
+    from_dataframe: bool = False
+
+    @classmethod
+    def from_data(cls, X: Any, features: Sequence[str] | None = None,
+                  allow_nan: bool = False) -> InputSchema:
+        """Infer the schema from training rows (DataFrame or 2-D array)."""
+        if isinstance(X, pd.DataFrame):
+            columns = [str(c) for c in X.columns]
+            if features is not None and list(map(str, features)) != columns:
+                raise ValueError(
+                    f"features {list(features)} do not match the DataFrame's columns {columns}"
+                )
+            kinds, categories = [], {}
+            for name in X.columns:
+                if pd.api.types.is_numeric_dtype(X[name]) and not pd.api.types.is_bool_dtype(
+                        X[name]):
+                    kinds.append("numeric")
+                else:
+                    kinds.append("categorical")
+                    categories[str(name)] = sorted(
+                        {_plain(v) for v in X[name].dropna().unique()}, key=str)
+            return cls(columns, kinds, categories, allow_nan=allow_nan, from_dataframe=True)
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise ValueError(f"training data must be 2-D (n_rows, n_features), got {array.ndim}-D")
+        n = array.shape[1]
+        if features is None:
+            columns = [f"x{i}" for i in range(n)]
+        else:
+            columns = [str(f) for f in features]
+            if len(columns) != n:
+                raise ValueError(f"{len(columns)} feature names given for {n} columns of data")
+        return cls(columns, ["numeric"] * n, {}, allow_nan=allow_nan, from_dataframe=False)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.columns)
+
+    @property
+    def all_numeric(self) -> bool:
+        return all(k == "numeric" for k in self.kinds)
+
+    def to_dict(self) -> dict:
+        return {"columns": self.columns, "kinds": self.kinds, "categories": self.categories,
+                "allow_nan": self.allow_nan, "from_dataframe": self.from_dataframe}
+
+    @classmethod
+    def from_dict(cls, payload: Mapping) -> InputSchema:
+        return cls(list(payload["columns"]), list(payload["kinds"]),
+                   dict(payload.get("categories", {})), bool(payload.get("allow_nan", False)),
+                   bool(payload.get("from_dataframe", False)))
+
+    # -- validation --------------------------------------------------------------------
+    def validate(self, data: Any) -> np.ndarray | pd.DataFrame:
+        """Check rows and return them as the model takes them.
+
+        Accepts a DataFrame (columns by name, extra columns refused), a 1-D or 2-D array or
+        nested lists in training column order, one record (dict) or a list of records.
+        Returns a float array for all-numeric schemas fitted on arrays, a DataFrame with the
+        training columns otherwise. Raises :class:`InputError` naming the row and field.
+        """
+        if isinstance(data, np.ndarray) and data.dtype.kind in "fiu" and data.ndim == 2 \
+                and not self.from_dataframe and self.all_numeric:
+            return self._validate_array(data)
+        frame = self._to_frame(data)
+        if len(frame) == 0:
+            raise InputError("no rows to score: the input is empty", reason="empty_input")
+        for name, kind in zip(self.columns, self.kinds, strict=True):
+            frame[name] = self._check_column(frame[name], name, kind)
+        if self.from_dataframe or not self.all_numeric:
+            return frame
+        return frame.to_numpy(dtype=float)
+
+    def _validate_array(self, data: np.ndarray) -> np.ndarray:
+        # the request-path fast lane: no DataFrame for a numeric array
+        if data.shape[0] == 0:
+            raise InputError("no rows to score: the input is empty", reason="empty_input")
+        if data.shape[1] != self.n_features:
+            raise InputError(
+                f"rows have {data.shape[1]} columns; the model takes {self.n_features} "
+                f"({', '.join(self.columns)})", reason="wrong_column_count")
+        array = data.astype(float, copy=False)
+        infinite = np.isinf(array)
+        if infinite.any():
+            i, j = (int(k[0]) for k in np.nonzero(infinite))
+            raise InputError(f"row {i}, field {self.columns[j]!r}: infinite values are not "
+                             "accepted", row=i, field=self.columns[j], reason="not_finite")
+        missing = np.isnan(array)
+        if missing.any() and not self.allow_nan:
+            i, j = (int(k[0]) for k in np.nonzero(missing))
+            raise InputError(f"row {i}, field {self.columns[j]!r}: missing value (NaN); this "
+                             "model cannot take missing values", row=i, field=self.columns[j],
+                             reason="missing_value")
+        return array
+
+    def _to_frame(self, data: Any) -> pd.DataFrame:
+        if isinstance(data, pd.DataFrame):
+            return self._frame_from_named(data, "DataFrame")
+        if isinstance(data, Mapping):
+            return self._frame_from_records([data])
+        if isinstance(data, (list, tuple)) and len(data) > 0 and all(
+                isinstance(r, Mapping) for r in data):
+            return self._frame_from_records(list(data))
+        if isinstance(data, (list, tuple)) and len(data) > 0 and any(
+                isinstance(r, Mapping) for r in data):
+            bad = next(i for i, r in enumerate(data) if not isinstance(r, Mapping))
+            raise InputError("rows mix records (objects) and lists; send one kind",
+                             row=bad, reason="bad_row_type")
+        if isinstance(data, pd.Series):
+            data = data.to_numpy()[None, :]
+        try:
+            array = np.asarray(data, dtype=object)
+        except ValueError as exc:
+            raise InputError(f"rows are not a rectangular table: {exc}",
+                             reason="bad_shape") from None
+        if array.size == 0:
+            raise InputError("no rows to score: the input is empty", reason="empty_input")
+        if array.ndim == 1:
+            if any(isinstance(v, (list, tuple)) for v in array):
+                # ragged nested lists: find the first row of the wrong length
+                for i, row in enumerate(array):
+                    if not isinstance(row, (list, tuple)) or len(row) != self.n_features:
+                        n = len(row) if isinstance(row, (list, tuple)) else 1
+                        raise InputError(
+                            f"row {i} has {n} values; the model takes {self.n_features} "
+                            f"({', '.join(self.columns)})", row=i, reason="wrong_column_count")
+            array = array[None, :]
+        if array.ndim != 2:
+            raise InputError(f"rows must be a 2-D table, got a {array.ndim}-D array",
+                             reason="bad_shape")
+        if array.shape[1] != self.n_features:
+            raise InputError(
+                f"rows have {array.shape[1]} columns; the model takes {self.n_features} "
+                f"({', '.join(self.columns)})", reason="wrong_column_count")
+        return pd.DataFrame(array, columns=self.columns)
+
+    def _frame_from_named(self, frame: pd.DataFrame, what: str) -> pd.DataFrame:
+        columns = [str(c) for c in frame.columns]
+        if columns == [str(i) for i in range(len(columns))] and not self.columns == columns:
+            # an array wrapped in a DataFrame without names: positional
+            if len(columns) != self.n_features:
+                raise InputError(
+                    f"rows have {len(columns)} columns; the model takes {self.n_features}",
+                    reason="wrong_column_count")
+            return pd.DataFrame(frame.to_numpy(dtype=object), columns=self.columns)
+        unknown = [c for c in columns if c not in self.columns]
+        if unknown:
+            raise InputError(f"unknown column(s) {unknown}; the model takes {self.columns}",
+                             field=unknown[0], reason="unknown_column")
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise InputError(f"missing column(s) {missing} in the {what}",
+                             field=missing[0], reason="missing_column")
+        renamed = frame.copy()
+        renamed.columns = columns
+        return renamed[self.columns].reset_index(drop=True)
+
+    def _frame_from_records(self, records: list[Mapping]) -> pd.DataFrame:
+        for i, record in enumerate(records):
+            unknown = [k for k in record if str(k) not in self.columns]
+            if unknown:
+                raise InputError(f"row {i}: unknown field(s) {unknown}; the model takes "
+                                 f"{self.columns}", row=i, field=str(unknown[0]),
+                                 reason="unknown_column")
+            missing = [c for c in self.columns if c not in {str(k) for k in record}]
+            if missing:
+                raise InputError(f"row {i}: missing field(s) {missing}", row=i,
+                                 field=missing[0], reason="missing_column")
+        return pd.DataFrame([{c: r[c] for c in self.columns} for r in
+                             ({str(k): v for k, v in rec.items()} for rec in records)],
+                            columns=self.columns, dtype=object)
+
+    def _check_column(self, column: pd.Series, name: str, kind: str) -> pd.Series:
+        if kind == "numeric":
+            values = np.empty(len(column), dtype=float)
+            for i, v in enumerate(column.to_numpy(dtype=object)):
+                if v is None:
+                    values[i] = np.nan
+                    continue
+                if isinstance(v, (bool, np.bool_)) or isinstance(v, str):
+                    raise InputError(f"row {i}, field {name!r}: expected a number, got {v!r}",
+                                     row=i, field=name, reason="not_a_number")
+                try:
+                    values[i] = float(v)
+                except (TypeError, ValueError):
+                    raise InputError(f"row {i}, field {name!r}: expected a number, got {v!r}",
+                                     row=i, field=name, reason="not_a_number") from None
+            bad = ~np.isfinite(values)
+            if np.isinf(values).any():
+                i = int(np.flatnonzero(np.isinf(values))[0])
+                raise InputError(f"row {i}, field {name!r}: infinite values are not accepted",
+                                 row=i, field=name, reason="not_finite")
+            if bad.any() and not self.allow_nan:
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(f"row {i}, field {name!r}: missing value (NaN/null); this "
+                                 "model cannot take missing values", row=i, field=name,
+                                 reason="missing_value")
+            return pd.Series(values, index=column.index, name=name)
+        # categorical: strings (or whatever the training categories were); unseen categories
+        # are passed through, the model's own encoder decides (handle_unknown)
+        out = column.astype(object)
+        for i, v in enumerate(out.to_numpy()):
+            if (v is None or (isinstance(v, float) and np.isnan(v))) and not self.allow_nan:
+                raise InputError(f"row {i}, field {name!r}: missing value (null); this model "
+                                 "cannot take missing values", row=i, field=name,
+                                 reason="missing_value")
+            if isinstance(v, (list, dict)):
+                raise InputError(f"row {i}, field {name!r}: expected a category, got {v!r}",
+                                 row=i, field=name, reason="bad_value")
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
