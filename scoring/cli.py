@@ -1,0 +1,205 @@
+"""The ``scoring`` command: build bundles offline and explain files with them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.input_schema import InputError
+
+
+def _read_table(path: str) -> pd.DataFrame:
+    file = Path(path)
+    if not file.exists():
+        raise SystemExit(f"error: data file {path} does not exist")
+    suffix = file.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(file)
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(file)
+        except ImportError:
+            raise SystemExit("error: reading Parquet needs pyarrow: "
+                             "pip install 'scoring[parquet]'") from None
+    raise SystemExit(f"error: {path}: unsupported data file type {suffix!r}; use .csv or "
+                     ".parquet")
+
+
+def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
+                    **distill_kwargs: Any) -> str:
+    from scoring.distill import distill, global_explanation, summarise
+
+    if getattr(args, "max_latency_ms", None) is not None:
+        distill_kwargs["max_latency_ms"] = args.max_latency_ms
+    if getattr(args, "min_fidelity", None) is not None:
+        distill_kwargs["min_fidelity"] = args.min_fidelity
+    explainer = distill(model, X, method=args.method, random_state=args.random_state,
+                        **distill_kwargs)
+    print(f"[distill] global explanation of {min(len(X), 50)} training rows", file=sys.stderr)
+    bundle = ExplanationBundle(model, explainer,
+                               global_explanation=global_explanation(explainer, X),
+                               report=explainer.report)
+    tag = bundle.save(name)
+    print(f"distillation report: {summarise(explainer.report)}", file=sys.stderr)
+    print(json.dumps(bundle.metadata()["report"], indent=1, default=str), file=sys.stderr)
+    return tag
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The seed's example: SVC on breast cancer, distilled and saved as a bundle."""
+    from sklearn import svm
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    data = load_breast_cancer()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.2, random_state=0)
+    print("[demo] training svm.SVC(gamma=0.001, C=100., probability=True) on breast cancer",
+          file=sys.stderr)
+    with warnings.catch_warnings():
+        # the seed's model; sklearn 1.9 deprecates probability=True in favour of calibration
+        warnings.simplefilter("ignore", FutureWarning)
+        model = svm.SVC(gamma=0.001, C=100., probability=True).fit(x_train, y_train)
+    print(f"[demo] test accuracy {model.score(x_test, y_test):.3f}", file=sys.stderr)
+    tag = _build_and_save(model, x_train, args.name, args,
+                          features=list(data.feature_names),
+                          classes=data.target_names.tolist())
+    print(tag)
+    return 0
+
+
+def distill_command(args: argparse.Namespace) -> int:
+    """Model file + training data file + target column -> a saved bundle."""
+    import joblib
+
+    try:
+        model = joblib.load(args.model)
+    except FileNotFoundError:
+        raise SystemExit(f"error: model file {args.model} does not exist") from None
+    except Exception as exc:
+        raise SystemExit(f"error: cannot load model {args.model}: {exc}") from None
+    table = _read_table(args.data)
+    if args.target not in table.columns:
+        raise SystemExit(f"error: target column {args.target!r} is not in {args.data}; "
+                         f"columns are {list(table.columns)}")
+    X = table.drop(columns=[args.target])
+    if not _takes_dataframe(model):
+        X = X.to_numpy(dtype=float)
+    features = list(table.columns.drop(args.target))
+    tag = _build_and_save(model, X, args.name or Path(args.model).stem, args,
+                          features=None if isinstance(X, pd.DataFrame) else features)
+    print(tag)
+    return 0
+
+
+def _takes_dataframe(model: Any) -> bool:
+    """Models fitted on DataFrames (pipelines with column selection) keep column names."""
+    return hasattr(model, "feature_names_in_") or type(model).__name__ == "Pipeline"
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    """Bundle + data file -> local importances as CSV or JSON."""
+    try:
+        bundle = ExplanationBundle.load(args.bundle)
+    except BundleError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    table = _read_table(args.data)
+    unknown = [c for c in args.drop if c not in table.columns]
+    if unknown:
+        raise SystemExit(f"error: --drop names unknown column(s) {unknown}")
+    table = table.drop(columns=args.drop)
+    try:
+        rows = bundle.validate(table)
+        explanation = bundle.scoring_explainer.explain_local(rows, get_raw=args.get_raw)
+    except (InputError, ValueError) as exc:
+        raise SystemExit(f"error: {args.data}: {exc}") from None
+    output = Path(args.output) if args.output else None
+    if output is None or output.suffix.lower() == ".json":
+        text = explanation.to_json()
+        if output is None:
+            print(text)
+        else:
+            output.write_text(text)
+    elif output.suffix.lower() == ".csv":
+        _local_frame(explanation).to_csv(output, index=False)
+    else:
+        raise SystemExit(f"error: output {output} must end in .json or .csv")
+    if output is not None:
+        print(f"wrote {explanation.num_examples} explained rows to {output}", file=sys.stderr)
+    return 0
+
+
+def _local_frame(explanation: Any) -> pd.DataFrame:
+    """One line per row (and class): row, class, expected value, one column per feature."""
+    values = explanation.local_importance_values
+    if values.ndim == 2:
+        frame = pd.DataFrame(values, columns=explanation.features)
+        frame.insert(0, "expected_value", explanation.expected_values)
+        frame.insert(0, "row", np.arange(len(frame)))
+        return frame
+    parts = []
+    for k, name in enumerate(explanation.classes):
+        part = pd.DataFrame(values[k], columns=explanation.features)
+        part.insert(0, "expected_value", float(explanation.expected_values[k]))
+        part.insert(0, "class", name)
+        part.insert(0, "row", np.arange(len(part)))
+        parts.append(part)
+    return pd.concat(parts).sort_values(["row"], kind="stable").reset_index(drop=True)
+
+
+def _add_distill_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="auto",
+                        help="scoring explainer: auto (fastest that meets --min-fidelity), "
+                        "kernel, tree, linear, ... (default: auto)")
+    parser.add_argument("--max-latency-ms", type=float, default=None,
+                        help="largest acceptable explanation time per row")
+    parser.add_argument("--min-fidelity", type=float, default=None,
+                        help="smallest acceptable fidelity (1 - relative L2 error) on "
+                        "held-out rows")
+    parser.add_argument("--random-state", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("demo", help="train the seed's SVC, distill it, save the bundle")
+    p.add_argument("--name", default=DEFAULT_NAME, help=f"bundle name (default {DEFAULT_NAME})")
+    _add_distill_options(p)
+    p.set_defaults(run=demo)
+
+    p = commands.add_parser("distill", help="model file + training data -> saved bundle")
+    p.add_argument("--model", required=True, help="joblib file of a fitted model")
+    p.add_argument("--data", required=True, help="training data (.csv or .parquet)")
+    p.add_argument("--target", required=True, help="target column, dropped before explaining")
+    p.add_argument("--name", default=None, help="bundle name (default: model file stem)")
+    _add_distill_options(p)
+    p.set_defaults(run=distill_command)
+
+    p = commands.add_parser("explain", help="bundle + data file -> local importances")
+    p.add_argument("--bundle", default=f"{DEFAULT_NAME}:latest", help="bundle tag")
+    p.add_argument("--data", required=True, help="rows to explain (.csv or .parquet)")
+    p.add_argument("--output", default=None, help=".json or .csv (default: JSON on stdout)")
+    p.add_argument("--drop", nargs="*", default=[],
+                   help="columns of the data file to ignore (a target column, ids)")
+    p.add_argument("--get-raw", action="store_true",
+                   help="importances per raw column (bundles with transformations)")
+    p.set_defaults(run=explain_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The `scoring` command line: distill a model file into a bundle, explain a data file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+
+from scoring import Explanation
+
+
+def run_cli(*args: str, home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "scoring.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = load_diabetes(as_frame=True)
+    frame = data.frame
+    model = Ridge().fit(frame.drop(columns=["target"]).to_numpy(), frame["target"])
+    joblib.dump(model, root / "ridge.joblib")
+    frame.to_csv(root / "train.csv", index=False)
+    frame.iloc[:7].to_csv(root / "rows.csv", index=False)
+    frame.iloc[:7].to_parquet(root / "rows.parquet")
+    return root, model, frame
+
+
+@pytest.fixture(scope="module")
+def built(files):
+    root, _, _ = files
+    return run_cli("distill", "--model", str(root / "ridge.joblib"), "--data",
+                   str(root / "train.csv"), "--target", "target", "--method", "linear",
+                   "--name", "ridge", home=root / "home")
+
+
+def test_distill_then_explain_csv_and_json(files, built):
+    root, model, frame = files
+    home = root / "home"
+    assert built.returncode == 0, built.stderr
+    tag = built.stdout.strip().splitlines()[-1]
+    assert tag.startswith("ridge:")
+    assert "[distill]" in built.stderr and "relative_l2_error" in built.stderr
+
+    out = run_cli("explain", "--bundle", tag, "--data", str(root / "rows.csv"), "--drop",
+                  "target", "--output", str(root / "values.csv"), home=home)
+    assert out.returncode == 0, out.stderr
+    values = pd.read_csv(root / "values.csv")
+    features = [c for c in frame.columns if c != "target"]
+    assert list(values.columns) == ["row", "expected_value", *features]
+    X = frame[features].iloc[:7].to_numpy()
+    np.testing.assert_allclose(values[features].sum(axis=1) + values["expected_value"],
+                               model.predict(X), atol=1e-8)
+
+    out = run_cli("explain", "--bundle", tag, "--data", str(root / "rows.parquet"), "--drop",
+                  "target", home=home)
+    assert out.returncode == 0, out.stderr
+    explanation = Explanation.from_json(out.stdout)
+    np.testing.assert_allclose(explanation.local_importance_values, values[features].to_numpy())
+
+
+def test_cli_errors_name_the_problem(files):
+    root, _, _ = files
+    home = root / "home-errors"
+    missing_target = run_cli("distill", "--model", str(root / "ridge.joblib"), "--data",
+                             str(root / "train.csv"), "--target", "nope", home=home)
+    assert missing_target.returncode != 0
+    assert "target column 'nope'" in missing_target.stderr
+
+    no_model = run_cli("distill", "--model", str(root / "absent.joblib"), "--data",
+                       str(root / "train.csv"), "--target", "target", home=home)
+    assert no_model.returncode != 0 and "does not exist" in no_model.stderr
+
+    no_bundle = run_cli("explain", "--bundle", "absent:latest", "--data",
+                        str(root / "rows.csv"), home=home)
+    assert no_bundle.returncode != 0 and "no bundle 'absent:latest'" in no_bundle.stderr
+
+
+def test_explain_rejects_unknown_columns(files, built):
+    root, _, _ = files
+    assert built.returncode == 0, built.stderr
+    out = run_cli("explain", "--bundle", "ridge:latest", "--data", str(root / "rows.csv"),
+                  home=root / "home")
+    # the target column is not a model input: the error names it
+    assert out.returncode != 0
+    assert "unknown column(s) ['target']" in out.stderr
