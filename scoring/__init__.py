@@ -4,17 +4,33 @@ from scoring.explanation import Explanation
 from scoring.input_schema import InputError, InputSchema
 from scoring.kernel_scoring import KernelScoringExplainer
 from scoring.linear_scoring import LinearScoringExplainer
+from scoring.mimic import MimicExplainer
+from scoring.pfi import PFIExplainer
 from scoring.raw_features import RawFeatureMap
 from scoring.scoring_explainer import ScoringExplainer
+from scoring.surrogates import (
+    DecisionTreeExplainableModel,
+    LGBMExplainableModel,
+    LinearExplainableModel,
+    SGDExplainableModel,
+)
+from scoring.tabular import TabularExplainer
 from scoring.tree_scoring import TreeScoringExplainer
 
 __all__ = [
+    "DecisionTreeExplainableModel",
     "Explanation",
     "InputError",
     "InputSchema",
     "KernelScoringExplainer",
+    "LGBMExplainableModel",
+    "LinearExplainableModel",
     "LinearScoringExplainer",
+    "MimicExplainer",
+    "PFIExplainer",
     "RawFeatureMap",
+    "SGDExplainableModel",
     "ScoringExplainer",
+    "TabularExplainer",
     "TreeScoringExplainer",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from scoring.model_output import check_model
 from scoring.scoring_explainer import ScoringExplainer
 
 
@@ -25,6 +27,7 @@ class LinearScoringExplainer(ScoringExplainer):
                          random_state=random_state)
 
     def fit(self, model: Any, X: Any, **kwargs: Any) -> LinearScoringExplainer:
+        check_model(model)  # an unfitted linear model has no coef_ yet: say so first
         if not hasattr(model, "coef_"):
             raise TypeError(f"LinearScoringExplainer needs a linear model with coef_, got "
                             f"{type(model).__name__}; use KernelScoringExplainer instead")
@@ -39,7 +42,10 @@ class LinearScoringExplainer(ScoringExplainer):
         model = self.model_function_.model
         self.coef_ = np.atleast_2d(np.asarray(model.coef_, dtype=float))  # (O, M)
         self.mean_ = np.asarray(X, dtype=float).mean(axis=0)
-        self.expected_values_ = self.model_function_(self.mean_[None, :])[0]
+        mean_row = self.mean_[None, :]
+        if isinstance(X, pd.DataFrame):  # a model fitted on named columns warns on arrays
+            mean_row = pd.DataFrame(mean_row, columns=X.columns)
+        self.expected_values_ = self.model_function_(mean_row)[0]
 
     def _shap_values(self, X: Any) -> np.ndarray:
         centred = np.asarray(X, dtype=float) - self.mean_

@@ -74,6 +74,8 @@ class ScoringExplainer:
                              "needed to form a background")
         engineered = self._engineer(rows)
         self.input_schema_.allow_nan = self._accepts_nan(rows)
+        if not self.input_schema_.allow_nan:
+            self.input_schema_.validate(rows)  # InputError naming the row with a NaN
         model_classes = self.model_function_.classes
         if classes is not None and model_classes is not None:
             if len(classes) != len(model_classes):
@@ -111,6 +113,21 @@ class ScoringExplainer:
 
     def _shap_values(self, X: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def _shap_values_from_outputs(self, X: Any, outputs: np.ndarray) -> np.ndarray:
+        """``_shap_values`` given the model outputs on ``X``; by default they are unused."""
+        return self._shap_values(X)
+
+    def _check_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
+        outputs = np.asarray(outputs, dtype=float)
+        n_outputs = len(np.atleast_1d(self.expected_values_))
+        if outputs.ndim == 1 and n_outputs == 1:
+            outputs = outputs[:, None]
+        if outputs.shape != (n_rows, n_outputs):
+            raise ValueError(f"outputs must have shape ({n_rows}, {n_outputs}) (the explained "
+                             f"model output '{self.model_function_.output}' for each row), "
+                             f"got {outputs.shape}")
+        return outputs
 
     def _engineer(self, rows: Any) -> Any:
         if self.raw_feature_map_ is None:
@@ -155,12 +172,23 @@ class ScoringExplainer:
         self._check_fitted()
         return self.input_schema_.validate(data)
 
-    def explain_rows(self, rows: Any, get_raw: bool = False) -> np.ndarray:
-        """:meth:`explain` on rows already returned by :meth:`validate`."""
+    def explain_rows(self, rows: Any, get_raw: bool = False,
+                     outputs: Any = None) -> np.ndarray:
+        """:meth:`explain` on rows already returned by :meth:`validate`.
+
+        ``outputs``: the explained model outputs for ``rows`` if the caller has them
+        already (as :meth:`model_outputs` returns them, ``(n_rows, n_outputs)``, or
+        ``(n_rows,)`` for one output); explainers that need ``f(x)`` then skip that model
+        call. Others ignore it.
+        """
         if get_raw and self.raw_feature_map_ is None:
             raise ValueError("get_raw=True needs an explainer fitted with transformations; "
                              "this one explains the model's own input features")
-        phi = self._shap_values(self._engineer(rows))  # (n, M, O)
+        X = self._engineer(rows)
+        if outputs is None:
+            phi = self._shap_values(X)  # (n, M, O)
+        else:
+            phi = self._shap_values_from_outputs(X, self._check_outputs(outputs, len(X)))
         if get_raw:
             phi = np.einsum("imo,mr->iro", phi, self.raw_feature_map_.matrix)
         if self._has_class_axis:

@@ -1,0 +1,87 @@
+"""The seed document's local flow end to end, with our imports."""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn import svm
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+from scoring import KernelScoringExplainer, TabularExplainer
+from scoring.persistence import load, save
+
+ATOL = 1e-6  # additivity: Kernel SHAP's efficiency constraint holds to rounding
+
+
+@pytest.fixture(scope="module")
+def seed():
+    breast_cancer_data = load_breast_cancer()
+    classes = breast_cancer_data.target_names.tolist()
+    x_train, x_test, y_train, y_test = train_test_split(
+        breast_cancer_data.data, breast_cancer_data.target, test_size=0.2, random_state=0)
+    clf = svm.SVC(gamma=0.001, C=100., probability=True)
+    model = clf.fit(x_train, y_train)
+    explainer = TabularExplainer(model, x_train, features=breast_cancer_data.feature_names,
+                                 classes=classes)
+    return breast_cancer_data, classes, x_train, x_test, model, explainer
+
+
+def test_tabular_explainer_on_the_seed_svc(seed):
+    data, classes, _, x_test, model, explainer = seed
+    assert explainer.explainer_kind == "kernel"
+    assert "SVC" in explainer.selection_reason_
+    assert len(explainer.background_) == 10  # shap.kmeans of 10 rows, as the Azure SDK
+
+    global_explanation = explainer.explain_global(x_test[:4], nsamples=500)
+    values = global_explanation.get_ranked_global_values()
+    names = global_explanation.get_ranked_global_names()
+    assert len(values) == len(names) == 30 and values == sorted(values, reverse=True)
+    assert set(names) == set(data.feature_names)
+    top = global_explanation.get_feature_importance_dict()
+    assert list(top) == names and list(top.values()) == values
+    assert list(global_explanation.get_feature_importance_dict(top_k=3)) == names[:3]
+
+    local_explanation = explainer.explain_local(x_test[0:5])  # shap's default budget
+    assert local_explanation.classes == classes
+    assert local_explanation.local_importance_values.shape == (2, 5, 30)
+    ranked_names = local_explanation.get_ranked_local_names()
+    ranked_values = local_explanation.get_ranked_local_values()
+    assert np.shape(ranked_names) == np.shape(ranked_values) == (2, 5, 30)
+    assert all(abs(v[0]) >= abs(v[-1]) for per_class in ranked_values for v in per_class)
+    total = local_explanation.local_importance_values.sum(-1).T \
+        + local_explanation.expected_values
+    np.testing.assert_allclose(total, model.predict_proba(x_test[0:5]), atol=ATOL)
+
+
+def test_scoring_explainer_save_load_explain(seed, tmp_path):
+    _, classes, _, x_test, model, explainer = seed
+    scoring_explainer = KernelScoringExplainer(explainer, nsamples=600)
+    path = save(scoring_explainer, directory=tmp_path, exist_ok=True)
+    assert path.name == "scoring_explainer.pkl"
+    save(scoring_explainer, directory=tmp_path, exist_ok=True)  # overwriting is allowed
+    loaded = load(path)
+    assert loaded.classes_ == classes
+    values = loaded.explain(x_test[:3])
+    assert values.shape == (2, 3, 30)
+    np.testing.assert_allclose(values, scoring_explainer.explain(x_test[:3]), atol=1e-12)
+    total = values.sum(-1).T + loaded.expected_values
+    np.testing.assert_allclose(total, model.predict_proba(x_test[:3]), atol=ATOL)
+    assert load(tmp_path).method == "kernel"  # the directory works too
+
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        load(truncated)
+
+    other = tmp_path / "other.pkl"
+    joblib.dump({"model": model}, other)
+    with pytest.raises(ValueError, match="not a scoring explainer"):
+        load(other)
+
+    envelope = joblib.load(path)
+    envelope["versions"]["shap"] = "0.0.1"
+    changed = tmp_path / "changed.pkl"
+    joblib.dump(envelope, changed)
+    with pytest.raises(ValueError, match=r"incompatible library versions \(shap saved with "
+                                         r"0\.0\.1"):
+        load(changed)
