@@ -1,0 +1,224 @@
+"""Shared fixtures: small real bundles in a temporary BentoML home, and `bentoml serve`
+subprocesses serving them (started on demand, stopped by PID at the end of the session)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+from scoring import KernelScoringExplainer, LinearScoringExplainer
+from scoring.distill import global_explanation
+
+ROOT = Path(__file__).resolve().parents[1]
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+START_TIMEOUT = 120
+
+# saves bundles into the BentoML home of its environment (a subprocess, so the test
+# process's own BentoML configuration is left alone); prints one tag per line
+_SAVE_SCRIPT = """
+import sys, joblib
+from pathlib import Path
+from scoring.bundle import ExplanationBundle
+for name, (model, explainer, glob, damage) in joblib.load(sys.argv[1]).items():
+    bundle = ExplanationBundle(model, explainer, global_explanation=glob)
+    tag = bundle.save(name)
+    if damage:
+        import bentoml
+        path = Path(bentoml.models.get(tag).path) / "model.pkl"
+        path.write_bytes(path.read_bytes()[:100])
+    print(tag)
+"""
+
+
+@dataclass
+class Bundle:
+    """What was saved: the objects themselves, for comparisons in the tests."""
+
+    tag: str
+    model: object
+    explainer: object
+    global_explanation: object
+    X: object
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _breast_cancer() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    data = load_breast_cancer()
+    return (pd.DataFrame(data.data, columns=data.feature_names), data.target,
+            list(data.target_names))
+
+
+def _tabular() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({"age": rng.normal(40, 10, n), "income": rng.normal(50, 15, n),
+                          "city": rng.choice(["paris", "lyon", "nice"], n)})
+    y = (frame["age"] + 10 * (frame["city"] == "paris") + rng.normal(0, 5, n) > 45)
+    return frame, y.astype(int).to_numpy()
+
+
+@pytest.fixture(scope="session")
+def bento_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bentoml_home")
+
+
+@pytest.fixture(scope="session")
+def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
+    """``svc``: breast-cancer SVC with a Kernel scoring explainer (probabilities, two
+    classes); ``tabular``: logistic regression behind a ColumnTransformer with a categorical
+    column whose encoder refuses unseen categories (decision function, get_raw);
+    ``mismatched``: an explainer saved with another model; ``damaged``: a truncated model
+    file."""
+    X, y, classes = _breast_cancer()
+    features = list(X.columns)
+    svc = SVC(probability=True, random_state=0).fit(X.to_numpy(), y)
+    svc_explainer = KernelScoringExplainer(nsamples=128, n_background=5).fit(
+        svc, X.to_numpy(), features=features, classes=classes)
+    svc_global = global_explanation(svc_explainer, X.to_numpy(), max_rows=10)
+
+    frame, yt = _tabular()
+    columns = ColumnTransformer([("num", StandardScaler(), ["age", "income"]),
+                                 ("cat", OneHotEncoder(handle_unknown="error"), ["city"])])
+    columns.fit(frame)
+    lr = LogisticRegression().fit(columns.transform(frame), yt)
+    lr_explainer = LinearScoringExplainer().fit(lr, frame, transformations=columns)
+    lr_global = global_explanation(lr_explainer, frame, max_rows=20)
+
+    a = LogisticRegression(max_iter=5000).fit(X.to_numpy(), y)
+    b = LogisticRegression(max_iter=5000, C=0.01).fit(X.to_numpy(), y)
+    wrong = LinearScoringExplainer().fit(a, X.to_numpy())
+
+    objects = {"breast_cancer_svc": (svc, svc_explainer, svc_global, False),
+               "tabular_lr": (lr, lr_explainer, lr_global, False),
+               "mismatched": (b, wrong, None, False),
+               "damaged": (a, wrong, None, True)}
+    path = tmp_path_factory.mktemp("bundles") / "objects.joblib"
+    joblib.dump(objects, path)
+    out = subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(path)], cwd=ROOT,
+                         env={**os.environ, "BENTOML_HOME": str(bento_home)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    tags = out.stdout.split()
+    return {"svc": Bundle(tags[0], svc, svc_explainer, svc_global, X),
+            "tabular": Bundle(tags[1], lr, lr_explainer, lr_global, frame),
+            "mismatched": Bundle(tags[2], b, wrong, None, X),
+            "damaged": Bundle(tags[3], a, wrong, None, X)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(target: str | None, home: Path, log: Path, bundle: str | None = None,
+                 wait: bool = True, cwd: Path = ROOT) -> Server:
+    """``bentoml serve [target]`` from the project root on a free port.
+
+    Each server gets its own BentoML home sharing ``home``'s model and bento stores:
+    BentoML keeps its Prometheus multiprocess files in the home and wipes them when a
+    server starts, so two servers on one home would mix (and lose) each other's metrics.
+    """
+    port = free_port()
+    own_home = log.with_suffix(".home")
+    own_home.mkdir()
+    for store in ("models", "bentos"):
+        (home / store).mkdir(exist_ok=True)
+        (own_home / store).symlink_to(home / store)
+    env = {**os.environ, "BENTOML_HOME": str(own_home), "BENTOML_DO_NOT_TRACK": "True"}
+    if bundle is not None:
+        env["SCORING_BUNDLE"] = bundle
+    args = [BENTOML, "serve", *([target] if target else []), "--host", "127.0.0.1",
+            "--port", str(port)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    if wait:
+        try:
+            wait_ready(server)
+        except BaseException:
+            stop_server(server)
+            raise
+    return server
+
+
+def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"bentoml serve exited with {server.proc.returncode}:\n"
+                                 f"{server.output()[-3000:]}")
+        try:
+            if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or busy starting
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"bentoml serve not ready after {timeout}s:\n{server.output()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM to the server's PID (BentoML stops its workers), then its own process group."""
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(10)
+
+
+class Servers:
+    """Start and stop `bentoml serve` processes from a test (the ``servers`` fixture)."""
+
+    start = staticmethod(start_server)
+    wait_ready = staticmethod(wait_ready)
+    stop = staticmethod(stop_server)
+
+
+@pytest.fixture(scope="session")
+def servers() -> type[Servers]:
+    return Servers
+
+
+@pytest.fixture(scope="session")
+def svc_server(bundles, bento_home, tmp_path_factory):
+    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "svc.log",
+                          bundle=bundles["svc"].tag)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def tabular_server(bundles, bento_home, tmp_path_factory):
+    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "tabular.log",
+                          bundle=bundles["tabular"].tag)
+    yield server
+    stop_server(server)
