@@ -103,9 +103,10 @@ class InputSchema:
         Returns a float array for all-numeric schemas fitted on arrays, a DataFrame with the
         training columns otherwise. Raises :class:`InputError` naming the row and field.
         """
-        if isinstance(data, np.ndarray) and data.dtype.kind in "fiu" and data.ndim == 2 \
-                and not self.from_dataframe and self.all_numeric:
-            return self._validate_array(data)
+        if not self.from_dataframe and self.all_numeric:
+            numbers = _numeric_table(data)
+            if numbers is not None:
+                return self._validate_array(numbers)
         frame = self._to_frame(data)
         if len(frame) == 0:
             raise InputError("no rows to score: the input is empty", reason="empty_input")
@@ -256,3 +257,21 @@ class InputSchema:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _numeric_table(data: Any) -> np.ndarray | None:
+    """``data`` as a 2-D number array when it plainly is one (an array, or lists of ints
+    and floats), else ``None`` for the careful path that names the culprit. Booleans are
+    left to the careful path, which refuses them: numpy would quietly turn them into 1/0."""
+    if isinstance(data, np.ndarray):
+        return data if data.ndim == 2 and data.dtype.kind in "fiu" else None
+    if not isinstance(data, list) or not data or not all(type(r) is list for r in data):
+        return None
+    if any(type(v) is bool for row in data for v in row):
+        return None
+    try:
+        array = np.asarray(data)
+    except ValueError:  # ragged
+        return None
+    return array if array.ndim == 2 and array.dtype.kind in "fiu" else None
+
