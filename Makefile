@@ -25,16 +25,19 @@ serve: install
 	$(BIN)/bentoml serve --host 127.0.0.1 --port $(PORT)
 
 test: install
-	$(BIN)/ruff check scoring service tests bench
+	$(BIN)/ruff check scoring service tests bench deploy
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check scoring service tests bench
+	$(BIN)/ruff check scoring service tests bench deploy
 
 bench: install
 	$(BIN)/python -m bench.run
 
+# drives a running-or-started service with wrk, percentiles also read from a real Prometheus
 load: install
+	@command -v wrk >/dev/null && command -v prometheus >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq wrk prometheus; }
 	$(BIN)/python -m bench.load
 
 clean:

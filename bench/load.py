@@ -1,0 +1,352 @@
+"""Load test of the scoring service with wrk, cross-checked against Prometheus's histograms.
+
+    python -m bench.load                      # starts `bentoml serve` on 127.0.0.1 itself
+    python -m bench.load --url http://127.0.0.1:3000 --levels 1 4 16 --duration 10
+
+For each concurrency level wrk POSTs the same /predict body for a fixed time; the table
+shows wrk's throughput, latency percentiles and errors beside the percentiles a real
+Prometheus computes with histogram_quantile over the service's own histograms for the same
+window (deploy/prometheus/prometheus.yml, scraping every second). Needs `wrk` and
+`prometheus` (Debian: `apt-get install -y wrk prometheus`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+DEFAULT_BUNDLE = "breast_cancer_svc:latest"
+QUANTILES = (0.5, 0.95, 0.99)
+
+# wrk calls done() once at the end; latencies are in microseconds
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open("%(body)s", "rb"))
+wrk.body = f:read("*a")
+f:close()
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, ' ..
+    '"write": %%d, "status": %%d, "timeout": %%d, "p50": %%d, "p95": %%d, "p99": %%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"error: `{tool}` is not installed; on Debian/Ubuntu: "
+                 f"apt-get install -y {tool}  (`make load` does this)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"error: {what} exited with {proc.returncode}:\n"
+                     f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or busy loading
+            pass
+        time.sleep(0.5)
+    sys.exit(f"error: {what} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _workers_override(workers: int) -> str:
+    """BENTOML_CONFIG_OVERRIDES as the Kubernetes Deployment sets it, for ``workers``."""
+    deployment = yaml.safe_load(DEPLOYMENT.read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    return env["BENTOML_CONFIG_OVERRIDES"].replace("$(SCORING_WORKERS)", str(workers))
+
+
+def _ensure_bundle(tag: str) -> None:
+    """Build the seed's demo bundle when the default one is missing from the store."""
+    check = subprocess.run([sys.executable, "-c", f"import bentoml; bentoml.models.get({tag!r})"],
+                           cwd=ROOT, capture_output=True)
+    if check.returncode == 0:
+        return
+    if tag != DEFAULT_BUNDLE:
+        sys.exit(f"error: no bundle {tag!r} in the BentoML model store")
+    print(f"[load] {tag} not in the model store; building it with `scoring demo`",
+          file=sys.stderr)
+    subprocess.run([str(Path(sys.executable).with_name("scoring")), "demo"], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def start_service(bundle: str, workers: int, work: Path) -> tuple[str, subprocess.Popen]:
+    _ensure_bundle(bundle)
+    port = _free_port()
+    log = work / "bentoml.log"
+    env = {**os.environ, "SCORING_BUNDLE": bundle, "BENTOML_DO_NOT_TRACK": "True",
+           "BENTOML_CONFIG_OVERRIDES": _workers_override(workers)}
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/readyz", proc, log, "bentoml serve", 180)
+    except BaseException:
+        _stop(proc)
+        raise
+    return url, proc
+
+
+def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen]:
+    """The repo's scrape config and rules, the `scoring` job pointed at ``target_url``."""
+    binary = _need("prometheus")
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / f) for f in config["rule_files"]]
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
+    job["static_configs"] = [{"targets": [urlsplit(target_url).netloc]}]
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = work / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/-/ready", proc, log, "prometheus", 30)
+        # target discovery reaches the scrape loop within ~5 s; wait for the first scrape
+        deadline = time.monotonic() + 30
+        while _query(url, 'up{job="scoring"} == 1', time.time()) is None:
+            if time.monotonic() > deadline:
+                sys.exit(f"error: prometheus has not scraped {target_url} after 30s:\n"
+                         f"{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    except BaseException:
+        _stop(proc)
+        raise
+    return url, proc
+
+
+def _query(prometheus: str, expr: str, at: float) -> float | None:
+    reply = requests.get(prometheus + "/api/v1/query", params={"query": expr, "time": at},
+                         timeout=10).json()
+    if reply["status"] != "success":
+        raise RuntimeError(f"{expr}: {reply}")
+    result = reply["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    seconds: float
+    errors: int
+    p50: float
+    p95: float
+    p99: float
+    prom: dict
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
+    wrk = _need("wrk")
+    out = subprocess.run([wrk, "-t", str(min(concurrency, 2)), "-c", str(concurrency),
+                          "-d", f"{seconds}s", "--timeout", "30s", "-s", str(script),
+                          url + "/predict"], capture_output=True, text=True, check=True)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK_RESULT "))
+    return json.loads(line.removeprefix("WRK_RESULT "))
+
+
+def _drain(url: str, timeout: float = 300) -> None:
+    """Wait until the service has no /predict request in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = requests.get(url + "/metrics", timeout=10).text
+        busy = sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "bentoml_service_request_in_progress"
+                   and s.labels.get("endpoint") == "/predict")
+        if busy == 0:
+            return
+        time.sleep(0.2)
+
+
+def prometheus_window(prometheus: str, start: float, end: float) -> dict:
+    """What Prometheus saw of /predict between ``start`` and ``end`` (unix seconds): the
+    counters' exact change between the last scrape before and a scrape after the run."""
+    at = end + 2.5  # a scrape after the run is in
+
+    def delta(series: str, by: str = "") -> str:
+        grouping = f" by ({by})" if by else ""
+        return f"(sum{grouping} ({series}) - sum{grouping} ({series} @ {start:.3f}))"
+
+    sel = 'endpoint="/predict",http_response_code="200"'
+    out = {"requests": _query(prometheus, delta(f"bentoml_service_request_total{{{sel}}}"),
+                              at)}
+    for q in QUANTILES:
+        out[f"p{round(q * 100)}"] = _query(prometheus, f"histogram_quantile({q}, " + delta(
+            f"bentoml_service_request_duration_seconds_bucket{{{sel}}}", "le") + ")", at)
+    for stage in ("predict", "explain"):
+        metric = f'scoring_{stage}_seconds_%s{{endpoint="predict"}}'
+        out[f"{stage}_mean"] = _query(
+            prometheus, delta(metric % "sum") + " / " + delta(metric % "count"), at)
+        out[f"{stage}_p99"] = _query(
+            prometheus, "histogram_quantile(0.99, " + delta(metric % "bucket", "le") + ")", at)
+    return out
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _ratio(a: float | None, b: float) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
+def print_table(levels: list[Level]) -> None:
+    header = ("conc", "reqs", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "prom reqs",
+              "prom p50", "prom p95", "prom p99", "p99 prom/wrk", "predict ms", "explain ms",
+              "explain p99")
+    rows = [header]
+    for lv in levels:
+        p = lv.prom
+        rows.append((str(lv.concurrency), str(lv.requests), f"{lv.throughput:.1f}",
+                     _ms(lv.p50), _ms(lv.p95), _ms(lv.p99), str(lv.errors),
+                     "-" if p["requests"] is None else f"{p['requests']:.0f}",
+                     _ms(p["p50"]), _ms(p["p95"]), _ms(p["p99"]), _ratio(p["p99"], lv.p99),
+                     _ms(p["predict_mean"]), _ms(p["explain_mean"]), _ms(p["explain_p99"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
+            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+            f"Python {platform.python_version()}, {platform.platform()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running service (default: start one on 127.0.0.1)")
+    parser.add_argument("--bundle", default=os.environ.get("SCORING_BUNDLE", DEFAULT_BUNDLE),
+                        help="bundle tag to serve when starting the service")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="BentoML workers when starting the service (default 1)")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16],
+                        help="concurrent connections, one run each (default 1 4 16)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per level")
+    parser.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
+    parser.add_argument("--top-k", type=int, default=5)
+    args = parser.parse_args(argv)
+    _need("wrk")
+    _need("prometheus")
+
+    from sklearn.datasets import load_breast_cancer
+
+    X = load_breast_cancer().data
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="scoring-load-") as tmp:
+        work = Path(tmp)
+        body = work / "body.json"
+        body.write_text(json.dumps({"rows": X[:args.rows].tolist(), "top_k": args.top_k}))
+        script = work / "post.lua"
+        script.write_text(_WRK_SCRIPT % {"body": body})
+        try:
+            url = args.url
+            if url is None:
+                url, proc = start_service(args.bundle, args.workers, work)
+                procs.append(proc)
+            prometheus, proc = start_prometheus(url, work)
+            procs.append(proc)
+            reply = requests.post(url + "/predict", data=body.read_bytes(), timeout=60,
+                                  headers={"Content-Type": "application/json"})
+            reply.raise_for_status()
+            metadata = requests.get(url + "/metadata", timeout=10).json()
+            print(f"machine: {_machine()}")
+            explainer = metadata.get("explainer") or {}
+            origin = "already running" if args.url else f"started here, {args.workers} worker(s)"
+            print(f"service: {url} ({origin}), bundle {metadata.get('tag')}: "
+                  f"{metadata.get('model_class')} + {explainer.get('class')} "
+                  f"{explainer.get('params')}")
+            print(f"load: wrk POST /predict, {args.rows} row(s), top_k {args.top_k}, "
+                  f"{args.duration}s per level; Prometheus scrapes every 1s\n")
+            run_wrk(url, script, 1, 2)  # warm-up, not counted
+            time.sleep(3)
+            levels = []
+            for concurrency in args.levels:
+                start = time.time()
+                result = run_wrk(url, script, concurrency, args.duration)
+                _drain(url)  # requests wrk abandoned at its deadline still run
+                end = time.time()
+                time.sleep(3.5)  # two scrapes after the run; windows do not overlap
+                errors = sum(result[k] for k in ("connect", "read", "write", "status",
+                                                 "timeout"))
+                levels.append(Level(concurrency, result["requests"],
+                                    result["duration_us"] / 1e6, errors,
+                                    result["p50"] / 1e6, result["p95"] / 1e6,
+                                    result["p99"] / 1e6,
+                                    prometheus_window(prometheus, start, end)))
+            print_table(levels)
+            print("\nreqs..errors: wrk, client side (errors: connect/read/write/timeout and "
+                  "non-2xx).\nprom: Prometheus over the same window: requests the service "
+                  "answered with a 200\n(wrk abandons its in-flight requests at the end; "
+                  "the service still answers them), and\nhistogram_quantile over BentoML's request "
+                  "duration buckets (interpolated within a\nbucket, so only as fine as the "
+                  "buckets); predict/explain ms: the service's own stage means.")
+        finally:
+            for proc in reversed(procs):
+                _stop(proc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
