@@ -20,28 +20,13 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 BODY_FIELDS = ("rows", "top_k", "get_raw", "explain")
 
 
-class RequestError(Exception):
-    """A request the service refuses: HTTP ``status``, a message and a metric ``reason``."""
+class RequestError(InputError):
+    """A request the service refuses: an :class:`InputError` with an HTTP ``status``."""
 
     def __init__(self, message: str, *, reason: str, status: int = 400,
                  row: int | None = None, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, row=row, field=field, reason=reason)
         self.status = status
-        self.reason = reason
-        self.row = row
-        self.field = field
-
-    @classmethod
-    def from_input_error(cls, exc: InputError) -> RequestError:
-        return cls(str(exc), reason=exc.reason, row=exc.row, field=exc.field)
-
-    def to_dict(self) -> dict:
-        out = {"error": str(self), "reason": self.reason}
-        if self.row is not None:
-            out["row"] = self.row
-        if self.field is not None:
-            out["field"] = self.field
-        return out
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.to_dict(), status_code=self.status)

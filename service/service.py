@@ -186,7 +186,8 @@ class ExplainedModel:
         try:
             rows = self.bundle.validate(data)
         except InputError as exc:
-            raise RequestError.from_input_error(exc) from None
+            raise RequestError(str(exc), reason=exc.reason, row=exc.row,
+                               field=exc.field) from None
         REQUEST_ROWS.labels(endpoint).observe(len(rows))
         return rows
 
