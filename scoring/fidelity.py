@@ -47,6 +47,9 @@ def additivity_gap(values: np.ndarray, expected_values, outputs: np.ndarray) -> 
     """
     values = np.asarray(values, dtype=float)
     ev = np.asarray(expected_values, dtype=float)
+    outputs = np.asarray(outputs, dtype=float)
+    if values.ndim == 3 and values.shape[0] == 2 and outputs.shape[1] == 1:
+        outputs = np.concatenate([-outputs, outputs], axis=1)  # a binary margin, both classes
     if values.ndim == 3:
         total = values.sum(-1) + ev.reshape(-1, 1)  # (O, n)
         return float(np.abs(total - np.asarray(outputs).T).max())

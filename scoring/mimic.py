@@ -111,8 +111,8 @@ class MimicExplainer(ModelExplainer):
         extra = {"surrogate": type(self.surrogate_).__name__,
                  "surrogate_fidelity": self.surrogate_fidelity_,
                  "surrogate_accuracy": self.surrogate_accuracy_}
-        return self._explanation(values, self.surrogate_.expected_values_, rows, get_raw,
-                                 self.surrogate_.method, self.model_function_.output, extra)
+        return self.model_input_.explanation(values, self.surrogate_.expected_values_, rows,
+                                             get_raw, self.surrogate_.method, extra)
 
     def explain_global(self, evaluation_examples: Any = None, get_raw: bool = True,
                        include_local: bool = True) -> Explanation:

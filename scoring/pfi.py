@@ -12,7 +12,7 @@ from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 
 from scoring.explanation import Explanation
 from scoring.input_schema import InputError, InputSchema
-from scoring.model_explainer import accepts_nan
+from scoring.model_input import accepts_nan
 from scoring.model_output import ModelFunction, check_model
 from scoring.raw_features import RawFeatureMap
 

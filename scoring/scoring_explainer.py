@@ -9,9 +9,8 @@ import pandas as pd
 from sklearn.exceptions import NotFittedError
 
 from scoring.explanation import Explanation
-from scoring.input_schema import InputSchema
+from scoring.model_input import ModelInput
 from scoring.model_output import ModelFunction, model_fingerprint
-from scoring.raw_features import RawFeatureMap
 
 _N_PROBE_ROWS = 5
 
@@ -55,58 +54,22 @@ class ScoringExplainer:
         if X is None:
             raise ValueError("initialization_examples (training rows) are required to fit a "
                              "scoring explainer")
-        self.model_function_ = ModelFunction(model, self.model_output)
-        if transformations is not None:
-            self.raw_feature_map_ = RawFeatureMap(transformations, X)
-            self.features_ = self.raw_feature_map_.engineered_features
-            self.raw_features_ = self.raw_feature_map_.raw_features
-        else:
-            self.raw_feature_map_ = None
-        self.input_schema_ = InputSchema.from_data(
-            X, None if transformations is not None else features)
-        if transformations is None:
-            self.features_ = list(self.input_schema_.columns)
-            self.raw_features_ = list(self.features_)
-        self.input_schema_.allow_nan = True  # read the training rows as they are
-        rows = self.input_schema_.validate(X)
-        if len(rows) < 2:
-            raise ValueError(f"initialization_examples has {len(rows)} row(s); at least 2 are "
-                             "needed to form a background")
-        engineered = self._engineer(rows)
-        self.input_schema_.allow_nan = self._accepts_nan(rows)
-        if not self.input_schema_.allow_nan:
-            self.input_schema_.validate(rows)  # InputError naming the row with a NaN
-        model_classes = self.model_function_.classes
-        if classes is not None and model_classes is not None:
-            if len(classes) != len(model_classes):
-                raise ValueError(f"{len(classes)} class names given for a model with "
-                                 f"{len(model_classes)} classes {model_classes}")
-            model_classes = list(classes)
-        self.classes_ = model_classes
+        inputs = ModelInput(model, X, features=features, classes=classes,
+                            transformations=transformations, model_output=self.model_output)
+        rows, inputs.rows = inputs.rows, None  # a saved explainer need not carry the data
+        self.model_input_ = inputs
+        self.model_function_ = inputs.model_function
+        self.input_schema_ = inputs.input_schema
+        self.raw_feature_map_ = inputs.raw_feature_map
+        self.features_ = inputs.engineered_features
+        self.raw_features_ = inputs.raw_features
+        self.classes_ = inputs.classes
+        engineered = inputs.engineer(rows)
         self.model_fingerprint_ = model_fingerprint(model)
         self.probe_rows_ = _head(rows, _N_PROBE_ROWS)
         self.probe_outputs_ = self.model_function_(_head(engineered, _N_PROBE_ROWS))
         self._fit(engineered)
         return self
-
-    def _accepts_nan(self, rows: Any) -> bool:
-        """Whether the model (after the transformations) takes a missing value in the first
-        numeric column: a pipeline with an imputer does, a bare SVC does not."""
-        numeric = [c for c, k in zip(self.input_schema_.columns, self.input_schema_.kinds,
-                                     strict=True) if k == "numeric"]
-        if not numeric:
-            return False
-        if isinstance(rows, pd.DataFrame):
-            probe = rows.iloc[:1].copy()
-            probe[numeric[0]] = np.nan
-        else:
-            probe = np.array(rows[:1], dtype=float)
-            probe[0, 0] = np.nan
-        try:
-            out = self.model_function_(self._engineer(probe))
-        except (ValueError, TypeError):
-            return False
-        return bool(np.isfinite(out).all())
 
     def _fit(self, X: Any) -> None:
         raise NotImplementedError
@@ -130,9 +93,7 @@ class ScoringExplainer:
         return outputs
 
     def _engineer(self, rows: Any) -> Any:
-        if self.raw_feature_map_ is None:
-            return rows
-        return self.raw_feature_map_.transform(rows)
+        return self.model_input_.engineer(rows)
 
     # -- request path ------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -149,14 +110,7 @@ class ScoringExplainer:
     def expected_values(self) -> float | np.ndarray:
         """``f`` averaged over the background: a float, or ``(n_classes,)``."""
         self._check_fitted()
-        ev = np.asarray(self.expected_values_, dtype=float).reshape(-1)
-        return ev if self._has_class_axis else float(ev[0])
-
-    @property
-    def _has_class_axis(self) -> bool:
-        # the model function has a class axis for predict_proba and for multi-class
-        # decision_function; a binary decision_function is one log-odds output
-        return self.classes_ is not None
+        return self.model_input_.expected_layout(self.expected_values_)
 
     def explain(self, data: Any, get_raw: bool = False) -> np.ndarray:
         """Local importance values for ``data`` (one row or a batch; array, DataFrame or
@@ -181,19 +135,12 @@ class ScoringExplainer:
         ``(n_rows,)`` for one output); explainers that need ``f(x)`` then skip that model
         call. Others ignore it.
         """
-        if get_raw and self.raw_feature_map_ is None:
-            raise ValueError("get_raw=True needs an explainer fitted with transformations; "
-                             "this one explains the model's own input features")
         X = self._engineer(rows)
         if outputs is None:
             phi = self._shap_values(X)  # (n, M, O)
         else:
             phi = self._shap_values_from_outputs(X, self._check_outputs(outputs, len(X)))
-        if get_raw:
-            phi = np.einsum("imo,mr->iro", phi, self.raw_feature_map_.matrix)
-        if self._has_class_axis:
-            return np.transpose(phi, (2, 0, 1))
-        return phi[:, :, 0]
+        return self.model_input_.layout(phi, self.expected_values_, get_raw)[0]
 
     def model_outputs(self, rows: Any) -> np.ndarray:
         """The explained model output for validated rows, ``(n_rows, n_outputs)``."""
@@ -202,16 +149,9 @@ class ScoringExplainer:
     def explain_local(self, data: Any, get_raw: bool = False) -> Explanation:
         """:meth:`explain` wrapped in an :class:`Explanation`."""
         rows = self.validate(data)
-        values = self.explain_rows(rows, get_raw=get_raw)
-        features = self.raw_features_ if get_raw else self.features_
-        shown = rows if get_raw or self.raw_feature_map_ is None else self._engineer(rows)
-        return Explanation(
-            features, local_importance_values=values, expected_values=self.expected_values,
-            classes=self.classes_ if self._has_class_axis else None,
-            data=np.asarray(shown.to_numpy() if isinstance(shown, pd.DataFrame) else shown),
-            method=self.method, model_output=self.model_function_.output,
-            raw=get_raw or self.raw_feature_map_ is None,
-        )
+        phi = self._shap_values(self._engineer(rows))
+        return self.model_input_.explanation(phi, self.expected_values_, rows, get_raw,
+                                             self.method)
 
     def verify_model(self, model: Any) -> None:
         """Raise ``ValueError`` unless ``model`` behaves as the one this explainer was built

@@ -11,7 +11,7 @@ import pandas as pd
 
 from scoring.distill import is_tree_model
 from scoring.explanation import Explanation
-from scoring.model_explainer import ModelExplainer, as_3d, both_classes, global_from_local
+from scoring.model_explainer import ModelExplainer, as_3d, global_from_local
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +158,7 @@ class TabularExplainer(ModelExplainer):
     @property
     def expected_values(self) -> float | np.ndarray:
         """The explained output averaged over the background: float or ``(n_classes,)``."""
-        ev = np.asarray(self.shap_explainer_.expected_value, dtype=float).reshape(-1)
-        if self.classes_ is None:
-            return float(ev[0])
-        return both_classes(ev[None, None, :], ev)[1]
+        return self.model_input_.expected_layout(self.shap_explainer_.expected_value)
 
     def _values(self, engineered: Any, nsamples: int | str | None) -> np.ndarray:
         n, m = len(engineered), len(self.engineered_features_)
@@ -197,9 +194,9 @@ class TabularExplainer(ModelExplainer):
         rows = self.validate(evaluation_examples)
         engineered = self._engineer(rows)
         values = self._values(engineered, nsamples)
-        return self._explanation(
+        return self.model_input_.explanation(
             values, self.shap_explainer_.expected_value, rows, get_raw, self.explainer_kind,
-            self.model_function_.output, extra={"explainer": self.selection_reason_})
+            extra={"explainer": self.selection_reason_})
 
     def explain_global(self, evaluation_examples: Any, get_raw: bool = True,
                        nsamples: int | str | None = None,

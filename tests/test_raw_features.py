@@ -114,10 +114,12 @@ def test_scoring_explainers_raw_and_engineered(data):
 
     linear = LinearScoringExplainer(explainer)
     raw, engineered = linear.explain(x_test, get_raw=True), linear.explain(x_test)
-    assert raw.shape == (20, 6) and engineered.shape == (20, 8)
+    # a binary margin keeps both classes, the first the negative of the second
+    assert raw.shape == (2, 20, 6) and engineered.shape == (2, 20, 8)
+    np.testing.assert_allclose(engineered[0], -engineered[1], atol=1e-12)
     np.testing.assert_allclose(raw.sum(-1), engineered.sum(-1), atol=ATOL)
     # the closed form is shap's LinearExplainer: the same values as the TabularExplainer
-    tabular = explainer.explain_local(x_test, get_raw=False).local_importance_values[1]
+    tabular = explainer.explain_local(x_test, get_raw=False).local_importance_values
     np.testing.assert_allclose(engineered, tabular, atol=1e-10)
     assert linear.explain_local(x_test, get_raw=True).features == RAW
 

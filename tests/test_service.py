@@ -84,15 +84,19 @@ def test_get_raw_sums_onto_raw_columns(tabular_server, bundles):
     assert raw.status_code == 200, raw.text
     raw = raw.json()
     assert raw["feature_names"] == ["age", "income", "city"]
-    assert raw["class_names"] is None  # binary decision function: one output
+    # a binary decision function keeps both classes: the first is the negated second
+    assert raw["class_names"] == [0, 1]
     assert raw["model_output"] == "decision_function"
     values = np.asarray(raw["local_importance_values"])
-    assert values.shape == (4, 3)
+    assert values.shape == (2, 4, 3)
     np.testing.assert_allclose(values, b.explainer.explain(frame, get_raw=True), atol=1e-12)
-    assert raw["predictions"] == b.model.predict(b.explainer._engineer(frame)).tolist()
-    decision = b.model.decision_function(b.explainer._engineer(frame))
-    np.testing.assert_allclose(values.sum(-1) + raw["expected_values"], decision, atol=1e-8)
-    assert [len(r) for r in raw["top_features"]] == [1] * 4
+    np.testing.assert_allclose(values[0], -values[1], atol=1e-12)
+    engineered_rows = b.explainer.model_input_.engineer(frame)
+    assert raw["predictions"] == b.model.predict(engineered_rows).tolist()
+    decision = b.model.decision_function(engineered_rows)
+    np.testing.assert_allclose(values[1].sum(-1) + raw["expected_values"][1], decision,
+                               atol=1e-8)
+    assert [[len(r) for r in per_class] for per_class in raw["top_features"]] == [[1] * 4] * 2
 
     engineered = post(tabular_server, "/predict", {"rows": records}).json()
     assert engineered["feature_names"] == b.explainer.features_
