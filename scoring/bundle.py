@@ -82,6 +82,16 @@ class ExplanationBundle:
             return None
         return self.model.predict_proba(self.scoring_explainer._engineer(rows))
 
+    def explain(self, rows: Any, get_raw: bool = False,
+                probabilities: np.ndarray | None = None) -> Explanation:
+        """Local explanation of validated rows. ``probabilities`` (from
+        :meth:`predict_proba` on the same rows) spare explainers of ``predict_proba`` that
+        need ``f(x)`` a second model call."""
+        explainer = self.scoring_explainer
+        reuse = probabilities is not None and explainer.model_function_.output == "predict_proba"
+        return explainer.explain_local(rows, get_raw=get_raw,
+                                       outputs=probabilities if reuse else None)
+
     def self_check(self) -> None:
         """Raise :class:`BundleError` unless the model reproduces the outputs recorded when
         the explainer was built (the readiness check of the service)."""

@@ -135,23 +135,26 @@ class ScoringExplainer:
         ``(n_rows,)`` for one output); explainers that need ``f(x)`` then skip that model
         call. Others ignore it.
         """
+        return self.model_input_.layout(self._values(rows, outputs), self.expected_values_,
+                                        get_raw)[0]
+
+    def _values(self, rows: Any, outputs: Any) -> np.ndarray:
         X = self._engineer(rows)
         if outputs is None:
-            phi = self._shap_values(X)  # (n, M, O)
-        else:
-            phi = self._shap_values_from_outputs(X, self._check_outputs(outputs, len(X)))
-        return self.model_input_.layout(phi, self.expected_values_, get_raw)[0]
+            return self._shap_values(X)  # (n, M, O)
+        return self._shap_values_from_outputs(X, self._check_outputs(outputs, len(X)))
 
     def model_outputs(self, rows: Any) -> np.ndarray:
         """The explained model output for validated rows, ``(n_rows, n_outputs)``."""
         return self.model_function_(self._engineer(rows))
 
-    def explain_local(self, data: Any, get_raw: bool = False) -> Explanation:
-        """:meth:`explain` wrapped in an :class:`Explanation`."""
+    def explain_local(self, data: Any, get_raw: bool = False,
+                      outputs: Any = None) -> Explanation:
+        """:meth:`explain` wrapped in an :class:`Explanation` (``outputs`` as in
+        :meth:`explain_rows`)."""
         rows = self.validate(data)
-        phi = self._shap_values(self._engineer(rows))
-        return self.model_input_.explanation(phi, self.expected_values_, rows, get_raw,
-                                             self.method)
+        return self.model_input_.explanation(self._values(rows, outputs), self.expected_values_,
+                                             rows, get_raw, self.method)
 
     def verify_model(self, model: Any) -> None:
         """Raise ``ValueError`` unless ``model`` behaves as the one this explainer was built

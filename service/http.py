@@ -133,6 +133,17 @@ def parse_top_k(value: str | None) -> int | None:
     return top_k
 
 
+def local_response(explanation: Explanation, top_k: int | None) -> dict:
+    """The explanation part of a /predict or /explain answer."""
+    out = {"local_importance_values": plain(explanation.local_importance_values),
+           "expected_values": plain(explanation.expected_values),
+           "feature_names": explanation.features, "class_names": plain(explanation.classes),
+           "model_output": explanation.model_output}
+    if top_k is not None:
+        out["top_features"] = ranked(explanation, top_k)
+    return out
+
+
 def ranked(explanation: Explanation, top_k: int) -> list:
     """Per row (per class, then row, for classification) the ``top_k`` features by
     absolute importance as ``{"feature", "value"}``."""

@@ -22,12 +22,11 @@ from scoring.input_schema import InputError
 from service.http import (
     MAX_BODY_BYTES,
     RequestError,
-    ScoreRequest,
+    local_response,
     parse_frame_json,
     parse_score_request,
     parse_top_k,
     plain,
-    ranked,
 )
 
 BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", "breast_cancer_svc:latest")
@@ -141,12 +140,13 @@ class ExplainedModel:
         try:
             rows = self._validate("score", parse_frame_json(body))
             with _model_errors():
-                out = self._predictions("score", rows)
-                values = self._local("score", rows, get_raw=False)
+                out, probabilities = self._predictions("score", rows)
+                explanation = self._explain("score", rows, False, probabilities)
         except RequestError as exc:
             return self._reject("score", exc)
         return JSONResponse({"predictions": out["predictions"],
-                             "local_importance_values": plain(values)})
+                             "local_importance_values":
+                                 plain(explanation.local_importance_values)})
 
     def global_explanation(self, top_k: str | None) -> JSONResponse:
         glob = self.bundle.global_explanation
@@ -175,9 +175,11 @@ class ExplainedModel:
                                    reason="get_raw_unavailable", field="get_raw")
             rows = self._validate(endpoint, request.rows)
             with _model_errors():
-                out = self._predictions(endpoint, rows) if predictions else {}
+                out, probabilities = self._predictions(endpoint, rows) if predictions \
+                    else ({}, None)
                 if request.explain or not predictions:
-                    out.update(self._explanation(endpoint, rows, request))
+                    explanation = self._explain(endpoint, rows, request.get_raw, probabilities)
+                    out.update(local_response(explanation, request.top_k))
         except RequestError as exc:
             return self._reject(endpoint, exc)
         return JSONResponse(out)
@@ -191,7 +193,7 @@ class ExplainedModel:
         REQUEST_ROWS.labels(endpoint).observe(len(rows))
         return rows
 
-    def _predictions(self, endpoint: str, rows: Any) -> dict:
+    def _predictions(self, endpoint: str, rows: Any) -> tuple[dict, np.ndarray | None]:
         started = time.perf_counter()
         predictions = self.bundle.predict(rows)
         probabilities = self.bundle.predict_proba(rows)
@@ -200,30 +202,15 @@ class ExplainedModel:
         out = {"predictions": plain(predictions)}
         if probabilities is not None:
             out["probabilities"] = plain(probabilities)
-        return out
+        return out, probabilities
 
-    def _local(self, endpoint: str, rows: Any, get_raw: bool) -> np.ndarray:
+    def _explain(self, endpoint: str, rows: Any, get_raw: bool,
+                 probabilities: np.ndarray | None) -> Explanation:
         started = time.perf_counter()
-        values = self.bundle.scoring_explainer.explain_rows(rows, get_raw=get_raw)
+        explanation = self.bundle.explain(rows, get_raw=get_raw, probabilities=probabilities)
         EXPLAIN_SECONDS.labels(endpoint, self.explainer_kind).observe(
             time.perf_counter() - started)
-        return values
-
-    def _explanation(self, endpoint: str, rows: Any, request: ScoreRequest) -> dict:
-        explainer = self.bundle.scoring_explainer
-        values = self._local(endpoint, rows, request.get_raw)
-        features = explainer.raw_features_ if request.get_raw else explainer.features_
-        classes = explainer.classes_ if values.ndim == 3 else None
-        out = {"local_importance_values": plain(values),
-               "expected_values": plain(explainer.expected_values),
-               "feature_names": list(features), "class_names": plain(classes),
-               "model_output": explainer.model_function_.output}
-        if request.top_k is not None:
-            explanation = Explanation(features, local_importance_values=values,
-                                      expected_values=explainer.expected_values,
-                                      classes=classes)
-            out["top_features"] = ranked(explanation, request.top_k)
-        return out
+        return explanation
 
     def _reject(self, endpoint: str, exc: RequestError) -> JSONResponse:
         REJECTED.labels(endpoint, exc.reason).inc()
