@@ -1,10 +1,14 @@
 """Explain every prediction: explainers, scoring explainers, bundles for serving."""
 
+from scoring.amortized_scoring import AmortizedScoringExplainer
+from scoring.bundle import BundleError, ExplanationBundle
+from scoring.distill import DistillError, distill
 from scoring.explanation import Explanation
 from scoring.input_schema import InputError, InputSchema
 from scoring.kernel_scoring import KernelScoringExplainer
 from scoring.linear_scoring import LinearScoringExplainer
 from scoring.mimic import MimicExplainer
+from scoring.persistence import load, save
 from scoring.pfi import PFIExplainer
 from scoring.raw_features import RawFeatureMap
 from scoring.scoring_explainer import ScoringExplainer
@@ -18,8 +22,12 @@ from scoring.tabular import TabularExplainer
 from scoring.tree_scoring import TreeScoringExplainer
 
 __all__ = [
+    "AmortizedScoringExplainer",
+    "BundleError",
     "DecisionTreeExplainableModel",
+    "DistillError",
     "Explanation",
+    "ExplanationBundle",
     "InputError",
     "InputSchema",
     "KernelScoringExplainer",
@@ -33,4 +41,7 @@ __all__ = [
     "ScoringExplainer",
     "TabularExplainer",
     "TreeScoringExplainer",
+    "distill",
+    "load",
+    "save",
 ]

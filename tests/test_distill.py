@@ -1,0 +1,102 @@
+"""distill: picks the fastest candidate meeting the fidelity bar, refuses clearly."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
+
+from scoring.distill import DistillError, distill, global_explanation, summarise
+
+REPORT_KEYS = {"method", "class", "params", "fidelity", "latency", "tried", "criteria"}
+FIDELITY_KEYS = {"relative_l2_error", "top5_precision", "top5_sign_agreement",
+                 "additivity_gap", "reference"}
+QUICK_REFERENCE = {"n_held_out": 4, "reference_background": 20, "reference_nsamples": 128}
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=200, n_features=6, n_informative=4, n_redundant=0,
+                               random_state=0)
+    return X, y
+
+
+def test_auto_picks_linear_for_a_linear_output(data):
+    X, y = data
+    model = LogisticRegression().fit(X, y)
+    explainer = distill(model, X, model_output="decision_function", verbose=False,
+                        **QUICK_REFERENCE)
+    report = explainer.report
+    assert report["method"] == "linear"
+    assert REPORT_KEYS <= set(report) and FIDELITY_KEYS <= set(report["fidelity"])
+    assert {"row_ms", "batch100_ms", "row_given_outputs_ms"} <= set(report["latency"])
+    # exact on the training mean; the quick reference's 20-row background differs from it
+    assert report["fidelity"]["relative_l2_error"] < 0.5
+    assert report["criteria"]["fidelity_bar"] == "azure-sdk-kernel"
+
+
+def test_auto_picks_tree_for_trees(data):
+    X, y = data
+    model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
+    explainer = distill(model, X, verbose=False, **QUICK_REFERENCE)
+    assert explainer.report["method"] == "tree"
+    assert explainer.report["fidelity"]["relative_l2_error"] < 0.5
+
+
+def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, capsys):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = SVC(probability=True, random_state=0).fit(X, y)
+    explainer = distill(model, X, hidden_layer_sizes=(32, 32), max_iter=60,
+                        **QUICK_REFERENCE)
+    report = explainer.report
+    assert report["method"] in ("amortized", "kernel")
+    bar = report["criteria"]["min_fidelity"]
+    assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
+    assert "[distill]" in capsys.readouterr().err  # progress on stderr
+    assert summarise(report).startswith(report["method"])
+
+
+def test_refuses_with_what_it_tried(data):
+    X, y = data
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(DistillError) as caught:
+        distill(model, X, model_output="decision_function", min_fidelity=1.0,
+                max_latency_ms=1e-9, verbose=False, hidden_layer_sizes=(8,), max_iter=5,
+                n_permutations=2, **QUICK_REFERENCE)
+    message = str(caught.value)
+    assert "no scoring explainer met" in message
+    for method in ("linear", "amortized", "kernel"):
+        assert f"  {method}: rel. L2 error" in message
+    assert "ms/row (needs <= 1e-09)" in message
+    assert [t["method"] for t in caught.value.tried] == ["linear", "amortized", "kernel"]
+
+
+def test_explicit_method_keeps_the_old_keywords(data):
+    X, y = data
+    model = LogisticRegression().fit(X, y)
+    explainer = distill(model, X, method="kernel", nsamples=256, n_held_out=4,
+                        reference_background=20, reference_nsamples=256, verbose=False)
+    assert explainer.report["method"] == "kernel"
+    assert explainer.report["params"]["nsamples"] == 256
+    features = [f"f{i}" for i in range(X.shape[1])]
+    named = distill(model, X, method="linear", features=features, classes=["no", "yes"],
+                    verbose=False, **QUICK_REFERENCE)
+    assert named.features_ == features
+    glob = global_explanation(named, X)
+    assert np.asarray(glob.global_importance_values).shape[-1] == X.shape[1]
+
+
+def test_bad_arguments(data):
+    X, y = data
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(TypeError, match="no candidate takes"):
+        distill(model, X, not_a_param=3, verbose=False)
+    with pytest.raises(ValueError, match="min_fidelity"):
+        distill(model, X, min_fidelity=2.0, verbose=False)
+    with pytest.raises(ValueError, match="method must be one of"):
+        distill(model, X, method="magic", verbose=False)
