@@ -9,6 +9,10 @@ import numpy as np
 from scoring.background import sample_background
 from scoring.scoring_explainer import ScoringExplainer
 
+# training rows whose values are checked against the model outputs at fit
+_N_CHECK_ROWS = 5
+_ADDITIVITY_TOL = 1e-6
+
 
 class TreeScoringExplainer(ScoringExplainer):
     """shap's ``TreeExplainer`` with interventional perturbation over a background sample.
@@ -47,8 +51,37 @@ class TreeScoringExplainer(ScoringExplainer):
             raise TypeError(f"TreeScoringExplainer cannot explain "
                             f"{type(self.model_function_.model).__name__}: {exc}") from None
         self.background_ = background
-        self.expected_values_ = np.asarray(self.tree_explainer_.expected_value,
-                                           dtype=float).reshape(-1)
+        expected = np.asarray(self.tree_explainer_.expected_value, dtype=float).reshape(-1)
+        n_outputs = self.model_function_(background[:1]).shape[1]
+        # binary boosting: shap explains the probability of the second class only; the
+        # first class's probability is one minus it, so its values are the negatives
+        self.binary_second_class_ = bool(output == "probability" and n_outputs == 2
+                                         and expected.size == 1)
+        if self.binary_second_class_:
+            expected = np.array([1.0 - expected[0], expected[0]])
+        self.expected_values_ = expected
+        self._check_additivity(np.asarray(X, dtype=float)[:_N_CHECK_ROWS])
+
+    def _check_additivity(self, X: np.ndarray) -> None:
+        """Refuse a model whose TreeSHAP values do not add up to its own outputs (shap
+        misreads some models' probabilities, e.g. HistGradientBoostingClassifier)."""
+        name = type(self.model_function_.model).__name__
+        try:
+            values = self._shap_values(X)
+        except Exception as exc:  # shap raises bare Exception for unsupported models
+            raise TypeError(f"TreeScoringExplainer cannot explain {name}: {exc}") from None
+        outputs = self.model_function_(X)
+        if values.shape[-1] != outputs.shape[1]:
+            raise TypeError(f"TreeScoringExplainer cannot explain {name}: shap's TreeExplainer "
+                            f"gives {values.shape[-1]} output(s) where "
+                            f"{self.model_function_.output} gives {outputs.shape[1]}; use "
+                            "method='kernel' or 'amortized'")
+        gap = float(np.max(np.abs(values.sum(axis=1) + self.expected_values_ - outputs)))
+        if not gap <= _ADDITIVITY_TOL:
+            raise TypeError(f"TreeScoringExplainer cannot explain {name}'s "
+                            f"{self.model_function_.output}: shap's TreeExplainer values miss "
+                            f"the model outputs by up to {gap:.2g} on training rows; use "
+                            "method='kernel' or 'amortized'")
 
     def _shap_values(self, X: Any) -> np.ndarray:
         values = self.tree_explainer_.shap_values(np.asarray(X, dtype=float),
@@ -56,6 +89,8 @@ class TreeScoringExplainer(ScoringExplainer):
         values = np.asarray(values, dtype=float)
         if values.ndim == 2:
             values = values[:, :, None]
+        if getattr(self, "binary_second_class_", False):
+            values = np.concatenate([-values, values], axis=-1)
         return values
 
     def get_params(self) -> dict:

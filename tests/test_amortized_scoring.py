@@ -120,3 +120,28 @@ def test_inactive_features_are_exactly_zero(fitted, problem):
     inactive = ~fitted.active_.T  # (O, M)
     assert fitted.active_.shape == (6, 2) and fitted.active_.any()
     assert np.all(values[np.broadcast_to(inactive[:, None, :], values.shape)] == 0.0)
+
+
+def test_auto_permutations_and_the_batched_ensemble(problem):
+    model, train, test = problem
+    # "auto": as many permutations as fit the label budget, even, between 16 and 64
+    explainer = AmortizedScoringExplainer(hidden_layer_sizes=(8,), max_iter=5, n_networks=3,
+                                          label_budget=60_000).fit(model, train)
+    n_inputs = len(train) * (1 + explainer.n_augment)
+    assert explainer.n_permutations_ == max(16, min(64, 60_000 // (n_inputs * 6))) // 2 * 2
+    assert explainer.get_params()["permutations"] == explainer.n_permutations_
+    # the request path evaluates the networks in one batched pass: the same as one by one
+    X = np.asarray(test[:5], dtype=float)
+    outputs = explainer.model_outputs(X)
+    total = 0.0
+    for weights, biases in explainer.networks_:
+        h = np.concatenate([X, outputs], axis=1) @ weights[0] + biases[0]
+        for W, b in zip(weights[1:], biases[1:], strict=True):
+            h = np.maximum(h, 0.0) @ W + b
+        total = total + h
+    phi = total.reshape(5, 6, -1) * explainer.active_
+    excess = phi.sum(axis=1) - (outputs - explainer.expected_values_)
+    phi = phi - excess[:, None, :] * (explainer.active_ / explainer.active_.sum(axis=0))
+    np.testing.assert_allclose(explainer._shap_values(X), phi, atol=1e-10)
+    with pytest.raises(ValueError, match="label_budget"):
+        AmortizedScoringExplainer(label_budget=0).fit(model, train)

@@ -100,3 +100,26 @@ def test_bad_arguments(data):
         distill(model, X, min_fidelity=2.0, verbose=False)
     with pytest.raises(ValueError, match="method must be one of"):
         distill(model, X, method="magic", verbose=False)
+
+
+def test_auto_kernel_tries_larger_backgrounds_before_the_sdk_configuration():
+    # 12 features: the SDK samples coalitions, so kmeans-20/40 backgrounds are tried first
+    X, y = make_classification(n_samples=240, n_features=12, n_informative=6, random_state=1)
+    model = LogisticRegression().fit(X, y)  # predict_proba: not linear, so no exact method
+    tiny = {"hidden_layer_sizes": (2,), "max_iter": 2, "n_permutations": 2, "min_share": 0.0}
+    explainer = distill(model, X, verbose=False, **tiny, **QUICK_REFERENCE)
+    report = explainer.report
+    kernels = [t for t in report["tried"] if t["method"] == "kernel"]
+    assert kernels[0]["params"] == {"n_background": 20}
+    assert report["method"] == "kernel"
+    bar = report["criteria"]["min_fidelity"]
+    assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
+    chosen = report["params"]["n_background"]
+    if chosen == 10:  # the SDK configuration, shipped only when no rung qualified
+        assert all(t["missed"] for t in kernels[:-1])
+    else:
+        assert chosen == kernels[len(kernels) - 1]["params"]["n_background"]
+    # kernel parameters from the caller: no ladder, one kernel candidate as before
+    explainer = distill(model, X, verbose=False, nsamples="auto", **tiny, **QUICK_REFERENCE)
+    kernels = [t for t in explainer.report["tried"] if t["method"] == "kernel"]
+    assert len(kernels) <= 1 and all("params" not in t for t in kernels)
