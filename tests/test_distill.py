@@ -36,6 +36,10 @@ def test_auto_picks_linear_for_a_linear_output(data):
     # exact on the training mean; the quick reference's 20-row background differs from it
     assert report["fidelity"]["relative_l2_error"] < 0.5
     assert report["criteria"]["fidelity_bar"] == "azure-sdk-kernel"
+    # measured without the held-out rows, then refitted on all of them: the closed form's
+    # mean is the mean of every training row
+    assert report["refit_on_all_rows"] is True
+    np.testing.assert_allclose(explainer.mean_, X.mean(axis=0), atol=1e-12)
 
 
 def test_auto_picks_tree_for_trees(data):
