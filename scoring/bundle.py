@@ -73,14 +73,13 @@ class ExplanationBundle:
     def validate(self, data: Any) -> Any:
         return self.scoring_explainer.validate(data)
 
-    def predict(self, rows: Any) -> np.ndarray:
-        """The model's own predictions for validated rows."""
-        return self.model.predict(self.scoring_explainer._engineer(rows))
-
-    def predict_proba(self, rows: Any) -> np.ndarray | None:
-        if not hasattr(self.model, "predict_proba"):
-            return None
-        return self.model.predict_proba(self.scoring_explainer._engineer(rows))
+    def predict(self, rows: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's own predictions for validated rows, and its probabilities (``None``
+        without ``predict_proba``); the transformations run once for both."""
+        X = self.scoring_explainer._engineer(rows)
+        probabilities = self.model.predict_proba(X) if hasattr(self.model, "predict_proba") \
+            else None
+        return self.model.predict(X), probabilities
 
     def explain(self, rows: Any, get_raw: bool = False,
                 probabilities: np.ndarray | None = None) -> Explanation:

@@ -107,12 +107,13 @@ class MimicExplainer(ModelExplainer):
         :class:`~scoring.Explanation`; per raw column when ``get_raw`` and transformations
         were given."""
         rows = self.validate(evaluation_examples)
-        values = self.surrogate_.shap_values(self._numeric(self._engineer(rows)))
+        engineered = self._engineer(rows)
+        values = self.surrogate_.shap_values(self._numeric(engineered))
         extra = {"surrogate": type(self.surrogate_).__name__,
                  "surrogate_fidelity": self.surrogate_fidelity_,
                  "surrogate_accuracy": self.surrogate_accuracy_}
         return self.model_input_.explanation(values, self.surrogate_.expected_values_, rows,
-                                             get_raw, self.surrogate_.method, extra)
+                                             engineered, get_raw, self.surrogate_.method, extra)
 
     def explain_global(self, evaluation_examples: Any = None, get_raw: bool = True,
                        include_local: bool = True) -> Explanation:

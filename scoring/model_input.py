@@ -101,16 +101,18 @@ class ModelInput:
         values, _ = both_classes(values, expected)
         return np.transpose(values, (2, 0, 1)), self.expected_layout(expected)
 
-    def explanation(self, values: np.ndarray, expected: Any, rows: Any, get_raw: bool,
-                    method: str, extra: dict | None = None) -> Explanation:
-        """An :class:`Explanation` of validated ``rows`` from ``values (n_rows,
-        n_engineered, n_outputs)``: per raw column when ``get_raw`` and transformations."""
+    def explanation(self, values: np.ndarray, expected: Any, rows: Any, engineered: Any,
+                    get_raw: bool, method: str, extra: dict | None = None) -> Explanation:
+        """An :class:`Explanation` of validated ``rows`` (and ``engineered``, the same rows
+        as the model takes them, which callers have already computed) from ``values
+        (n_rows, n_engineered, n_outputs)``: per raw column when ``get_raw`` and
+        transformations."""
         raw = bool(get_raw) or self.raw_feature_map is None
         local, ev = self.layout(values, expected, get_raw and self.raw_feature_map is not None)
         if self.raw_feature_map is not None and raw:
             features, shown = self.raw_features, rows
         else:
-            features, shown = self.engineered_features, self.engineer(rows)
+            features, shown = self.engineered_features, engineered
         data = shown.to_numpy() if isinstance(shown, pd.DataFrame) else np.asarray(shown)
         return Explanation(features, local_importance_values=local, expected_values=ev,
                            classes=self.classes, data=data, method=method,

@@ -135,11 +135,11 @@ class ScoringExplainer:
         ``(n_rows,)`` for one output); explainers that need ``f(x)`` then skip that model
         call. Others ignore it.
         """
-        return self.model_input_.layout(self._values(rows, outputs), self.expected_values_,
-                                        get_raw)[0]
+        return self.model_input_.layout(self._values(self._engineer(rows), outputs),
+                                        self.expected_values_, get_raw)[0]
 
-    def _values(self, rows: Any, outputs: Any) -> np.ndarray:
-        X = self._engineer(rows)
+    def _values(self, X: Any, outputs: Any) -> np.ndarray:
+        """``(n, M, O)`` for engineered rows ``X``."""
         if outputs is None:
             return self._shap_values(X)  # (n, M, O)
         return self._shap_values_from_outputs(X, self._check_outputs(outputs, len(X)))
@@ -153,8 +153,9 @@ class ScoringExplainer:
         """:meth:`explain` wrapped in an :class:`Explanation` (``outputs`` as in
         :meth:`explain_rows`)."""
         rows = self.validate(data)
-        return self.model_input_.explanation(self._values(rows, outputs), self.expected_values_,
-                                             rows, get_raw, self.method)
+        X = self._engineer(rows)  # once: the transformations can cost more than explaining
+        return self.model_input_.explanation(self._values(X, outputs), self.expected_values_,
+                                             rows, X, get_raw, self.method)
 
     def verify_model(self, model: Any) -> None:
         """Raise ``ValueError`` unless ``model`` behaves as the one this explainer was built

@@ -195,7 +195,8 @@ class TabularExplainer(ModelExplainer):
         engineered = self._engineer(rows)
         values = self._values(engineered, nsamples)
         return self.model_input_.explanation(
-            values, self.shap_explainer_.expected_value, rows, get_raw, self.explainer_kind,
+            values, self.shap_explainer_.expected_value, rows, engineered, get_raw,
+            self.explainer_kind,
             extra={"explainer": self.selection_reason_})
 
     def explain_global(self, evaluation_examples: Any, get_raw: bool = True,

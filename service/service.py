@@ -195,8 +195,7 @@ class ExplainedModel:
 
     def _predictions(self, endpoint: str, rows: Any) -> tuple[dict, np.ndarray | None]:
         started = time.perf_counter()
-        predictions = self.bundle.predict(rows)
-        probabilities = self.bundle.predict_proba(rows)
+        predictions, probabilities = self.bundle.predict(rows)
         PREDICT_SECONDS.labels(endpoint, self.explainer_kind).observe(
             time.perf_counter() - started)
         out = {"predictions": plain(predictions)}
