@@ -388,27 +388,6 @@ def stratified_permutation_values(f: Any, X: Any, background: Any, pairs_per_row
     return total / len(background)
 
 
-def _transformations(explainer: ScoringExplainer) -> Any:
-    feature_map = explainer.raw_feature_map_
-    if feature_map is None:
-        return None
-    return feature_map._column_transformer or feature_map._steps
-
-
-def measure_fidelity(explainer: ScoringExplainer, train: Any, held_out: Any,
-                     n_background: int, nsamples: int, random_state: int | None,
-                     verbose: bool = False) -> dict:
-    """Fidelity metrics of ``explainer`` on ``held_out`` rows against the reference."""
-    _progress(verbose, f"computing reference Shapley values for {len(held_out)} held-out rows")
-    reference, info = reference_values(explainer, train, held_out, n_background, nsamples,
-                                       random_state)
-    rows = explainer.validate(held_out)
-    values = explainer.explain_rows(rows)
-    outputs = explainer.model_outputs(rows)
-    return {**fidelity_report(values, reference, explainer.expected_values, outputs),
-            "reference": info}
-
-
 def measure_latency(explainer: ScoringExplainer, rows: Any, repeats: int = 7) -> dict:
     """Median milliseconds to explain one row (``row_ms``; ``row_given_outputs_ms`` when
     the caller passes the model outputs it computed) and a batch of 100 rows (repeated)."""
