@@ -35,34 +35,49 @@ def coalition_design(n_features: int, n_samples: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions ``(n_coalitions, M)`` (bool) and their regression weights.
 
-    Enumerates every proper non-empty coalition when ``2**M - 2 <= n_samples`` (exact);
-    otherwise samples paired coalitions (each with its complement, which cancels much of
-    the variance) with sizes drawn from the Shapley kernel, all of weight one.
+    As shap's ``KernelExplainer``: coalition sizes are taken in pairs from the edges
+    (sizes 1 and M-1, then 2 and M-2, ...), and a pair of sizes is enumerated outright,
+    each coalition weighted by its exact share of the Shapley kernel, while the budget
+    left would draw at least as many coalitions of those sizes as exist. The remaining
+    budget samples coalitions of the middle sizes, each with its complement (which cancels
+    much of the variance), sharing the kernel mass left. When ``2**M - 2 <= n_samples``
+    every coalition is enumerated and the values are exact.
     """
     M = n_features
     if M < 2:
         return np.ones((1, M), dtype=bool), np.ones(1)
-    if M <= 30 and 2**M - 2 <= n_samples:
-        rows, weights = [], []
-        for size in range(1, M):
-            w = (M - 1) / (comb(M, size) * size * (M - size))
-            for members in combinations(range(M), size):
-                z = np.zeros(M, dtype=bool)
-                z[list(members)] = True
-                rows.append(z)
-                weights.append(w)
-        return np.array(rows), np.array(weights)
     sizes = np.arange(1, M)
-    size_p = (M - 1) / (sizes * (M - sizes))
-    size_p /= size_p.sum()
-    n_pairs = max(1, n_samples // 2)
-    drawn = rng.choice(sizes, size=n_pairs, p=size_p)
-    # a random permutation per pair; its first `size` entries form the coalition
-    order = np.argsort(rng.random((n_pairs, M)), axis=1)
-    ranks = np.argsort(order, axis=1)
-    Z = ranks < drawn[:, None]
-    Z = np.concatenate([Z, ~Z])
-    return Z, np.ones(len(Z))
+    mass = (M - 1) / (sizes * (M - sizes))
+    mass /= mass.sum()  # share of the kernel held by each coalition size
+    blocks, weights = [], []
+    left, mass_left = n_samples, 1.0
+    middle = list(sizes)
+    for size in range(1, M // 2 + 1):
+        pair = [size] if 2 * size == M else [size, M - size]
+        count = sum(comb(M, s) for s in pair)
+        pair_mass = sum(mass[s - 1] for s in pair)
+        if left * pair_mass / mass_left < count - 1e-9:
+            break
+        for s in pair:
+            members = np.array(list(combinations(range(M), s)))
+            Z = np.zeros((len(members), M), dtype=bool)
+            Z[np.arange(len(members))[:, None], members] = True
+            blocks.append(Z)
+            weights.append(np.full(len(Z), mass[s - 1] / len(Z)))
+            middle.remove(s)
+        left -= count
+        mass_left -= pair_mass
+    n_pairs = left // 2
+    if middle and n_pairs > 0:
+        middle = np.array(middle)
+        drawn = rng.choice(middle, size=n_pairs, p=mass[middle - 1] / mass[middle - 1].sum())
+        # a random permutation per pair; its first `size` entries form the coalition
+        order = np.argsort(rng.random((n_pairs, M)), axis=1)
+        ranks = np.argsort(order, axis=1)
+        Z = ranks < drawn[:, None]
+        blocks.append(np.concatenate([Z, ~Z]))
+        weights.append(np.full(2 * n_pairs, mass_left / (2 * n_pairs)))
+    return np.concatenate(blocks), np.concatenate(weights)
 
 
 def coalition_values(f: Callable, X, background, bg_weights: np.ndarray,

@@ -7,6 +7,7 @@ only when every coalition is enumerated).
 """
 
 import sys
+from math import comb
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from scoring import (
     TreeScoringExplainer,
 )
 from scoring.exact import exact_shapley_values
+from scoring.kernel_shap import coalition_design
 
 ADDITIVITY = 1e-6
 EXACT = 1e-8
@@ -215,6 +217,25 @@ def test_kernel_scoring_explainer_is_exact_when_enumerating(classification, svc)
     exact = exact_shapley_values(explainer.model_function_, X[:4], explainer.background_,
                                  explainer.background_weights_)
     np.testing.assert_allclose(values, np.transpose(exact, (2, 0, 1)), atol=EXACT)
+
+
+def test_coalition_design_enumerates_the_edge_sizes_then_samples():
+    # shap's design for 12 features and 2M+2048 coalitions: sizes 1-3 and 9-11 are
+    # enumerated (their kernel share would draw more than exist), the rest sampled in pairs
+    Z, weights = coalition_design(12, 2 * 12 + 2048, np.random.default_rng(0))
+    sizes = Z.sum(axis=1)
+    for size in (1, 2, 3, 9, 10, 11):
+        members = Z[sizes == size]
+        assert len(members) == comb(12, size) == len(np.unique(members, axis=0))
+    middle = Z[(sizes > 3) & (sizes < 9)]
+    assert len(middle) == len(Z) - 2 * (12 + 66 + 220) and len(Z) == 2 * 12 + 2048
+    half = len(middle) // 2
+    np.testing.assert_array_equal(middle[:half], ~middle[half:])  # complements
+    assert weights.sum() == pytest.approx(1.0)
+    # an enumerated coalition's weight is its size's kernel share over the count
+    share = 11 / (np.arange(1, 12) * (12 - np.arange(1, 12)))
+    share /= share.sum()
+    assert weights[sizes == 1][0] == pytest.approx(share[0] / 12)
 
 
 def test_tree_scoring_explainer_matches_exact_on_its_background(classification, forest):
