@@ -8,6 +8,7 @@ from scoring.input_schema import InputError, InputSchema
 from scoring.kernel_scoring import KernelScoringExplainer
 from scoring.linear_scoring import LinearScoringExplainer
 from scoring.mimic import MimicExplainer
+from scoring.permutation_scoring import PermutationScoringExplainer
 from scoring.persistence import load, save
 from scoring.pfi import PFIExplainer
 from scoring.raw_features import RawFeatureMap
@@ -36,6 +37,7 @@ __all__ = [
     "LinearScoringExplainer",
     "MimicExplainer",
     "PFIExplainer",
+    "PermutationScoringExplainer",
     "RawFeatureMap",
     "SGDExplainableModel",
     "ScoringExplainer",

@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scoring.permutation_shap import permutation_labels
 from scoring.scoring_explainer import ScoringExplainer
 
-# model rows evaluated per call while labelling: bounds memory, keeps calls large
-_CHUNK_ROWS = 100_000
 # bounds on n_permutations="auto": below 16 the labels are too noisy for the ensemble to
 # use; above 64 the network error, not the label noise, dominates (seed SVC)
 _MIN_AUTO_PERMUTATIONS, _MAX_AUTO_PERMUTATIONS = 16, 64
@@ -298,50 +296,6 @@ def augment_rows(X: np.ndarray, n_augment: int, jitter: float, max_rows: int,
                                len(X) + rng.permutation(len(rows) - len(X))])[:max_rows]
         rows = rows[np.sort(keep)]
     return rows
-
-
-def permutation_labels(f: Callable, X: np.ndarray, background: np.ndarray,
-                       n_permutations: int, rng: np.random.Generator,
-                       progress: Callable[[str], None] | None = None) -> np.ndarray:
-    """Unbiased noisy Shapley values ``(n_rows, M, n_outputs)`` of ``f`` at each row of
-    ``X`` for the game ``v(S) = E_b f(x_S, b_rest)`` with ``b`` uniform over ``background``.
-
-    Each of the ``n_permutations`` (antithetic pairs: an order and its reverse) walks from
-    one random background row to ``x``, adding features in its order; feature ``j`` gets
-    the change in ``f`` when it is added. Costs ``n_rows * n_permutations * M`` model rows
-    plus one call on ``X``, evaluated in chunks of large model calls.
-    """
-    n, M = X.shape
-    half = n_permutations // 2
-    fx = np.asarray(f(X), dtype=float).reshape(n, -1)
-    n_out = fx.shape[1]
-    phi = np.zeros((n, M, n_out))
-    per_row = n_permutations * M
-    rows_per_chunk = max(1, _CHUNK_ROWS // per_row)
-    steps = np.arange(M)
-    reported = time.perf_counter()
-    for start in range(0, n, rows_per_chunk):
-        stop = min(n, start + rows_per_chunk)
-        m = stop - start
-        order = np.argsort(rng.random((m, half, M)), axis=1 + 1)
-        order = np.concatenate([order, order[:, :, ::-1]], axis=1)  # (m, P, M)
-        b_index = rng.integers(len(background), size=(m, half))
-        b_index = np.concatenate([b_index, b_index], axis=1)  # a pair shares its row
-        rank = np.argsort(order, axis=2)  # rank[i, p, j]: position of feature j
-        # point k of a walk holds the features ranked < k from x: k = 0 is the background
-        # row, k = M would be x itself (evaluated once above)
-        take_x = rank[:, :, None, :] < steps[None, None, :, None]  # (m, P, M, M)
-        hybrid = np.where(take_x, X[start:stop, None, None, :],
-                          background[b_index][:, :, None, :])
-        y = np.asarray(f(hybrid.reshape(-1, M)), dtype=float).reshape(m, n_permutations, M, n_out)
-        y = np.concatenate([y, np.broadcast_to(fx[start:stop, None, None, :],
-                                               (m, n_permutations, 1, n_out))], axis=2)
-        gains = np.diff(y, axis=2)  # gains[i, p, k]: adding feature order[i, p, k]
-        phi[start:stop] = np.take_along_axis(gains, rank[..., None], axis=2).mean(axis=1)
-        if progress is not None and time.perf_counter() - reported > 5:
-            reported = time.perf_counter()
-            progress(f"  labelled {stop}/{n} rows")
-    return phi
 
 
 def project_additive(phi: np.ndarray, gap: np.ndarray) -> np.ndarray:

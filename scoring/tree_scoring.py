@@ -75,13 +75,13 @@ class TreeScoringExplainer(ScoringExplainer):
             raise TypeError(f"TreeScoringExplainer cannot explain {name}: shap's TreeExplainer "
                             f"gives {values.shape[-1]} output(s) where "
                             f"{self.model_function_.output} gives {outputs.shape[1]}; use "
-                            "method='kernel' or 'amortized'")
+                            "method='permutation', 'kernel' or 'amortized'")
         gap = float(np.max(np.abs(values.sum(axis=1) + self.expected_values_ - outputs)))
         if not gap <= _ADDITIVITY_TOL:
             raise TypeError(f"TreeScoringExplainer cannot explain {name}'s "
                             f"{self.model_function_.output}: shap's TreeExplainer values miss "
                             f"the model outputs by up to {gap:.2g} on training rows; use "
-                            "method='kernel' or 'amortized'")
+                            "method='permutation', 'kernel' or 'amortized'")
 
     def _shap_values(self, X: Any) -> np.ndarray:
         values = self.tree_explainer_.shap_values(np.asarray(X, dtype=float),

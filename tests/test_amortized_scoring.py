@@ -8,13 +8,10 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.neural_network import MLPClassifier
 
-from scoring.amortized_scoring import (
-    AmortizedScoringExplainer,
-    permutation_labels,
-    project_additive,
-)
+from scoring.amortized_scoring import AmortizedScoringExplainer, project_additive
 from scoring.exact import exact_shapley_values
 from scoring.fidelity import relative_l2_error
+from scoring.permutation_shap import permutation_labels
 from scoring.persistence import load, save
 
 # small, fast settings: the library defaults are sized for ~30 features

@@ -16,6 +16,7 @@ from scoring import (
     LinearExplainableModel,
     LinearScoringExplainer,
     MimicExplainer,
+    PermutationScoringExplainer,
     PFIExplainer,
     TabularExplainer,
     TreeScoringExplainer,
@@ -45,12 +46,15 @@ BUILDERS = {
                                                                **kw)),
     "KernelScoringExplainer": (_svc, lambda m, x, **kw: KernelScoringExplainer(
         nsamples=30).fit(m, x, **kw)),
+    "PermutationScoringExplainer": (_svc, lambda m, x, **kw: PermutationScoringExplainer(
+        n_background=10).fit(m, x, **kw)),
     "TreeScoringExplainer": (_boosting, lambda m, x, **kw: TreeScoringExplainer(
         n_background=10).fit(m, x, **kw)),
     "LinearScoringExplainer": (LogisticRegression, lambda m, x, **kw: LinearScoringExplainer(
         ).fit(m, x, **kw)),
     "distill": (_svc, lambda m, x, **kw: distill(m, x, verbose=False, n_held_out=2,
-                                                 reference_background=5, nsamples=30, **kw)),
+                                                 reference_background=5, reference_seconds=0.5,
+                                                 nsamples=30, **kw)),
 }
 
 

@@ -14,7 +14,8 @@ from scoring.distill import DistillError, distill, global_explanation, summarise
 REPORT_KEYS = {"method", "class", "params", "fidelity", "latency", "tried", "criteria"}
 FIDELITY_KEYS = {"relative_l2_error", "top5_precision", "top5_sign_agreement",
                  "additivity_gap", "reference"}
-QUICK_REFERENCE = {"n_held_out": 4, "reference_background": 20, "reference_nsamples": 128}
+QUICK_REFERENCE = {"n_held_out": 4, "reference_background": 20, "reference_nsamples": 128,
+                   "reference_seconds": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, ca
     explainer = distill(model, X, hidden_layer_sizes=(32, 32), max_iter=60,
                         **QUICK_REFERENCE)
     report = explainer.report
-    assert report["method"] in ("amortized", "kernel")
+    assert report["method"] in ("amortized", "permutation", "kernel")
     bar = report["criteria"]["min_fidelity"]
     assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
     assert "[distill]" in capsys.readouterr().err  # progress on stderr
@@ -74,17 +75,19 @@ def test_refuses_with_what_it_tried(data):
                 n_permutations=2, **QUICK_REFERENCE)
     message = str(caught.value)
     assert "no scoring explainer met" in message
-    for method in ("linear", "amortized", "kernel"):
+    for method in ("linear", "amortized", "permutation", "kernel"):
         assert f"  {method}: rel. L2 error" in message
     assert "ms/row (needs <= 1e-09)" in message
-    assert [t["method"] for t in caught.value.tried] == ["linear", "amortized", "kernel"]
+    assert [t["method"] for t in caught.value.tried] == ["linear", "amortized", "permutation",
+                                                       "kernel"]
 
 
 def test_explicit_method_keeps_the_old_keywords(data):
     X, y = data
     model = LogisticRegression().fit(X, y)
     explainer = distill(model, X, method="kernel", nsamples=256, n_held_out=4,
-                        reference_background=20, reference_nsamples=256, verbose=False)
+                        reference_background=20, reference_nsamples=256,
+                        reference_seconds=0.5, verbose=False)
     assert explainer.report["method"] == "kernel"
     assert explainer.report["params"]["nsamples"] == 256
     features = [f"f{i}" for i in range(X.shape[1])]
@@ -106,24 +109,34 @@ def test_bad_arguments(data):
         distill(model, X, method="magic", verbose=False)
 
 
-def test_auto_kernel_tries_larger_backgrounds_before_the_sdk_configuration():
-    # 12 features: the SDK samples coalitions, so kmeans-20/40 backgrounds are tried first
+def test_auto_permutation_ladder_before_the_sdk_configuration():
+    # 12 features: the SDK samples coalitions; permutation rungs at 1, 2, 4x its budget
     X, y = make_classification(n_samples=240, n_features=12, n_informative=6, random_state=1)
     model = LogisticRegression().fit(X, y)  # predict_proba: not linear, so no exact method
-    tiny = {"hidden_layer_sizes": (2,), "max_iter": 2, "n_permutations": 2, "min_share": 0.0}
+    tiny = {"hidden_layer_sizes": (2,), "max_iter": 2, "min_share": 0.0}
     explainer = distill(model, X, verbose=False, **tiny, **QUICK_REFERENCE)
     report = explainer.report
-    kernels = [t for t in report["tried"] if t["method"] == "kernel"]
-    assert kernels[0]["params"] == {"n_background": 20}
-    assert report["method"] == "kernel"
+    rungs = [t for t in report["tried"] if t["method"] == "permutation"]
+    assert rungs, report["tried"]
+    sdk = next(t for t in report["tried"] if t["method"] == "kernel") if report[
+        "method"] == "kernel" else None
+    budgets = [t["params"]["n_background"] * t["params"]["n_permutations"] * 12
+               for t in rungs]
+    assert budgets == sorted(budgets)  # cheapest first
+    # the SDK's budget: 10 kmeans rows x (2 * 12 + 2048) coalitions; the training split
+    # (236 rows) caps the background, so the walks per row grow instead
+    assert budgets[0] >= 10 * (2 * 12 + 2048)
     bar = report["criteria"]["min_fidelity"]
     assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
-    chosen = report["params"]["n_background"]
-    if chosen == 10:  # the SDK configuration, shipped only when no rung qualified
-        assert all(t["missed"] for t in kernels[:-1])
+    assert report["fidelity"]["top5_precision"] >= bar["top5_precision"] - 1e-12
+    if sdk is not None:  # shipped only when no rung qualified
+        assert all(t["missed"] for t in rungs)
     else:
-        assert chosen == kernels[len(kernels) - 1]["params"]["n_background"]
-    # kernel parameters from the caller: no ladder, one kernel candidate as before
-    explainer = distill(model, X, verbose=False, nsamples="auto", **tiny, **QUICK_REFERENCE)
-    kernels = [t for t in explainer.report["tried"] if t["method"] == "kernel"]
-    assert len(kernels) <= 1 and all("params" not in t for t in kernels)
+        assert report["method"] == "permutation" and not rungs[-1]["missed"]
+        assert all(t["missed"] for t in rungs[:-1])
+        # refitted on all rows with the rung's parameters
+        assert explainer.get_params()["n_background"] == rungs[-1]["params"]["n_background"]
+    # permutation parameters from the caller: no ladder, one candidate as they asked
+    explainer = distill(model, X, verbose=False, n_background=50, **tiny, **QUICK_REFERENCE)
+    rungs = [t for t in explainer.report["tried"] if t["method"] == "permutation"]
+    assert len(rungs) <= 1 and all("params" not in t for t in rungs)
