@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 3000
 export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
-.PHONY: install demo build-demo serve test lint bench load clean
+SDK_VENV ?= .venv-sdk
+
+.PHONY: install demo build-demo serve test lint bench sdk-venv load clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +33,18 @@ test: install
 lint: install
 	$(BIN)/ruff check scoring service tests bench deploy
 
+# the Azure SDK's own KernelScoringExplainer runs beside ours when its environment exists
 bench: install
+	@$(MAKE) --no-print-directory sdk-venv || echo "no Azure SDK environment: benchmarking without it"
 	$(BIN)/python -m bench.run
+
+# azureml-interpret in its own environment: it pins shap 0.44 and numpy 1.x
+sdk-venv: $(SDK_VENV)/bin/activate
+
+$(SDK_VENV)/bin/activate:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet azureml-interpret==1.62.0
+	touch $(SDK_VENV)/bin/activate
 
 # drives a running-or-started service with wrk, percentiles also read from a real Prometheus
 load: install
@@ -41,4 +53,4 @@ load: install
 	$(BIN)/python -m bench.load
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -11,7 +11,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -25,15 +27,23 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from scoring.amortized_scoring import AmortizedScoringExplainer
-from scoring.distill import distill, stratified_permutation_values
+from scoring.distill import distill
 from scoring.exact import exact_shapley_values
-from scoring.fidelity import fidelity_report
+from scoring.fidelity import (
+    fidelity_report,
+    relative_l2_error,
+    top_k_precision,
+    top_k_sign_agreement,
+)
 from scoring.kernel_scoring import KernelScoringExplainer
 from scoring.linear_scoring import LinearScoringExplainer
 from scoring.model_output import ModelFunction
+from scoring.permutation_scoring import PermutationScoringExplainer
+from scoring.permutation_shap import stratified_permutation_values
 from scoring.tree_scoring import TreeScoringExplainer
 
 RESULTS = Path(__file__).parent / "results"
+SDK_PYTHON = Path(__file__).resolve().parent.parent / ".venv-sdk" / "bin" / "python"
 
 
 @dataclass
@@ -65,7 +75,8 @@ def case_svc() -> Case:
         model = svm.SVC(gamma=0.001, C=100., probability=True, random_state=0).fit(X_train,
                                                                                     y_train)
     return Case("svc", "seed SVC(gamma=0.001, C=100, probability=True), breast cancer, "
-                "30 features, predict_proba", model, X_train, X_test)
+                "30 features, predict_proba", model, X_train, X_test,
+                extra={"y_train": y_train})
 
 
 def case_logreg() -> Case:
@@ -187,7 +198,12 @@ def _layout(phi: np.ndarray, inputs: Any) -> np.ndarray:
 def ground_truth(case: Case, f: ModelFunction, engineer: Callable, rows: Any, args: Any,
                  rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Interventional Shapley values ``(n, M, O)`` on a uniform sample of training rows:
-    exact where cheap, else stratified antithetic permutation sampling."""
+    exact where cheap, else stratified antithetic permutation sampling, as two independent
+    halves whose disagreement estimates the ground truth's own error (``info["noise"]``).
+
+    The sampling budget is ``args.gt_budget`` model rows per explained row, raised (up to
+    20x) to what the model evaluates in ``args.gt_seconds``: cheap models get a tighter
+    ground truth."""
     train = np.asarray(engineer(case.X_train), dtype=float)
     X = np.asarray(engineer(rows), dtype=float)
     n_bg = min(len(train), args.gt_background)
@@ -196,10 +212,17 @@ def ground_truth(case: Case, f: ModelFunction, engineer: Callable, rows: Any, ar
     if 2**M * n_bg <= args.gt_budget * 4:
         return exact_shapley_values(f, X, background), {
             "kind": "exact", "background_rows": n_bg}
-    pairs = max(1, int(round(args.gt_budget / (2 * M * n_bg))))
-    return stratified_permutation_values(f, X, background, pairs, rng), {
+    probe = np.resize(background, (20_000, M))
+    started = time.perf_counter()
+    f(probe)
+    rows_per_second = len(probe) / (time.perf_counter() - started)
+    budget = min(20 * args.gt_budget,
+                 max(args.gt_budget, rows_per_second * args.gt_seconds / len(X)))
+    pairs = max(1, int(round(budget / (4 * M * n_bg))))  # per half
+    halves = [stratified_permutation_values(f, X, background, pairs, rng) for _ in range(2)]
+    return (halves[0] + halves[1]) / 2, {
         "kind": "permutation (antithetic, stratified over background)", "background_rows": n_bg,
-        "permutations_per_background_row": 2 * pairs}
+        "permutations_per_background_row": 4 * pairs, "halves": halves}
 
 
 class _Anchor:
@@ -257,6 +280,12 @@ def run_case(case: Case, args: Any) -> dict:
         fit_seconds["amortized"] = shipped.report["fit_seconds"]
     else:
         fit("amortized", AmortizedScoringExplainer(**common, verbose=args.verbose))
+    if shipped.method != "permutation":
+        # at the anchor's own budget: as many model rows per explained row
+        sdk = explainers["kernel"]
+        walks = len(sdk.background_) * len(sdk.coalitions_) // len(sdk.features_)
+        fit("permutation", PermutationScoringExplainer(
+            **common, n_background=int(min(len(case.X_train), max(1, walks // 2)))))
     if case.name == "forest":
         fit("tree", TreeScoringExplainer(**common))
     if case.model_output == "decision_function" or case.name == "regression" and hasattr(
@@ -273,6 +302,12 @@ def run_case(case: Case, args: Any) -> dict:
     _log(f"  ground truth for {len(rows)} held-out rows in {truth_info['seconds']:.1f} s "
          f"({truth_info['kind']})")
     truth = _layout(truth, class_axis)
+    if "halves" in truth_info:
+        # the mean of two independent halves is off by about half their distance
+        a, b = (_layout(h, class_axis) for h in truth_info.pop("halves"))
+        truth_info["noise"] = {"relative_l2_error": relative_l2_error(a, b) / 2,
+                               "top5_precision_between_halves": top_k_precision(a, b)}
+        _log(f"  ground truth noise: {truth_info['noise']}")
     outputs = f(engineer(rows))
     train_eng = np.asarray(engineer(case.X_train), dtype=float)
     rows_eng = np.asarray(engineer(rows), dtype=float)
@@ -280,6 +315,10 @@ def run_case(case: Case, args: Any) -> dict:
     with threadpool_limits(limits=args.threads):
         results = _measure(case, args, explainers, fit_seconds, shipped, rows, rows_eng,
                            train_eng, truth, outputs, f, class_axis)
+    if case.name == "svc" and args.sdk_python:
+        results.update(_azure_sdk(case, args, rows_eng, truth, outputs, results))
+    for entry in results.values():
+        entry.pop("_values", None)
     _log(f"  measured {len(results)} rows of results")
     return {"name": case.name, "description": case.description,
             "n_train": len(case.X_train), "n_features": int(rows_eng.shape[1]),
@@ -303,7 +342,14 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
                                                            5)}
     # the anchor: shap KernelExplainer, kmeans-10, l1_reg "auto" (what the SDK runs)
     anchor = _Anchor(f, train_eng, "auto")
-    values = _layout(anchor(rows_eng), class_axis)
+    # shap samples its coalitions from numpy's global generator: a few seeds show how much
+    # the anchor's own fidelity moves; the table reports the mean
+    runs, first = [], None
+    for seed in range(args.anchor_seeds):
+        np.random.seed(seed)
+        values = _layout(anchor(rows_eng), class_axis)
+        first = values if first is None else first
+        runs.append(fidelity_report(values, truth, _anchor_ev(anchor, class_axis), outputs))
     one_ms = _median_ms(lambda: anchor(rows_eng[:1]), 2)
     n_small = min(args.anchor_batch, len(rows_eng))
     small_ms = _median_ms(lambda: anchor(rows_eng[:n_small]), 1)
@@ -312,13 +358,15 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
         "row_ms": one_ms, "batch100_ms": per_row * 100, "batch1000_ms": per_row * 1000,
         "extrapolated": f"batches from a measured batch of {n_small} rows (one row per call: "
                         "linear in rows)",
-        "fidelity": fidelity_report(values, truth, _anchor_ev(anchor, class_axis), outputs),
+        "fidelity": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
+        "fidelity_by_seed": runs, "_values": first,
         "params": {"l1_reg": "auto", "background": "shap.kmeans(X_train, 10)",
                    "nsamples": "auto (2M+2048)"}}
     for name, explainer in explainers.items():
         validated = explainer.validate(rows)
         values = explainer.explain_rows(validated)
         entry = {"fidelity": fidelity_report(values, truth, explainer.expected_values, outputs),
+                 "_values": values,
                  "fit_seconds": fit_seconds.get(name),
                  "method": explainer.method, "params": _jsonable(explainer.get_params())}
         one = _take(rows, 1)
@@ -328,7 +376,7 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
         entry["row_given_outputs_ms"] = _median_ms(
             lambda e=explainer, v=one_valid, o=one_out: e.explain_rows(v, outputs=o),
             args.repeats)
-        if explainer.method == "kernel":
+        if explainer.method in ("kernel", "permutation"):
             small = _take(rows, 5)
             per_row = _median_ms(lambda e=explainer, s=small: e.explain(s), 1) / 5
             entry.update(batch100_ms=per_row * 100, batch1000_ms=per_row * 1000,
@@ -344,6 +392,46 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
             name = f"{name} (= distill default)"
         results[name] = entry
     return results
+
+
+def _azure_sdk(case: Case, args: Any, rows: np.ndarray, truth: np.ndarray,
+               outputs: np.ndarray, results: dict) -> dict:
+    """The Azure SDK's own ``KernelScoringExplainer`` (azureml-interpret, in its own
+    environment: ``bench/sdk_reference.py``) on the first ``args.sdk_rows`` rows, with the
+    fidelity of every explainer on those same rows for a like-for-like comparison."""
+    k = min(args.sdk_rows, len(rows))
+    _log(f"  the Azure SDK's KernelScoringExplainer on {k} rows ({args.sdk_python})")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp, "in.npz"), Path(tmp, "out.npz")
+        np.savez(source, X_train=case.X_train, y_train=case.extra["y_train"], rows=rows[:k])
+        done = subprocess.run([args.sdk_python, str(Path(__file__).with_name(
+            "sdk_reference.py")), str(source), str(target)], check=False)
+        if done.returncode != 0:
+            _log(f"  the Azure SDK run failed (exit {done.returncode}); left out")
+            return {}
+        sdk = dict(np.load(target))
+    model_gap = float(np.abs(sdk["outputs"] - outputs[:k]).max())
+    per_row = float(np.median(sdk["row_ms"]))
+    same_rows = {name: _fidelity(r["_values"][:, :k], truth[:, :k])
+                 for name, r in results.items() if "_values" in r}
+    return {"azure SDK KernelScoringExplainer": {
+        "row_ms": per_row, "batch100_ms": 100 * per_row, "batch1000_ms": 1000 * per_row,
+        "extrapolated": "batches from one row per call (the SDK explains row by row)",
+        "fit_seconds": float(sdk["fit_seconds"]),
+        "versions": [str(v) for v in sdk["versions"]],
+        "model_output_gap": model_gap,
+        "fidelity_rows": k,
+        # the SDK returns no expected value with its local values: no additivity gap
+        "fidelity": _fidelity(sdk["values"], truth[:, :k]),
+        "others_on_the_same_rows": same_rows,
+        "params": {"background": "every training row (TabularExplainer's "
+                   "initialization examples, as the seed deploys it)"}}}
+
+
+def _fidelity(values: np.ndarray, truth: np.ndarray) -> dict:
+    return {"relative_l2_error": relative_l2_error(values, truth),
+            "top5_precision": top_k_precision(values, truth),
+            "top5_sign_agreement": top_k_sign_agreement(values, truth)}
 
 
 def _anchor_ev(anchor: _Anchor, class_axis: Any) -> Any:
@@ -394,11 +482,25 @@ def print_table(case: dict) -> None:
               f"{anchor['batch1000_ms'] / r['batch1000_ms']:12.0f} "
               f"{given / floor['row_ms']:8.2f} "
               + (f"{fid['relative_l2_error']:6.3f} {fid['top5_precision']:5.2f} "
-                 f"{fid['top5_sign_agreement']:5.2f} {fid['additivity_gap']:8.1e}"
+                 f"{fid['top5_sign_agreement']:5.2f} "
+                 + (f"{fid['additivity_gap']:8.1e}" if "additivity_gap" in fid else f"{'':8s}")
                  if fid else f"{'':6s} {'':5s} {'':5s} {'':8s}"))
     print("   ms/row* = explain_rows(rows, outputs=...) (the service passes the predictions it "
-          "made); ovh/pred = ms/row* / bare predict ms/row; anchor and kernel batches are "
-          "extrapolated from measured small batches (linear in rows)")
+          "made); ovh/pred = ms/row* / bare predict ms/row; anchor, kernel and permutation "
+          "batches are extrapolated from measured small batches (linear in rows)")
+    sdk = results.get("azure SDK KernelScoringExplainer")
+    if sdk:
+        print(f"   azure SDK ({', '.join(sdk['versions'])}; the model refitted there differs "
+              f"by {sdk['model_output_gap']:.1e} in probability): fidelity on its "
+              f"{sdk['fidelity_rows']} rows; the others on the same rows:")
+        for name, fid in sdk["others_on_the_same_rows"].items():
+            print(f"     {name:32s} relL2 {fid['relative_l2_error']:.3f} top5 "
+                  f"{fid['top5_precision']:.2f} sign5 {fid['top5_sign_agreement']:.2f}")
+    by_seed = anchor.get("fidelity_by_seed", [])
+    if len(by_seed) > 1:
+        print(f"   anchor fidelity is the mean over {len(by_seed)} seeds: relL2 "
+              + ", ".join(f"{r['relative_l2_error']:.3f}" for r in by_seed) + "; top5 "
+              + ", ".join(f"{r['top5_precision']:.2f}" for r in by_seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,8 +511,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=None,
                         help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--n-explain", type=int, default=None,
-                        help="held-out rows for fidelity (default 20, quick 8)")
+                        help="held-out rows for fidelity (default 40, quick 8)")
     parser.add_argument("--verbose", action="store_true", help="progress of distill/amortized")
+    parser.add_argument("--sdk-python", default=str(SDK_PYTHON) if SDK_PYTHON.exists() else None,
+                        help="python of an environment with azureml-interpret (make sdk-venv) "
+                        "to run the Azure SDK's own KernelScoringExplainer on the svc case "
+                        f"(default {SDK_PYTHON} if it exists)")
+    parser.add_argument("--sdk-rows", type=int, default=None,
+                        help="rows the Azure SDK explains (about 15 s each; default 10, "
+                        "quick 3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads while timing (default 1, as one service worker "
                         "per core; the machine is shared)")
@@ -421,15 +530,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {list(CASES)}")
-    args.n_explain = args.n_explain or (8 if quick else 20)
-    args.gt_background = 200 if quick else 500
-    args.gt_budget = 30_000 if quick else 100_000  # model rows per explained row
+    args.n_explain = args.n_explain or (8 if quick else 40)
+    args.sdk_rows = args.sdk_rows or (3 if quick else 10)
+    args.gt_background = 200 if quick else 2000  # every training row of every case
+    args.gt_budget = 30_000 if quick else 100_000  # model rows per explained row (at least)
+    args.gt_seconds = 15 if quick else 60  # ... raised to what the model runs in this time
     args.anchor_batch = 3 if quick else 5
+    args.anchor_seeds = 1 if quick else 3
     args.repeats = 30 if quick else 100
     info = {"machine": machine(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "argv": sys.argv[1:], "quick": quick, "n_explain": args.n_explain,
             "ground_truth_background": args.gt_background,
             "ground_truth_budget_model_rows_per_row": args.gt_budget,
+            "ground_truth_seconds_target": args.gt_seconds,
             "blas_threads_while_timing": args.threads}
     print(f"machine: {info['machine']}")
     print(f"inputs: cases {names}; {args.n_explain} held-out rows per case for fidelity; ground "

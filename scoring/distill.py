@@ -355,12 +355,14 @@ def reference_values(explainer: ScoringExplainer, train: Any, rows: Any,
     X = explainer._engineer(explainer.validate(rows))
     f = explainer.model_function_
     M = X.shape[1]
-    probe = take_rows(background, np.arange(4096) % len(background))
+    # time one walk per probe background row (model calls and the numpy around them: for
+    # cheap models the latter dominates), then afford model rows per background row and
+    # explained row within the time given
+    probe = take_rows(background, np.arange(min(len(background), 256)))
     started = time.perf_counter()
-    f(probe)
-    # model rows per background row and explained row that fit in the time given
-    affordable = len(probe) / (time.perf_counter() - started) * seconds / (
-        len(X) * len(background))
+    stratified_permutation_values(f, take_rows(X, [0]), probe, 1, np.random.default_rng(0))
+    per_model_row = (time.perf_counter() - started) / (len(probe) * 2 * M)
+    affordable = seconds / per_model_row / (len(X) * len(background))
     if M <= MAX_EXACT_FEATURES and 2**M <= max(affordable, 4 * nsamples):
         phi = exact_shapley_values(f, X, background)
         info = {"kind": "exact", "n_coalitions": 2**M}

@@ -55,13 +55,19 @@ def walk_values(f: Callable, X, background, orders: np.ndarray, b_index: np.ndar
     steps = np.arange(M)
     phi = np.empty((n, M, n_out))
     rows_per_chunk = max(1, _CHUNK_ROWS // per_row)
+
+    def switched(r: np.ndarray) -> np.ndarray:
+        # point k of a walk holds the features switched in its first k steps: k = 0 is the
+        # background row; k = M would be x itself (fx)
+        return r[:, :, None, :] < steps[None, None, :, None]  # (1 or m, P, M, M)
+
+    take_x = switched(rank[None]) if shared else None
     for start in range(0, n, rows_per_chunk):
         stop = min(n, start + rows_per_chunk)
         r = rank[None] if shared else rank[start:stop]  # (1 or m, P, M)
         b = b_index[None] if shared else b_index[start:stop]  # (1 or m, P)
-        # point k of a walk holds the features switched in its first k steps: k = 0 is the
-        # background row; k = M would be x itself (fx)
-        take_x = r[:, :, None, :] < steps[None, None, :, None]  # (1 or m, P, M, M)
+        if not shared:
+            take_x = switched(r)
         points = _walk_points(X, background, start, stop, b, take_x)
         m, P = stop - start, r.shape[1]
         y = np.asarray(f(points), dtype=float).reshape(m, P, M, n_out)
@@ -131,11 +137,15 @@ def stratified_permutation_values(f: Callable, X, background, pairs_per_row: int
     n, M = X.shape
     fx = np.asarray(f(X), dtype=float).reshape(n, -1)
     total = np.zeros((n, M, fx.shape[1]))
-    for i in range(len(background)):  # one background row at a time bounds memory
-        order = np.argsort(rng.random((n, pairs_per_row, M)), axis=2)
-        total += walk_values(f, X, take_rows(background, [i]),
-                             np.concatenate([order, order[:, :, ::-1]], axis=1),
-                             np.zeros((n, 2 * pairs_per_row), dtype=int), fx)
+    # enough background rows per call for about _CHUNK_ROWS model rows: few, large calls
+    group = max(1, _CHUNK_ROWS // (n * 2 * pairs_per_row * M))
+    for start in range(0, len(background), group):
+        rows = np.arange(start, min(len(background), start + group))
+        order = np.argsort(rng.random((n, len(rows) * pairs_per_row, M)), axis=2)
+        b_index = np.tile(np.repeat(rows, pairs_per_row), 2)
+        total += len(rows) * walk_values(
+            f, X, background, np.concatenate([order, order[:, :, ::-1]], axis=1),
+            np.broadcast_to(b_index, (n, len(b_index))), fx)
     return total / len(background)
 
 
