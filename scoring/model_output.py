@@ -8,6 +8,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -61,6 +62,13 @@ class ModelFunction:
             self.classes = _classes(model)
 
     def __call__(self, X: Any) -> np.ndarray:
+        names = getattr(self.model, "feature_names_in_", None)
+        if names is not None and isinstance(X, np.ndarray) and X.ndim == 2 and (
+                X.shape[1] == len(names)):
+            # explainers build numeric arrays (backgrounds, coalitions, walks) in the
+            # model's own column order: name them as the model was fitted, so sklearn
+            # checks the names instead of warning on every call
+            X = pd.DataFrame(X, columns=names, copy=False)
         out = np.asarray(getattr(self.model, self.output)(X), dtype=float)
         return out.reshape(len(out), -1)
 
