@@ -22,7 +22,7 @@ from scoring.model_output import check_model, default_output
 from scoring.permutation_scoring import PermutationScoringExplainer
 from scoring.permutation_shap import stratified_permutation_values, take_rows
 from scoring.scoring_explainer import ScoringExplainer
-from scoring.tree_scoring import TreeScoringExplainer
+from scoring.tree_scoring import TreeScoringExplainer, is_tree_model
 
 METHODS = ("auto", "linear", "tree", "amortized", "permutation", "kernel")
 # the order distill(method="auto") tries candidates in: expected latency, fastest first
@@ -54,14 +54,6 @@ class DistillError(ValueError):
 def _progress(verbose: bool, message: str) -> None:
     if verbose:
         print(f"[distill] {message}", file=sys.stderr, flush=True)
-
-
-def is_tree_model(model: Any) -> bool:
-    """Tree ensembles and trees that shap's TreeExplainer supports."""
-    name = type(model).__name__
-    return hasattr(model, "tree_") or hasattr(model, "estimators_") and any(
-        key in name for key in ("Forest", "Trees", "GradientBoosting")) or name.startswith(
-        ("HistGradientBoosting", "LGBM", "XGB"))
 
 
 def _classes() -> dict[str, type]:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.distill import is_tree_model
 from scoring.explanation import Explanation
 from scoring.model_explainer import ModelExplainer, as_3d, global_from_local
+from scoring.tree_scoring import is_tree_model
 
 logger = logging.getLogger(__name__)
 

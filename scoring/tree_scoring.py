@@ -14,6 +14,14 @@ _N_CHECK_ROWS = 5
 _ADDITIVITY_TOL = 1e-6
 
 
+def is_tree_model(model: Any) -> bool:
+    """Tree ensembles and trees that shap's TreeExplainer supports."""
+    name = type(model).__name__
+    return hasattr(model, "tree_") or hasattr(model, "estimators_") and any(
+        key in name for key in ("Forest", "Trees", "GradientBoosting")) or name.startswith(
+        ("HistGradientBoosting", "LGBM", "XGB"))
+
+
 class TreeScoringExplainer(ScoringExplainer):
     """shap's ``TreeExplainer`` with interventional perturbation over a background sample.
 
