@@ -23,7 +23,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from scoring import KernelScoringExplainer, LinearScoringExplainer
+from scoring import (
+    AmortizedScoringExplainer,
+    KernelScoringExplainer,
+    LinearScoringExplainer,
+    PermutationScoringExplainer,
+)
 from scoring.distill import global_explanation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +96,10 @@ def bento_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     """``svc``: breast-cancer SVC with a Kernel scoring explainer (probabilities, two
-    classes); ``tabular``: logistic regression behind a ColumnTransformer with a categorical
-    column whose encoder refuses unseen categories (decision function, get_raw);
+    classes); ``svc_permutation``, ``svc_amortized``: the same model with the other
+    model-agnostic scoring explainers distill ships (small settings); ``tabular``: logistic
+    regression behind a ColumnTransformer with a categorical column whose encoder refuses
+    unseen categories (decision function, get_raw);
     ``mismatched``: an explainer saved with another model; ``damaged``: a truncated model
     file."""
     X, y, classes = _breast_cancer()
@@ -101,6 +108,11 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     svc_explainer = KernelScoringExplainer(nsamples=128, n_background=5).fit(
         svc, X.to_numpy(), features=features, classes=classes)
     svc_global = global_explanation(svc_explainer, X.to_numpy(), max_rows=10)
+    permutation = PermutationScoringExplainer(n_background=20).fit(
+        svc, X.to_numpy(), features=features, classes=classes)
+    amortized = AmortizedScoringExplainer(hidden_layer_sizes=(16,), max_iter=30, n_networks=2,
+                                          n_permutations=8, max_label_rows=600).fit(
+        svc, X.to_numpy(), features=features, classes=classes)
 
     frame, yt = _tabular()
     columns = ColumnTransformer([("num", StandardScaler(), ["age", "income"]),
@@ -115,6 +127,8 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     wrong = LinearScoringExplainer().fit(a, X.to_numpy())
 
     objects = {"breast_cancer_svc": (svc, svc_explainer, svc_global, False),
+               "svc_permutation": (svc, permutation, None, False),
+               "svc_amortized": (svc, amortized, None, False),
                "tabular_lr": (lr, lr_explainer, lr_global, False),
                "mismatched": (b, wrong, None, False),
                "damaged": (a, wrong, None, True)}
@@ -126,9 +140,11 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     assert out.returncode == 0, out.stderr
     tags = out.stdout.split()
     return {"svc": Bundle(tags[0], svc, svc_explainer, svc_global, X),
-            "tabular": Bundle(tags[1], lr, lr_explainer, lr_global, frame),
-            "mismatched": Bundle(tags[2], b, wrong, None, X),
-            "damaged": Bundle(tags[3], a, wrong, None, X)}
+            "svc_permutation": Bundle(tags[1], svc, permutation, None, X),
+            "svc_amortized": Bundle(tags[2], svc, amortized, None, X),
+            "tabular": Bundle(tags[3], lr, lr_explainer, lr_global, frame),
+            "mismatched": Bundle(tags[4], b, wrong, None, X),
+            "damaged": Bundle(tags[5], a, wrong, None, X)}
 
 
 def free_port() -> int:
