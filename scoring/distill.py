@@ -338,10 +338,11 @@ def reference_values(explainer: ScoringExplainer, train: Any, rows: Any,
                      random_state: int | None = 0) -> tuple[np.ndarray, dict]:
     """Ground truth for ``rows``: interventional Shapley values with up to ``n_background``
     training rows (a uniform sample) as background. Exact by enumeration when the model
-    evaluates every coalition in about ``seconds``; otherwise antithetic permutation
-    sampling stratified over the background rows, with as many walks as fit in ``seconds``
-    but at least ``nsamples`` model rows (one antithetic pair) per background row and
-    explained row. Same output and layout as ``explainer``."""
+    evaluates every coalition in about ``seconds`` (or ``2**M <= 4 * nsamples``);
+    otherwise antithetic permutation sampling stratified over the background rows, with
+    as many walks as fit in ``seconds`` but at least ``nsamples`` model rows (one
+    antithetic pair) per background row and explained row. Same output and layout as
+    ``explainer``."""
     rng = np.random.default_rng(random_state)
     background, _ = sample_background(explainer._engineer(train), n_background, rng)
     X = explainer._engineer(explainer.validate(rows))
