@@ -37,7 +37,12 @@ _METRICS = {"relative_l2_error": "max", "top5_precision": "min",
 # 0.145 vs 0.229), and the faithfulness grows with the budget
 _PERMUTATION_BUDGETS = (1, 2, 4)
 # ... each rung accepted, against the default bar, only when faster than the SDK itself
-# (shap's KernelExplainer, timed on held-out rows), else the SDK configuration is shipped
+# (shap's KernelExplainer, timed on held-out rows) and when its top-5 precision beats the
+# SDK configuration's by this margin (3 of the 150 top-5 slots of 30 held-out rows): a
+# rung replaces that configuration, which is the bar itself, so a tie within the noise of
+# 30 rows is not enough (bench wide100: the smallest rung measured 0.90 here in one run,
+# 0.89 against the anchor's 0.93 on 40 other rows)
+_RUNG_TOP5_MARGIN = 0.02
 # methods cheap enough to refit on every training row once chosen (fidelity and latency
 # were measured before, with the held-out rows out)
 _REFIT_METHODS = ("kernel", "tree", "linear", "permutation")
@@ -143,7 +148,9 @@ def distill(model: Any, X_train: Any, *, method: str = "auto", features: Any = N
     lower; linear and tree, exact methods, pass that bar as they are. Against that
     bar the permutation step is a ladder of budgets of 1, 2 and 4 times the SDK's model
     rows per explained row, each also faster per row than shap's ``KernelExplainer`` (the
-    SDK's, timed here on held-out rows); the SDK configuration itself is the
+    SDK's, timed here on held-out rows) and with a top-5 precision at least 0.02 above
+    the bar (a rung replaces the bar's own configuration: a tie within the noise of the
+    held-out rows is not enough); the SDK configuration itself is the
     last candidate, so the default never ships anything less faithful than it on the
     held-out rows. Raises :class:`DistillError` listing what each candidate achieved when
     none qualifies. ``params`` go to the candidates that take them (``n_background``,
@@ -210,7 +217,12 @@ def distill(model: Any, X_train: Any, *, method: str = "auto", features: Any = N
         missed = _shortfalls(result["fidelity"], result["latency"],
                              None if exact else bounds, max_latency_ms)
         if name == "permutation" and overrides and "baseline" in state:
-            # a rung of the ladder: it must also be faster than the SDK
+            # a rung of the ladder: it must also be faster than the SDK, and clearly as good
+            needed = min(1.0, bounds["top5_precision"] + _RUNG_TOP5_MARGIN)
+            if not missed and result["fidelity"]["top5_precision"] < needed - 1e-12:
+                missed.append(f"top5_precision {result['fidelity']['top5_precision']:.3g} "
+                              f"(a rung needs >= {needed:.3g}: the bar + "
+                              f"{_RUNG_TOP5_MARGIN:g})")
             if "sdk_row_ms" not in state:
                 state["sdk_row_ms"] = _sdk_row_ms(state["baseline"]["explainer"],
                                                   state["held_out"])
@@ -352,8 +364,10 @@ def reference_values(explainer: ScoringExplainer, train: Any, rows: Any,
     # cheap models the latter dominates), then afford model rows per background row and
     # explained row within the time given
     probe = take_rows(background, np.arange(min(len(background), 256)))
-    started = time.perf_counter()
-    stratified_permutation_values(f, take_rows(X, [0]), probe, 1, np.random.default_rng(0))
+    for _ in range(2):  # the first call warms up (allocations, thread pools)
+        started = time.perf_counter()
+        stratified_permutation_values(f, take_rows(X, [0]), probe, 1,
+                                      np.random.default_rng(0))
     per_model_row = (time.perf_counter() - started) / (len(probe) * 2 * M)
     affordable = seconds / per_model_row / (len(X) * len(background))
     if M <= MAX_EXACT_FEATURES and 2**M <= max(affordable, 4 * nsamples):
