@@ -62,12 +62,15 @@ def demo(args: argparse.Namespace) -> int:
     data = load_breast_cancer()
     x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.2, random_state=0)
-    print("[demo] training svm.SVC(gamma=0.001, C=100., probability=True) on breast cancer",
-          file=sys.stderr)
+    print("[demo] training svm.SVC(gamma=0.001, C=100., probability=True, random_state=0) on "
+          "breast cancer", file=sys.stderr)
     with warnings.catch_warnings():
-        # the seed's model; sklearn 1.9 deprecates probability=True in favour of calibration
+        # the seed's model; sklearn 1.9 deprecates probability=True in favour of calibration.
+        # random_state fixes the internal cross-validation of its probabilities: the same
+        # demo answers with the same numbers on every run
         warnings.simplefilter("ignore", FutureWarning)
-        model = svm.SVC(gamma=0.001, C=100., probability=True).fit(x_train, y_train)
+        model = svm.SVC(gamma=0.001, C=100., probability=True, random_state=0).fit(
+            x_train, y_train)
     print(f"[demo] test accuracy {model.score(x_test, y_test):.3f}", file=sys.stderr)
     tag = _build_and_save(model, x_train, args.name, args,
                           features=list(data.feature_names),
