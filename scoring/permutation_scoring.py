@@ -60,10 +60,9 @@ class PermutationScoringExplainer(ScoringExplainer):
         self.expected_values_ = self.model_function_(self.background_).mean(axis=0)
 
     def _shap_values(self, X: Any) -> np.ndarray:
-        return walk_values(self.model_function_, X, self.background_, self.orders_,
-                           self.background_index_)
+        return self._shap_values_from_outputs(X, None)  # the walks call the model on X
 
-    def _shap_values_from_outputs(self, X: Any, outputs: np.ndarray) -> np.ndarray:
+    def _shap_values_from_outputs(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
         return walk_values(self.model_function_, X, self.background_, self.orders_,
                            self.background_index_, fx=outputs)
 

@@ -200,23 +200,32 @@ def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
     raise AssertionError(f"bentoml serve not ready after {timeout}s:\n{server.output()[-3000:]}")
 
 
-def stop_server(server: Server) -> None:
-    """SIGTERM to the server's PID (BentoML stops its workers), then its own process group."""
-    if server.proc.poll() is None:
-        server.proc.terminate()
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to ``proc`` (it stops its own children), then SIGKILL to its process group
+    after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
         try:
-            server.proc.wait(30)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait(10)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def stop_server(server: Server) -> None:
+    """Stop a `bentoml serve` (BentoML stops its workers on SIGTERM)."""
+    stop_process(server.proc)
 
 
 class Servers:
-    """Start and stop `bentoml serve` processes from a test (the ``servers`` fixture)."""
+    """Start and stop `bentoml serve` processes, or any other, from a test (the ``servers``
+    fixture)."""
 
     start = staticmethod(start_server)
     wait_ready = staticmethod(wait_ready)
     stop = staticmethod(stop_server)
+    stop_process = staticmethod(stop_process)
+    free_port = staticmethod(free_port)
 
 
 @pytest.fixture(scope="session")

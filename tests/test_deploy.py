@@ -8,7 +8,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -344,16 +343,9 @@ class Prometheus:
                              f"{self.log.read_text(errors='replace')[-2000:]}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def prometheus(svc_server, tmp_path_factory):
+def prometheus(svc_server, servers, tmp_path_factory):
     """Prometheus with deploy/prometheus's config and rules, the `scoring` job pointed at
     the test server, scraping and evaluating every second."""
     binary = _tool("prometheus")
@@ -365,7 +357,7 @@ def prometheus(svc_server, tmp_path_factory):
     job["static_configs"] = [{"targets": [urlsplit(svc_server.url).netloc]}]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = work / "prometheus.log"
-    port = _free_port()
+    port = servers.free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [binary, f"--config.file={work / 'prometheus.yml'}",
@@ -383,12 +375,7 @@ def prometheus(svc_server, tmp_path_factory):
         assert time.monotonic() < deadline, f"prometheus not ready:\n{log.read_text()[-3000:]}"
         time.sleep(0.3)
     yield server
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    servers.stop_process(proc, 15)
 
 
 def _scrape(url: str) -> dict[tuple, float]:
