@@ -26,21 +26,22 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from scoring.amortized_scoring import AmortizedScoringExplainer
-from scoring.distill import distill
-from scoring.exact import exact_shapley_values
-from scoring.fidelity import (
+from scoring.evaluation.distill import distill
+from scoring.evaluation.fidelity import (
     fidelity_report,
     relative_l2_error,
     top_k_precision,
     top_k_sign_agreement,
 )
-from scoring.kernel_scoring import KernelScoringExplainer
-from scoring.linear_scoring import LinearScoringExplainer
-from scoring.model_output import ModelFunction
-from scoring.permutation_scoring import PermutationScoringExplainer
-from scoring.permutation_shap import stratified_permutation_values
-from scoring.tree_scoring import TreeScoringExplainer
+from scoring.evaluation.timing import median_ms
+from scoring.model.function import ModelFunction
+from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
+from scoring.scoring_explainers.kernel import KernelScoringExplainer
+from scoring.scoring_explainers.linear import LinearScoringExplainer
+from scoring.scoring_explainers.permutation import PermutationScoringExplainer
+from scoring.scoring_explainers.tree import TreeScoringExplainer
+from scoring.shapley.exact import exact_shapley_values
+from scoring.shapley.permutation import stratified_permutation_values
 
 RESULTS = Path(__file__).parent / "results"
 SDK_PYTHON = Path(__file__).resolve().parent.parent / ".venv-sdk" / "bin" / "python"
@@ -170,20 +171,6 @@ CASES = {"svc": case_svc, "logreg": case_logreg, "forest": case_forest, "onehot"
 
 
 # -- measuring -----------------------------------------------------------------------------
-def _median_ms(call: Callable, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up (at most 3 when slow)."""
-    started = time.perf_counter()
-    call()
-    if time.perf_counter() - started > 0.05:
-        repeats = min(repeats, 3)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return 1e3 * float(np.median(times))
-
-
 def _take(X: Any, n: int) -> Any:
     """``n`` rows of ``X`` (cycled when ``X`` has fewer)."""
     index = np.arange(n) % len(X)
@@ -192,7 +179,7 @@ def _take(X: Any, n: int) -> Any:
 
 def _layout(phi: np.ndarray, inputs: Any) -> np.ndarray:
     """``(n, M, O)`` -> the library's layout (a binary margin keeps both classes)."""
-    return inputs.layout(phi, np.zeros(phi.shape[-1]), get_raw=False)[0]
+    return inputs.values(phi, get_raw=False)
 
 
 def ground_truth(case: Case, f: ModelFunction, engineer: Callable, rows: Any, args: Any,
@@ -271,19 +258,19 @@ def run_case(case: Case, args: Any) -> dict:
                           model_output=case.model_output, verbose=args.verbose)
     fit_seconds["distill"] = time.perf_counter() - started
     explainers["distill"] = shipped
-    _log(f"  distill(method='auto') chose {shipped.report['method']} in "
+    _log(f"  distill(method='auto') chose {shipped.report_.method} in "
          f"{fit_seconds['distill']:.1f} s")
     fit("kernel", KernelScoringExplainer(**common))
     if shipped.method == "amortized":
         # the same explainer (fitted inside distill, on all but its 10 held-out rows)
         explainers["amortized"] = explainers.pop("distill")
-        fit_seconds["amortized"] = shipped.report["fit_seconds"]
+        fit_seconds["amortized"] = shipped.report_.fit_seconds
     else:
         fit("amortized", AmortizedScoringExplainer(**common, verbose=args.verbose))
     if shipped.method != "permutation":
         # at the anchor's own budget: as many model rows per explained row
         sdk = explainers["kernel"]
-        walks = len(sdk.background_) * len(sdk.coalitions_) // len(sdk.features_)
+        walks = len(sdk.background_) * len(sdk.coalitions_) // len(sdk.spec_.engineered_features)
         fit("permutation", PermutationScoringExplainer(
             **common, n_background=int(min(len(case.X_train), max(1, walks // 2)))))
     if case.name == "forest":
@@ -293,8 +280,11 @@ def run_case(case: Case, args: Any) -> dict:
         fit("linear", LinearScoringExplainer(**common))
 
     base = explainers["kernel"]
-    f, engineer = base.model_function_, base._engineer
-    class_axis = base.model_input_
+    f = base.spec_.function
+    class_axis = base.spec_.layout
+
+    def engineer(raw: Any) -> Any:
+        return base.spec_.transform(base.spec_.validate(raw))
     rows = _take(case.X_test, args.n_explain)
     started = time.perf_counter()
     truth, truth_info = ground_truth(case, f, engineer, rows, args, rng)
@@ -324,9 +314,9 @@ def run_case(case: Case, args: Any) -> dict:
             "n_train": len(case.X_train), "n_features": int(rows_eng.shape[1]),
             "n_outputs": int(outputs.shape[1]), "n_explained_rows": len(rows),
             "ground_truth": truth_info, "results": results,
-            "distill_report": _jsonable({k: v for k, v in shipped.report.items()
+            "distill_report": _jsonable({k: v for k, v in shipped.report_.to_dict().items()
                                          if k != "tried"}),
-            "distill_tried": _jsonable(shipped.report.get("tried"))}
+            "distill_tried": _jsonable(shipped.report_.tried)}
 
 
 def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped: Any,
@@ -336,9 +326,9 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
     predict = case.predict or (lambda r: f(r))
     results: dict[str, dict] = {}
     # the floor: the bare explained model call on the rows as served
-    results["model predict"] = {"row_ms": _median_ms(lambda: predict(_take(rows, 1)), 50),
-                                "batch100_ms": _median_ms(lambda: predict(_take(rows, 100)), 9),
-                                "batch1000_ms": _median_ms(lambda: predict(_take(rows, 1000)),
+    results["model predict"] = {"row_ms": median_ms(lambda: predict(_take(rows, 1)), 50),
+                                "batch100_ms": median_ms(lambda: predict(_take(rows, 100)), 9),
+                                "batch1000_ms": median_ms(lambda: predict(_take(rows, 1000)),
                                                            5)}
     # the anchor: shap KernelExplainer, kmeans-10, l1_reg "auto" (what the SDK runs)
     anchor = _Anchor(f, train_eng, "auto")
@@ -350,9 +340,9 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
         values = _layout(anchor(rows_eng), class_axis)
         first = values if first is None else first
         runs.append(fidelity_report(values, truth, _anchor_ev(anchor, class_axis), outputs))
-    one_ms = _median_ms(lambda: anchor(rows_eng[:1]), 2)
+    one_ms = median_ms(lambda: anchor(rows_eng[:1]), 2)
     n_small = min(args.anchor_batch, len(rows_eng))
-    small_ms = _median_ms(lambda: anchor(rows_eng[:n_small]), 1)
+    small_ms = median_ms(lambda: anchor(rows_eng[:n_small]), 1)
     per_row = small_ms / n_small
     results["anchor (shap kernel)"] = {
         "row_ms": one_ms, "batch100_ms": per_row * 100, "batch1000_ms": per_row * 1000,
@@ -363,28 +353,27 @@ def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped
         "params": {"l1_reg": "auto", "background": "shap.kmeans(X_train, 10)",
                    "nsamples": "auto (2M+2048)"}}
     for name, explainer in explainers.items():
-        validated = explainer.validate(rows)
-        values = explainer.explain_rows(validated)
+        values = explainer.explain(rows)
         entry = {"fidelity": fidelity_report(values, truth, explainer.expected_values, outputs),
                  "_values": values,
                  "fit_seconds": fit_seconds.get(name),
                  "method": explainer.method, "params": _jsonable(explainer.get_params())}
         one = _take(rows, 1)
-        entry["row_ms"] = _median_ms(lambda e=explainer, o=one: e.explain(o), args.repeats)
-        one_valid = explainer.validate(one)
-        one_out = explainer.model_outputs(one_valid)
-        entry["row_given_outputs_ms"] = _median_ms(
-            lambda e=explainer, v=one_valid, o=one_out: e.explain_rows(v, outputs=o),
-            args.repeats)
+        entry["row_ms"] = median_ms(lambda e=explainer, o=one: e.explain(o), args.repeats)
+        spec = explainer.spec_
+        one_x = spec.transform(spec.validate(one))
+        one_out = spec.outputs(one_x)
+        entry["row_given_outputs_ms"] = median_ms(
+            lambda e=explainer, v=one_x, o=one_out: e.shap_values(v, o), args.repeats)
         if explainer.method in ("kernel", "permutation"):
             small = _take(rows, 5)
-            per_row = _median_ms(lambda e=explainer, s=small: e.explain(s), 1) / 5
+            per_row = median_ms(lambda e=explainer, s=small: e.explain(s), 1) / 5
             entry.update(batch100_ms=per_row * 100, batch1000_ms=per_row * 1000,
                          extrapolated="batches from a measured batch of 5 rows")
         else:
             for size in (100, 1000):
                 batch = _take(rows, size)
-                entry[f"batch{size}_ms"] = _median_ms(lambda e=explainer, b=batch: e.explain(b),
+                entry[f"batch{size}_ms"] = median_ms(lambda e=explainer, b=batch: e.explain(b),
                                                       max(3, args.repeats // 10))
         if name == "distill":
             name = f"distill default ({explainer.method})"
@@ -436,7 +425,7 @@ def _fidelity(values: np.ndarray, truth: np.ndarray) -> dict:
 
 def _anchor_ev(anchor: _Anchor, class_axis: Any) -> Any:
     ev = np.asarray(anchor.explainer.expected_value, dtype=float).reshape(-1)
-    return class_axis.expected_layout(ev)
+    return class_axis.expected(ev)
 
 
 def _jsonable(value: Any) -> Any:
@@ -485,7 +474,7 @@ def print_table(case: dict) -> None:
                  f"{fid['top5_sign_agreement']:5.2f} "
                  + (f"{fid['additivity_gap']:8.1e}" if "additivity_gap" in fid else f"{'':8s}")
                  if fid else f"{'':6s} {'':5s} {'':5s} {'':8s}"))
-    print("   ms/row* = explain_rows(rows, outputs=...) (the service passes the predictions it "
+    print("   ms/row* = shap_values(X, outputs) (the service passes the predictions it "
           "made); ovh/pred = ms/row* / bare predict ms/row; anchor, kernel and permutation "
           "batches are extrapolated from measured small batches (linear in rows)")
     sdk = results.get("azure SDK KernelScoringExplainer")

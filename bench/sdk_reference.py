@@ -18,7 +18,7 @@ import numpy as np
 
 def main(source: str, target: str) -> int:
     warnings.filterwarnings("ignore")
-    from azureml.interpret.scoring.scoring_explainer import KernelScoringExplainer
+    from azureml.interpret.scoring.scoring_explainers.base import KernelScoringExplainer
     from interpret.ext.blackbox import TabularExplainer
     from sklearn import svm
 

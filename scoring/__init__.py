@@ -1,32 +1,40 @@
-"""Explain every prediction: explainers, scoring explainers, bundles for serving."""
+"""Explain every prediction: explainers, scoring explainers, bundles for serving.
 
-from scoring.amortized_scoring import AmortizedScoringExplainer
-from scoring.bundle import BundleError, ExplanationBundle
-from scoring.distill import DistillError, distill
-from scoring.explanation import Explanation
-from scoring.input_schema import InputError, InputSchema
-from scoring.kernel_scoring import KernelScoringExplainer
-from scoring.linear_scoring import LinearScoringExplainer
-from scoring.mimic import MimicExplainer
-from scoring.permutation_scoring import PermutationScoringExplainer
-from scoring.persistence import load, save
-from scoring.pfi import PFIExplainer
-from scoring.raw_features import RawFeatureMap
-from scoring.scoring_explainer import ScoringExplainer
-from scoring.surrogates import (
+Where things are: ``model/`` what a model takes and gives (schema, transformations, output
+layout); ``shapley/`` the Shapley algorithms; ``explainers/`` the Azure-compatible model
+explainers; ``scoring_explainers/`` the light request-path explainers; ``evaluation/``
+fidelity, latency and ``distill``; ``artifacts/`` the explanation type, files and bundles.
+"""
+
+from scoring.artifacts.bundle import BundleError, ExplanationBundle
+from scoring.artifacts.explanation import Explanation
+from scoring.artifacts.persistence import load, save
+from scoring.evaluation.distill import DistillError, distill
+from scoring.evaluation.report import DistillReport
+from scoring.explainers.mimic import MimicExplainer
+from scoring.explainers.pfi import PFIExplainer
+from scoring.explainers.surrogates import (
     DecisionTreeExplainableModel,
     LGBMExplainableModel,
     LinearExplainableModel,
     SGDExplainableModel,
 )
-from scoring.tabular import TabularExplainer
-from scoring.tree_scoring import TreeScoringExplainer
+from scoring.explainers.tabular import TabularExplainer
+from scoring.model.schema import InputError, InputSchema
+from scoring.model.transformations import RawFeatureMap
+from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
+from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.kernel import KernelScoringExplainer
+from scoring.scoring_explainers.linear import LinearScoringExplainer
+from scoring.scoring_explainers.permutation import PermutationScoringExplainer
+from scoring.scoring_explainers.tree import TreeScoringExplainer
 
 __all__ = [
     "AmortizedScoringExplainer",
     "BundleError",
     "DecisionTreeExplainableModel",
     "DistillError",
+    "DistillReport",
     "Explanation",
     "ExplanationBundle",
     "InputError",

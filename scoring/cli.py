@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
-from scoring.input_schema import InputError
+from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.model.schema import InputError
 
 
 def _read_table(path: str) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def _read_table(path: str) -> pd.DataFrame:
 
 def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
                     **distill_kwargs: Any) -> str:
-    from scoring.distill import distill, global_explanation, summarise
+    from scoring.evaluation.distill import distill
 
     if getattr(args, "max_latency_ms", None) is not None:
         distill_kwargs["max_latency_ms"] = args.max_latency_ms
@@ -44,11 +44,9 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     explainer = distill(model, X, method=args.method, random_state=args.random_state,
                         **distill_kwargs)
     print(f"[distill] global explanation of {min(len(X), 50)} training rows", file=sys.stderr)
-    bundle = ExplanationBundle(model, explainer,
-                               global_explanation=global_explanation(explainer, X),
-                               report=explainer.report)
+    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X))
     tag = bundle.save(name)
-    print(f"distillation report: {summarise(explainer.report)}", file=sys.stderr)
+    print(f"distillation report: {explainer.report_.summary()}", file=sys.stderr)
     print(json.dumps(bundle.metadata()["report"], indent=1, default=str), file=sys.stderr)
     return tag
 
@@ -120,8 +118,7 @@ def explain_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --drop names unknown column(s) {unknown}")
     table = table.drop(columns=args.drop)
     try:
-        rows = bundle.validate(table)
-        explanation = bundle.scoring_explainer.explain_local(rows, get_raw=args.get_raw)
+        explanation = bundle.score(table, get_raw=args.get_raw, predict=False).explanation
     except (InputError, ValueError) as exc:
         raise SystemExit(f"error: {args.data}: {exc}") from None
     output = Path(args.output) if args.output else None
@@ -193,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help=".json or .csv (default: JSON on stdout)")
     p.add_argument("--drop", nargs="*", default=[],
                    help="columns of the data file to ignore (a target column, ids)")
-    p.add_argument("--get-raw", action="store_true",
-                   help="importances per raw column (bundles with transformations)")
+    p.add_argument("--get-raw", action=argparse.BooleanOptionalAction, default=None,
+                   help="importances per raw column, or (--no-get-raw) per engineered column "
+                   "(default: raw columns whenever the bundle has transformations)")
     p.set_defaults(run=explain_command)
     return parser
 

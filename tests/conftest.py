@@ -29,7 +29,6 @@ from scoring import (
     LinearScoringExplainer,
     PermutationScoringExplainer,
 )
-from scoring.distill import global_explanation
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -40,7 +39,7 @@ START_TIMEOUT = 120
 _SAVE_SCRIPT = """
 import sys, joblib
 from pathlib import Path
-from scoring.bundle import ExplanationBundle
+from scoring.artifacts.bundle import ExplanationBundle
 for name, (model, explainer, glob, damage) in joblib.load(sys.argv[1]).items():
     bundle = ExplanationBundle(model, explainer, global_explanation=glob)
     tag = bundle.save(name)
@@ -107,7 +106,7 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     svc = SVC(probability=True, random_state=0).fit(X.to_numpy(), y)
     svc_explainer = KernelScoringExplainer(nsamples=128, n_background=5).fit(
         svc, X.to_numpy(), features=features, classes=classes)
-    svc_global = global_explanation(svc_explainer, X.to_numpy(), max_rows=10)
+    svc_global = svc_explainer.explain_global(X.to_numpy(), max_rows=10)
     permutation = PermutationScoringExplainer(n_background=20).fit(
         svc, X.to_numpy(), features=features, classes=classes)
     amortized = AmortizedScoringExplainer(hidden_layer_sizes=(16,), max_iter=30, n_networks=2,
@@ -120,7 +119,7 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     columns.fit(frame)
     lr = LogisticRegression().fit(columns.transform(frame), yt)
     lr_explainer = LinearScoringExplainer().fit(lr, frame, transformations=columns)
-    lr_global = global_explanation(lr_explainer, frame, max_rows=20)
+    lr_global = lr_explainer.explain_global(frame, max_rows=20)
 
     a = LogisticRegression(max_iter=5000).fit(X.to_numpy(), y)
     b = LogisticRegression(max_iter=5000, C=0.01).fit(X.to_numpy(), y)

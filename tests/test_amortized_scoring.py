@@ -8,11 +8,11 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.neural_network import MLPClassifier
 
-from scoring.amortized_scoring import AmortizedScoringExplainer, project_additive
-from scoring.exact import exact_shapley_values
-from scoring.fidelity import relative_l2_error
-from scoring.permutation_shap import permutation_labels
-from scoring.persistence import load, save
+from scoring.artifacts.persistence import load, save
+from scoring.evaluation.fidelity import relative_l2_error
+from scoring.scoring_explainers.amortized import AmortizedScoringExplainer, project_additive
+from scoring.shapley.exact import exact_shapley_values
+from scoring.shapley.permutation import permutation_labels
 
 # small, fast settings: the library defaults are sized for ~30 features
 FAST = {"hidden_layer_sizes": (64, 64), "max_iter": 150, "n_permutations": 16}
@@ -40,23 +40,23 @@ def fitted(problem):
 def test_additivity_exact(fitted, problem):
     _, _, test = problem
     values = fitted.explain(test)  # (n_classes, n, M)
-    outputs = fitted.model_outputs(test)
+    outputs = fitted.spec_.outputs(test)
     total = values.sum(axis=-1) + fitted.expected_values[:, None]
     assert np.abs(total - outputs.T).max() < 1e-6
     # the service path: the caller passes the outputs it computed
-    given = fitted.explain_rows(fitted.validate(test), outputs=outputs)
+    given = fitted.spec_.layout.values(fitted.shap_values(test, outputs), get_raw=False)
     np.testing.assert_allclose(given, values, atol=1e-12)
 
 
 def test_outputs_shape_is_checked(fitted, problem):
     _, _, test = problem
     with pytest.raises(ValueError, match="outputs must have shape"):
-        fitted.explain_rows(fitted.validate(test[:3]), outputs=np.zeros((2, 2)))
+        fitted.shap_values(test[:3], np.zeros((2, 2)))
 
 
 def test_fidelity_against_exact_shapley(fitted, problem):
     model, train, test = problem
-    exact = exact_shapley_values(fitted.model_function_, test[:30], fitted.background_)
+    exact = exact_shapley_values(fitted.spec_.function, test[:30], fitted.background_)
     exact = np.transpose(exact, (2, 0, 1))
     error = relative_l2_error(fitted.explain(test[:30]), exact)
     assert error < FIDELITY_TOLERANCE, error
@@ -129,7 +129,7 @@ def test_auto_permutations_and_the_batched_ensemble(problem):
     assert explainer.get_params()["permutations"] == explainer.n_permutations_
     # the request path evaluates the networks in one batched pass: the same as one by one
     X = np.asarray(test[:5], dtype=float)
-    outputs = explainer.model_outputs(X)
+    outputs = explainer.spec_.outputs(X)
     total = 0.0
     for weights, biases in explainer.networks_:
         h = np.concatenate([X, outputs], axis=1) @ weights[0] + biases[0]
@@ -139,6 +139,6 @@ def test_auto_permutations_and_the_batched_ensemble(problem):
     phi = total.reshape(5, 6, -1) * explainer.active_
     excess = phi.sum(axis=1) - (outputs - explainer.expected_values_)
     phi = phi - excess[:, None, :] * (explainer.active_ / explainer.active_.sum(axis=0))
-    np.testing.assert_allclose(explainer._shap_values(X), phi, atol=1e-10)
+    np.testing.assert_allclose(explainer.shap_values(X), phi, atol=1e-10)
     with pytest.raises(ValueError, match="label_budget"):
         AmortizedScoringExplainer(label_budget=0).fit(model, train)

@@ -21,8 +21,8 @@ from scoring import (
     TabularExplainer,
     TreeScoringExplainer,
 )
-from scoring.distill import distill
-from scoring.persistence import load, save
+from scoring.artifacts.persistence import load, save
+from scoring.evaluation.distill import distill
 
 X, Y = make_classification(n_samples=80, n_features=5, n_informative=3, random_state=0)
 COLUMNS = list("abcde")
@@ -125,7 +125,7 @@ def test_explainer_specific_arguments():
     with pytest.raises(TypeError, match="initialization_examples must be a pandas DataFrame"):
         TabularExplainer(LogisticRegression().fit(X, Y), X,
                          transformations=[(["a"], StandardScaler())])
-    with pytest.raises(TypeError, match="LinearScoringExplainer needs a linear model"):
+    with pytest.raises(TypeError, match="cannot explain SVC: it is not a linear"):
         LinearScoringExplainer().fit(model, X)
     with pytest.raises(ValueError, match="'acc' is not a scikit-learn scorer name"):
         PFIExplainer(model, metric="acc")

@@ -29,7 +29,8 @@ def test_build_then_serve_the_bento(servers, bundles, bento_home, tmp_path):
                               .read_text())
     assert manifest["services"][0]["models"][0]["tag"] == tag  # the bundle is packed
     src = bento_home / "bentos" / name / version / "src"
-    assert (src / "service" / "service.py").exists() and (src / "scoring" / "bundle.py").exists()
+    assert (src / "service" / "service.py").exists()
+    assert (src / "scoring" / "artifacts" / "bundle.py").exists()
 
     # serve the bento itself, away from the project sources
     server = servers.start(bento, bento_home, tmp_path / "bento.log", bundle=tag,

@@ -25,7 +25,6 @@ DEPLOY = ROOT / "deploy"
 PROM_DIR = DEPLOY / "prometheus"
 K8S_DIR = DEPLOY / "kubernetes"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "scoring.json"
-SERVICE_SOURCE = ROOT / "service" / "service.py"
 INSTALL_HINT = ("install Debian's prometheus package (`apt-get install -y prometheus`, it gives "
                 "`prometheus` and `promtool`); .ci/run installs it when missing")
 _PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
@@ -94,11 +93,17 @@ def promql_metric_names(expr: str) -> set[str]:
 
 def _service_metric_names() -> set[str]:
     """Series names the service's own prometheus_client objects expose."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import service.metrics
+
     out = set()
-    for kind, name in re.findall(r'\b(Histogram|Counter|Gauge)\(\s*"(\w+)"',
-                                 SERVICE_SOURCE.read_text()):
-        out |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "Histogram" \
-            else {name}
+    for metric in vars(service.metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                out |= {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"} \
+                    if family.type == "histogram" else {f"{family.name}_total"} \
+                    if family.type == "counter" else {family.name}
     return out
 
 
@@ -254,7 +259,10 @@ def _worker_count(env: dict[str, str], bento_home: Path) -> tuple[str, int]:
 def test_deployment_env_names_what_the_service_reads(tmp_path):
     container = _container(_manifests()["Deployment"])
     env = _env(container)
-    assert 'os.environ.get("SCORING_BUNDLE"' in SERVICE_SOURCE.read_text()
+    read = subprocess.run([sys.executable, "-c", "from service.lifecycle import BUNDLE_TAG; "
+                           "print(BUNDLE_TAG)"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "SCORING_BUNDLE": "some_bundle:v1"}, check=True)
+    assert read.stdout.strip() == "some_bundle:v1"
     assert env["SCORING_BUNDLE"].startswith("breast_cancer_svc:")
     # the workers override reaches BentoML's allocator, for the service's real name
     name, workers = _worker_count({k: v for k, v in env.items() if k != "BENTOML_PORT"},

@@ -9,9 +9,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from scoring.distill import DistillError, distill, global_explanation, summarise
+from scoring.evaluation.distill import DistillError, distill
 
-REPORT_KEYS = {"method", "class", "params", "fidelity", "latency", "tried", "criteria"}
+REPORT_KEYS = {"method", "explainer_class", "params", "fidelity", "latency", "tried", "criteria"}
 FIDELITY_KEYS = {"relative_l2_error", "top5_precision", "top5_sign_agreement",
                  "additivity_gap", "reference"}
 QUICK_REFERENCE = {"n_held_out": 4, "reference_background": 20, "reference_nsamples": 128,
@@ -30,7 +30,7 @@ def test_auto_picks_linear_for_a_linear_output(data):
     model = LogisticRegression().fit(X, y)
     explainer = distill(model, X, model_output="decision_function", verbose=False,
                         **QUICK_REFERENCE)
-    report = explainer.report
+    report = explainer.report_.to_dict()
     assert report["method"] == "linear"
     assert REPORT_KEYS <= set(report) and FIDELITY_KEYS <= set(report["fidelity"])
     assert {"row_ms", "batch100_ms", "row_given_outputs_ms"} <= set(report["latency"])
@@ -47,8 +47,8 @@ def test_auto_picks_tree_for_trees(data):
     X, y = data
     model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
     explainer = distill(model, X, verbose=False, **QUICK_REFERENCE)
-    assert explainer.report["method"] == "tree"
-    assert explainer.report["fidelity"]["relative_l2_error"] < 0.5
+    assert explainer.report_.to_dict()["method"] == "tree"
+    assert explainer.report_.to_dict()["fidelity"]["relative_l2_error"] < 0.5
 
 
 def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, capsys):
@@ -58,12 +58,12 @@ def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, ca
         model = SVC(probability=True, random_state=0).fit(X, y)
     explainer = distill(model, X, hidden_layer_sizes=(32, 32), max_iter=60,
                         **QUICK_REFERENCE)
-    report = explainer.report
+    report = explainer.report_.to_dict()
     assert report["method"] in ("amortized", "permutation", "kernel")
     bar = report["criteria"]["min_fidelity"]
     assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
     assert "[distill]" in capsys.readouterr().err  # progress on stderr
-    assert summarise(report).startswith(report["method"])
+    assert explainer.report_.summary().startswith(report["method"])
 
 
 def test_refuses_with_what_it_tried(data):
@@ -88,13 +88,13 @@ def test_explicit_method_keeps_the_old_keywords(data):
     explainer = distill(model, X, method="kernel", nsamples=256, n_held_out=4,
                         reference_background=20, reference_nsamples=256,
                         reference_seconds=0.5, verbose=False)
-    assert explainer.report["method"] == "kernel"
-    assert explainer.report["params"]["nsamples"] == 256
+    assert explainer.report_.to_dict()["method"] == "kernel"
+    assert explainer.report_.to_dict()["params"]["nsamples"] == 256
     features = [f"f{i}" for i in range(X.shape[1])]
     named = distill(model, X, method="linear", features=features, classes=["no", "yes"],
                     verbose=False, **QUICK_REFERENCE)
-    assert named.features_ == features
-    glob = global_explanation(named, X)
+    assert named.spec_.engineered_features == features
+    glob = named.explain_global(X)
     assert np.asarray(glob.global_importance_values).shape[-1] == X.shape[1]
 
 
@@ -115,7 +115,7 @@ def test_auto_permutation_ladder_before_the_sdk_configuration():
     model = LogisticRegression().fit(X, y)  # predict_proba: not linear, so no exact method
     tiny = {"hidden_layer_sizes": (2,), "max_iter": 2, "min_share": 0.0}
     explainer = distill(model, X, verbose=False, **tiny, **QUICK_REFERENCE)
-    report = explainer.report
+    report = explainer.report_.to_dict()
     rungs = [t for t in report["tried"] if t["method"] == "permutation"]
     assert rungs, report["tried"]
     sdk = next(t for t in report["tried"] if t["method"] == "kernel") if report[
@@ -139,5 +139,5 @@ def test_auto_permutation_ladder_before_the_sdk_configuration():
         assert explainer.get_params()["n_background"] == rungs[-1]["params"]["n_background"]
     # permutation parameters from the caller: no ladder, one candidate as they asked
     explainer = distill(model, X, verbose=False, n_background=50, **tiny, **QUICK_REFERENCE)
-    rungs = [t for t in explainer.report["tried"] if t["method"] == "permutation"]
+    rungs = [t for t in explainer.report_.to_dict()["tried"] if t["method"] == "permutation"]
     assert len(rungs) <= 1 and all("params" not in t for t in rungs)

@@ -29,8 +29,8 @@ from scoring import (
     TabularExplainer,
     TreeScoringExplainer,
 )
-from scoring.exact import exact_shapley_values
-from scoring.kernel_shap import coalition_design
+from scoring.shapley.exact import exact_shapley_values
+from scoring.shapley.kernel import coalition_design
 
 ADDITIVITY = 1e-6
 EXACT = 1e-8
@@ -80,7 +80,7 @@ def test_tree_model_picks_tree(classification, forest):
     assert explanation.local_importance_values.shape == (3, 5, 6)
     _additive(explanation, forest.predict_proba(X[:5]))
     # interventional TreeSHAP on its background is the exact Shapley value on it
-    exact = exact_shapley_values(explainer.model_function_, X[:5], explainer.background_)
+    exact = exact_shapley_values(explainer.spec_.function, X[:5], explainer.background_)
     np.testing.assert_allclose(explanation.local_importance_values,
                                np.transpose(exact, (2, 0, 1)), atol=EXACT)
 
@@ -112,7 +112,7 @@ def test_svc_picks_kernel_and_matches_exact(classification, svc):
     assert "SVC" in explainer.selection_reason_
     explanation = explainer.explain_local(X[:3])
     _additive(explanation, svc.predict_proba(X[:3]))
-    exact = exact_shapley_values(explainer.model_function_, X[:3], explainer.background_,
+    exact = exact_shapley_values(explainer.spec_.function, X[:3], explainer.background_,
                                  explainer.background_weights_)
     np.testing.assert_allclose(explanation.local_importance_values,
                                np.transpose(exact, (2, 0, 1)), atol=EXACT)
@@ -214,7 +214,7 @@ def test_kernel_scoring_explainer_is_exact_when_enumerating(classification, svc)
     values = explainer.explain(X[:4])
     np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
                                svc.predict_proba(X[:4]), atol=ADDITIVITY)
-    exact = exact_shapley_values(explainer.model_function_, X[:4], explainer.background_,
+    exact = exact_shapley_values(explainer.spec_.function, X[:4], explainer.background_,
                                  explainer.background_weights_)
     np.testing.assert_allclose(values, np.transpose(exact, (2, 0, 1)), atol=EXACT)
 
@@ -244,7 +244,7 @@ def test_tree_scoring_explainer_matches_exact_on_its_background(classification, 
     values = explainer.explain(X[:4])
     np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
                                forest.predict_proba(X[:4]), atol=ADDITIVITY)
-    exact = exact_shapley_values(explainer.model_function_, X[:4], explainer.background_)
+    exact = exact_shapley_values(explainer.spec_.function, X[:4], explainer.background_)
     np.testing.assert_allclose(values, np.transpose(exact, (2, 0, 1)), atol=EXACT)
 
 
@@ -257,9 +257,9 @@ def test_linear_scoring_explainer_matches_exact_on_the_training_set(regression):
                                atol=ADDITIVITY)
     # coef * (x - mean) is the interventional Shapley value on the whole training set as
     # background (and, f being linear, on the single mean row)
-    exact = exact_shapley_values(explainer.model_function_, X[:4], X)[:, :, 0]
+    exact = exact_shapley_values(explainer.spec_.function, X[:4], X)[:, :, 0]
     np.testing.assert_allclose(values, exact, atol=EXACT)
-    on_mean = exact_shapley_values(explainer.model_function_, X[:4], X.mean(0, keepdims=True))
+    on_mean = exact_shapley_values(explainer.spec_.function, X[:4], X.mean(0, keepdims=True))
     np.testing.assert_allclose(values, on_mean[:, :, 0], atol=EXACT)
 
 
@@ -277,7 +277,7 @@ def test_binary_margin_keeps_both_classes(classification):
     X, y = classification
     model = SVC().fit(X, y == 1)  # no predict_proba: decision_function, one log-odds output
     explainer = TabularExplainer(model, X, nsamples=100, classes=["other", "one"])
-    assert explainer.model_function_.output == "decision_function"
+    assert explainer.spec_.function.output == "decision_function"
     explanation = explainer.explain_local(X[:3])
     assert explanation.local_importance_values.shape == (2, 3, 6)
     margin = model.decision_function(X[:3])

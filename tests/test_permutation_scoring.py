@@ -13,9 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from scoring import PermutationScoringExplainer, load, save
-from scoring.exact import exact_shapley_values
-from scoring.fidelity import relative_l2_error
-from scoring.permutation_shap import stratified_permutation_values
+from scoring.evaluation.fidelity import relative_l2_error
+from scoring.shapley.exact import exact_shapley_values
+from scoring.shapley.permutation import stratified_permutation_values
 
 ADDITIVITY = 1e-10  # each walk's credits telescope to f(x) - f(b)
 
@@ -30,8 +30,8 @@ def mlp():
 
 def _exact(explainer, X):
     """Exact Shapley values on the explainer's own background, in its layout."""
-    phi = exact_shapley_values(explainer.model_function_, X, explainer.background_)
-    return explainer.model_input_.layout(phi, np.zeros(phi.shape[-1]), get_raw=False)[0]
+    phi = exact_shapley_values(explainer.spec_.function, X, explainer.background_)
+    return explainer.spec_.layout.values(phi, get_raw=False)
 
 
 def test_converges_to_exact_shapley_on_its_background(mlp):
@@ -64,9 +64,10 @@ def test_same_row_same_values_alone_or_in_a_batch_and_with_outputs(mlp):
     batch = explainer.explain(X[:12])
     alone = explainer.explain(X[5:6])
     np.testing.assert_allclose(alone[:, 0], batch[:, 5], atol=1e-12)
-    rows = explainer.validate(X[:12])
-    given = explainer.explain_rows(rows, outputs=explainer.model_outputs(rows))
-    np.testing.assert_allclose(given, batch, atol=1e-12)
+    rows = explainer.spec_.validate(X[:12])
+    given = explainer.shap_values(rows, explainer.spec_.outputs(rows))
+    np.testing.assert_allclose(explainer.spec_.layout.values(given, get_raw=False), batch,
+                               atol=1e-12)
     other_seed = PermutationScoringExplainer(n_background=30, random_state=1).fit(model, X)
     assert not np.allclose(other_seed.explain(X[:12]), batch)
 
@@ -75,9 +76,9 @@ def test_stratified_reference_matches_exact(mlp):
     model, X = mlp
     explainer = PermutationScoringExplainer(n_background=20).fit(model, X)
     background = explainer.background_
-    reference = stratified_permutation_values(explainer.model_function_, X[:5], background,
+    reference = stratified_permutation_values(explainer.spec_.function, X[:5], background,
                                               40, np.random.default_rng(0))
-    exact = exact_shapley_values(explainer.model_function_, X[:5], background)
+    exact = exact_shapley_values(explainer.spec_.function, X[:5], background)
     assert relative_l2_error(reference, exact) < 0.03
 
 

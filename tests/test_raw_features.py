@@ -96,8 +96,8 @@ def test_tabular_explainer_with_list_of_tuples(data):
     np.testing.assert_allclose(raw.local_importance_values.sum(-1),
                                engineered.local_importance_values.sum(-1), atol=ATOL)
     total = raw.local_importance_values.sum(-1).T + raw.expected_values
-    np.testing.assert_allclose(total, model.predict_proba(explainer._engineer(
-        explainer.validate(rows))), atol=1e-6)
+    X = explainer.spec_.transform(explainer.spec_.validate(rows))
+    np.testing.assert_allclose(total, model.predict_proba(X), atol=1e-6)
 
 
 def test_scoring_explainers_raw_and_engineered(data):

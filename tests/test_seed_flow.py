@@ -8,7 +8,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from scoring import KernelScoringExplainer, TabularExplainer
-from scoring.persistence import load, save
+from scoring.artifacts.persistence import load, save
 
 ATOL = 1e-6  # additivity: Kernel SHAP's efficiency constraint holds to rounding
 
@@ -60,7 +60,7 @@ def test_scoring_explainer_save_load_explain(seed, tmp_path):
     assert path.name == "scoring_explainer.pkl"
     save(scoring_explainer, directory=tmp_path, exist_ok=True)  # overwriting is allowed
     loaded = load(path)
-    assert loaded.classes_ == classes
+    assert loaded.spec_.classes == classes
     values = loaded.explain(x_test[:3])
     assert values.shape == (2, 3, 30)
     np.testing.assert_allclose(values, scoring_explainer.explain(x_test[:3]), atol=1e-12)

@@ -26,7 +26,7 @@ def test_served_values_equal_the_library(name, servers, bundles, bento_home, tmp
         recon = values.sum(-1) + np.asarray(out["expected_values"])[:, None]
         np.testing.assert_allclose(recon.T, out["probabilities"], atol=1e-9)
         meta = requests.get(server.url + "/metadata", timeout=10).json()
-        assert meta["explainer"]["kind"] == b.explainer.method
+        assert meta["explainer"]["method"] == b.explainer.method
         bad = requests.post(server.url + "/predict", json={"rows": [[1.0] * 29]}, timeout=10)
         assert bad.status_code == 400 and "30" in bad.json()["error"]
     finally:

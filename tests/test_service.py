@@ -91,15 +91,18 @@ def test_get_raw_sums_onto_raw_columns(tabular_server, bundles):
     assert values.shape == (2, 4, 3)
     np.testing.assert_allclose(values, b.explainer.explain(frame, get_raw=True), atol=1e-12)
     np.testing.assert_allclose(values[0], -values[1], atol=1e-12)
-    engineered_rows = b.explainer.model_input_.engineer(frame)
+    engineered_rows = b.explainer.spec_.transform(frame)
     assert raw["predictions"] == b.model.predict(engineered_rows).tolist()
     decision = b.model.decision_function(engineered_rows)
     np.testing.assert_allclose(values[1].sum(-1) + raw["expected_values"][1], decision,
                                atol=1e-8)
     assert [[len(r) for r in per_class] for per_class in raw["top_features"]] == [[1] * 4] * 2
 
-    engineered = post(tabular_server, "/predict", {"rows": records}).json()
-    assert engineered["feature_names"] == b.explainer.features_
+    # raw columns unless asked otherwise: the rows sent are raw
+    default = post(tabular_server, "/predict", {"rows": records}).json()
+    assert default["feature_names"] == raw["feature_names"]
+    engineered = post(tabular_server, "/predict", {"rows": records, "get_raw": False}).json()
+    assert engineered["feature_names"] == b.explainer.spec_.engineered_features
     np.testing.assert_allclose(np.asarray(engineered["local_importance_values"]).sum(-1),
                                values.sum(-1), atol=1e-10)
 
@@ -141,7 +144,7 @@ def test_metadata(svc_server, bundles):
     assert meta["tag"] == bundles["svc"].tag
     assert meta["feature_names"] == list(bundles["svc"].X.columns)
     assert meta["class_names"] == ["malignant", "benign"]
-    assert meta["explainer"]["kind"] == "kernel"
+    assert meta["explainer"]["method"] == "kernel"
     assert meta["model_class"] == "sklearn.svm._classes.SVC"
 
 
@@ -207,13 +210,17 @@ BAD = [
      0, "worst area"),
     ("empty-rows", {"rows": []}, 400, "empty_input", "no rows", None, None),
     ("too-many-rows", {"rows": [GOOD] * 1001}, 413, "too_many_rows", "limit is 1000",
-     None, None),
+     None, "rows"),
     ("top_k-zero", {"rows": [GOOD], "top_k": 0}, 400, "bad_top_k", "positive integer",
      None, "top_k"),
-    ("top_k-negative", {"rows": [GOOD], "top_k": -3}, 400, "bad_top_k", "-3", None, "top_k"),
-    ("top_k-string", {"rows": [GOOD], "top_k": "3"}, 400, "bad_top_k", "'3'", None, "top_k"),
-    ("top_k-float", {"rows": [GOOD], "top_k": 2.5}, 400, "bad_top_k", "2.5", None, "top_k"),
-    ("top_k-bool", {"rows": [GOOD], "top_k": True}, 400, "bad_top_k", "True", None, "top_k"),
+    ("top_k-negative", {"rows": [GOOD], "top_k": -3}, 400, "bad_top_k", "positive integer", None,
+     "top_k"),
+    ("top_k-string", {"rows": [GOOD], "top_k": "3"}, 400, "bad_top_k", "positive integer", None,
+     "top_k"),
+    ("top_k-float", {"rows": [GOOD], "top_k": 2.5}, 400, "bad_top_k", "positive integer", None,
+     "top_k"),
+    ("top_k-bool", {"rows": [GOOD], "top_k": True}, 400, "bad_top_k", "positive integer", None,
+     "top_k"),
     ("get_raw-string", {"rows": [GOOD], "get_raw": "yes"}, 400, "bad_body",
      "get_raw must be true or false", None, "get_raw"),
 ]

@@ -6,7 +6,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from scoring import TreeScoringExplainer
-from scoring.distill import distill
+from scoring.evaluation.distill import distill
 
 ADDITIVITY = 1e-6
 
@@ -46,5 +46,5 @@ def test_model_shap_misreads_is_refused_at_fit(binary):
     explainer = distill(model, X, verbose=False, n_held_out=4, reference_background=20,
                         reference_nsamples=128, reference_seconds=0.5,
                         hidden_layer_sizes=(16,), max_iter=20)
-    assert explainer.report["method"] in ("amortized", "permutation", "kernel")
-    assert "TypeError" in explainer.report["tried"][0]["error"]
+    assert explainer.report_.to_dict()["method"] in ("amortized", "permutation", "kernel")
+    assert "TypeError" in explainer.report_.to_dict()["tried"][0]["error"]

@@ -1,0 +1,1 @@
+"""What is saved and served: the explanation type, scoring explainer files, bundles."""

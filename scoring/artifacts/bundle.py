@@ -1,0 +1,252 @@
+"""The model and its scoring explainer, saved side by side in the BentoML model store, and
+the one request path from user rows to predictions with their explanation."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from scoring.artifacts.explanation import Explanation
+from scoring.artifacts.persistence import library_versions, load, save
+from scoring.evaluation.report import DistillReport, as_report
+from scoring.model.schema import InputError, InputSchema
+from scoring.model.spec import ModelSpec
+from scoring.plain import plain
+from scoring.scoring_explainers.base import ScoringExplainer
+
+MODEL_FILE = "model.pkl"
+MANIFEST_FILE = "bundle.json"
+DEFAULT_NAME = "breast_cancer_svc"
+# explained outputs the predictions already computed: the explainer can reuse them
+_REUSED_OUTPUTS = {"predict_proba": "probabilities", "predict": "predictions"}
+
+
+class BundleError(RuntimeError):
+    """A bundle that must not be served: damaged files or a mismatched explainer."""
+
+
+@dataclass
+class ScoredRows:
+    """What :meth:`ExplanationBundle.score` answers for a batch of rows.
+
+    ``n_rows``; ``predictions (n_rows,)``; ``probabilities (n_rows, n_classes)`` or ``None`` without
+    ``predict_proba``; ``explanation`` (local, ``None`` when not asked); the seconds spent
+    predicting and explaining.
+    """
+
+    n_rows: int
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    explanation: Explanation | None
+    predict_seconds: float
+    explain_seconds: float = 0.0
+    warnings: list[dict] = field(default_factory=list)
+
+
+class ExplanationBundle:
+    """A fitted model, the scoring explainer built for it, and what the service shows:
+    feature names, classes, the input schema, a global explanation of the training data
+    and the distillation report.
+
+    Build it from a model and a fitted scoring explainer (:func:`~scoring.distill` or any
+    scoring explainer's ``fit``), save it with :meth:`save` (a BentoML model) and get it
+    back with :meth:`load`. :meth:`score` is the request path: rows are validated and
+    transformed once, the model predicts once, the explainer reuses its outputs.
+    """
+
+    def __init__(self, model: Any, scoring_explainer: ScoringExplainer, *,
+                 global_explanation: Explanation | None = None,
+                 report: DistillReport | dict | None = None, tag: str | None = None) -> None:
+        scoring_explainer.check_fitted()
+        self.model = model
+        self.scoring_explainer = scoring_explainer
+        self.global_explanation = global_explanation
+        self.report = as_report(report) or scoring_explainer.report_
+        self.tag = tag
+
+    # -- what the service needs ----------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        """What the model takes and gives (shared with the explainer)."""
+        return self.scoring_explainer.spec_
+
+    @property
+    def input_schema(self) -> InputSchema:
+        return self.spec.schema
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's input columns (raw columns when the bundle has transformations)."""
+        return list(self.spec.raw_features)
+
+    @property
+    def engineered_feature_names(self) -> list[str]:
+        return list(self.spec.engineered_features)
+
+    @property
+    def has_transformations(self) -> bool:
+        return self.spec.layout.has_raw
+
+    @property
+    def classes(self) -> list | None:
+        if self.spec.classes is not None:
+            return list(self.spec.classes)
+        return plain(getattr(self.model, "classes_", None))
+
+    def score(self, data: Any, *, get_raw: bool | None = None,
+              explain: bool = True, predict: bool = True) -> ScoredRows:
+        """Predictions and (``explain``) local explanations of user rows ``data``
+        (records, lists in training column order, an array or a DataFrame).
+
+        ``get_raw``: values per raw column (``None``: raw columns whenever the bundle has
+        transformations); ``predict=False`` skips nothing the explanation needs but leaves
+        the predictions empty. Raises :class:`~scoring.InputError` for rows the schema or
+        the model refuses.
+        """
+        spec = self.spec
+        if get_raw and not self.has_transformations:
+            raise InputError("get_raw=true needs a bundle fitted with transformations; "
+                             "this model's features are already raw",
+                             reason="get_raw_unavailable", field="get_raw")
+        rows = spec.validate(data)
+        started = time.perf_counter()
+        with _model_errors():
+            X = spec.transform(rows)
+            predictions, probabilities = spec.predict(X) if predict else (
+                np.empty(0), None)
+        scored = ScoredRows(len(rows), predictions, probabilities, None,
+                            time.perf_counter() - started)
+        if explain:
+            started = time.perf_counter()
+            explainer = self.scoring_explainer
+            reused = _REUSED_OUTPUTS.get(spec.function.output)
+            outputs = getattr(scored, reused) if predict and reused else None
+            if outputs is not None and outputs.ndim == 1:
+                outputs = outputs[:, None]
+            with _model_errors():
+                values = explainer.shap_values(X, outputs)
+            scored.explanation = spec.layout.explanation(
+                values, explainer.expected_values_, rows, X,
+                self.has_transformations if get_raw is None else get_raw, explainer.method)
+            scored.explain_seconds = time.perf_counter() - started
+        return scored
+
+    def self_check(self) -> None:
+        """Raise :class:`BundleError` unless the model reproduces the outputs recorded when
+        the explainer was built (the readiness check of the service)."""
+        try:
+            self.spec.verify(self.model)
+        except ValueError as exc:
+            raise BundleError(f"bundle {self.tag or ''}: {exc}") from None
+
+    def metadata(self) -> dict:
+        explainer = self.scoring_explainer
+        schema = self.input_schema
+        return plain({
+            "tag": self.tag,
+            "model_class": f"{type(self.model).__module__}.{type(self.model).__name__}",
+            "model_fingerprint": self.spec.fingerprint,
+            "feature_names": self.feature_names,
+            "feature_kinds": list(schema.kinds),
+            "categories": schema.categories,
+            "engineered_feature_names": self.engineered_feature_names,
+            "has_transformations": self.has_transformations,
+            "class_names": self.classes,
+            "explainer": {"method": explainer.method, "class": type(explainer).__name__,
+                          "params": explainer.get_params(),
+                          "model_output": self.spec.function.output,
+                          "expected_values": explainer.expected_values},
+            "report": None if self.report is None else self.report.to_dict(),
+        })
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, name: str = DEFAULT_NAME, labels: dict | None = None) -> str:
+        """Save into the BentoML model store (``bentoml.models.create``); returns the tag."""
+        import bentoml
+
+        metadata = {"explainer": self.scoring_explainer.method,
+                    "model_class": type(self.model).__name__,
+                    "n_features": len(self.feature_names)}
+        with bentoml.models.create(name, labels=labels or {}, metadata=metadata) as ref:
+            self.write(Path(ref.path))
+            tag = str(ref.tag)
+        self.tag = tag
+        return tag
+
+    def write(self, directory: Path) -> None:
+        """Write the bundle's files into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.model, directory / MODEL_FILE)
+        save(self.scoring_explainer, directory, exist_ok=True)
+        manifest = {
+            "format": "scoring.ExplanationBundle",
+            "format_version": 1,
+            "versions": library_versions(),
+            "model_fingerprint": self.spec.fingerprint,
+            "global_explanation": None if self.global_explanation is None
+            else self.global_explanation.to_dict(),
+            "report": None if self.report is None else self.report.to_dict(),
+        }
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+
+    @classmethod
+    def load(cls, tag: str = f"{DEFAULT_NAME}:latest") -> ExplanationBundle:
+        """Load a bundle from the BentoML model store and check that its parts belong
+        together. Raises :class:`BundleError` with the reason otherwise."""
+        import bentoml
+
+        try:
+            ref = bentoml.models.get(tag)
+        except bentoml.exceptions.NotFound:
+            raise BundleError(f"no bundle {tag!r} in the BentoML model store; build one with "
+                              "`scoring demo` or `scoring distill`") from None
+        return cls.read(Path(ref.path), tag=str(ref.tag))
+
+    @classmethod
+    def read(cls, directory: Path, tag: str | None = None) -> ExplanationBundle:
+        """Read bundle files from ``directory`` (see :meth:`write`) and check them."""
+        label = tag or str(directory)
+        try:
+            manifest = json.loads((directory / MANIFEST_FILE).read_text())
+            model = joblib.load(directory / MODEL_FILE)
+            explainer = load(directory)
+        except (OSError, ValueError, EOFError) as exc:
+            raise BundleError(f"bundle {label} is damaged: {exc}") from None
+        except Exception as exc:  # unpickling a damaged model raises anything
+            raise BundleError(f"bundle {label} is damaged: {type(exc).__name__}: {exc}") \
+                from None
+        spec = explainer.spec_
+        if manifest.get("model_fingerprint") != spec.fingerprint:
+            raise BundleError(f"bundle {label}: its explainer was built for model "
+                              f"{spec.fingerprint[:12]}, the manifest names "
+                              f"{str(manifest.get('model_fingerprint'))[:12]}")
+        try:
+            # one model object in memory, the bundle's, checked on the probe rows
+            spec.bind(model)
+        except ValueError as exc:
+            raise BundleError(f"bundle {label}: {exc}") from None
+        glob = manifest.get("global_explanation")
+        return cls(model, explainer,
+                   global_explanation=None if glob is None else Explanation.from_dict(glob),
+                   report=manifest.get("report"), tag=tag)
+
+
+@contextmanager
+def _model_errors() -> Iterator[None]:
+    """Valid-looking rows the model itself refuses (say, a category its encoder has never
+    seen with ``handle_unknown="error"``) are the caller's problem: an ``InputError``."""
+    try:
+        yield
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"the model could not score these rows: {exc}",
+                         reason="model_rejected_input") from None

@@ -1,0 +1,1 @@
+"""Measuring explainers (fidelity, reference values, latency) and distill, which picks one."""

@@ -1,0 +1,51 @@
+"""Reference Shapley values that scoring explainers are measured against."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from scoring.model.rows import take_rows
+from scoring.model.spec import ModelSpec
+from scoring.shapley.background import sample_background
+from scoring.shapley.exact import MAX_EXACT_FEATURES, exact_shapley_values
+from scoring.shapley.permutation import stratified_permutation_values
+
+
+def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 1000,
+                     nsamples: int = 64, seconds: float = 20.0,
+                     random_state: int | None = 0) -> tuple[np.ndarray, dict]:
+    """Ground truth for rows ``X`` (as the model takes them): interventional Shapley values
+    with up to ``n_background`` rows of ``X_train`` (a uniform sample) as background, in
+    the public layout of ``spec``.
+
+    Exact by enumeration when the model evaluates every coalition in about ``seconds`` (or
+    ``2**M <= 4 * nsamples``); otherwise antithetic permutation sampling stratified over
+    the background rows, with as many walks as fit in ``seconds`` but at least
+    ``nsamples`` model rows (one antithetic pair) per background row and explained row.
+    """
+    rng = np.random.default_rng(random_state)
+    background, _ = sample_background(X_train, n_background, rng)
+    f = spec.function
+    M = X.shape[1]
+    # time one walk per probe background row (model calls and the numpy around them: for
+    # cheap models the latter dominates), then afford model rows per background row and
+    # explained row within the time given
+    probe = take_rows(background, np.arange(min(len(background), 256)))
+    for _ in range(2):  # the first call warms up (allocations, thread pools)
+        started = time.perf_counter()
+        stratified_permutation_values(f, take_rows(X, [0]), probe, 1,
+                                      np.random.default_rng(0))
+    per_model_row = (time.perf_counter() - started) / (len(probe) * 2 * M)
+    affordable = seconds / per_model_row / (len(X) * len(background))
+    if M <= MAX_EXACT_FEATURES and 2**M <= max(affordable, 4 * nsamples):
+        phi = exact_shapley_values(f, X, background)
+        info = {"kind": "exact", "n_coalitions": 2**M}
+    else:
+        pairs = max(1, int(max(affordable, nsamples) / (2 * M)))
+        phi = stratified_permutation_values(f, X, background, pairs, rng)
+        info = {"kind": "permutation", "permutations_per_background_row": 2 * pairs}
+    info["background_rows"] = len(background)
+    return spec.layout.values(phi, get_raw=False), info

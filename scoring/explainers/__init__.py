@@ -1,0 +1,2 @@
+"""The Azure-compatible model explainers: TabularExplainer, MimicExplainer and its
+surrogates, PFIExplainer."""

@@ -1,0 +1,82 @@
+"""From explainer values ``(n_rows, n_features, n_outputs)`` to the public layout and an
+:class:`~scoring.Explanation`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring.artifacts.explanation import Explanation
+
+
+class OutputLayout:
+    """Lays out values as interpret-community does: ``(n_rows, n_features)`` for one
+    output, ``(n_classes, n_rows, n_features)`` for classes.
+
+    Parameters
+    ----------
+    classes : class names, or ``None`` for regression. A binary classifier explained on its
+        one log-odds output keeps both classes (see :func:`both_classes`).
+    output : the explained model output (``"predict_proba"``, ``"predict"``,
+        ``"decision_function"``), recorded on every explanation.
+    raw_matrix : ``(n_engineered, n_raw)`` 0/1 map from engineered to raw columns, or
+        ``None`` without transformations.
+    raw_features, engineered_features : column names.
+    """
+
+    def __init__(self, classes: list | None, output: str, raw_matrix: np.ndarray | None,
+                 raw_features: list[str], engineered_features: list[str]) -> None:
+        self.classes = classes
+        self.output = output
+        self.raw_matrix = raw_matrix
+        self.raw_features = raw_features
+        self.engineered_features = engineered_features
+
+    @property
+    def has_raw(self) -> bool:
+        """Whether engineered values can be summed onto raw columns."""
+        return self.raw_matrix is not None
+
+    def expected(self, expected: Any) -> float | np.ndarray:
+        """Expected values ``(n_outputs,)`` -> a float, or ``(n_classes,)``."""
+        expected = np.asarray(expected, dtype=float).reshape(-1)
+        if self.classes is None:
+            return float(expected[0])
+        return both_classes(expected[None, None, :], expected)[1]
+
+    def values(self, values: np.ndarray, get_raw: bool) -> np.ndarray:
+        """``(n_rows, n_engineered, n_outputs)`` -> the public layout, summed onto raw
+        columns when ``get_raw``."""
+        if get_raw:
+            if self.raw_matrix is None:
+                raise ValueError("get_raw=True needs an explainer fitted with transformations; "
+                                 "this one explains the model's own input features")
+            values = np.einsum("imo,mr->iro", values, self.raw_matrix)
+        if self.classes is None:
+            return values[:, :, 0]
+        values, _ = both_classes(values, np.zeros(values.shape[-1]))
+        return np.transpose(values, (2, 0, 1))
+
+    def explanation(self, values: np.ndarray, expected: Any, rows: Any, X: Any,
+                    get_raw: bool, method: str, extra: dict | None = None) -> Explanation:
+        """An :class:`Explanation` of validated ``rows`` (``X``: the same rows as the model
+        takes them) from ``values (n_rows, n_engineered, n_outputs)``: per raw column when
+        ``get_raw`` and transformations."""
+        raw = bool(get_raw) and self.has_raw
+        features, shown = (self.raw_features, rows) if raw or not self.has_raw else (
+            self.engineered_features, X)
+        data = shown.to_numpy() if isinstance(shown, pd.DataFrame) else np.asarray(shown)
+        return Explanation(features, local_importance_values=self.values(values, raw),
+                           expected_values=self.expected(expected), classes=self.classes,
+                           data=data, method=method, model_output=self.output,
+                           raw=raw or not self.has_raw, extra=extra)
+
+
+def both_classes(values: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A binary classifier's one margin output (log-odds of the second class) as two
+    classes: the first class's log-odds are its negative."""
+    if values.shape[-1] != 1:
+        return values, expected
+    return np.concatenate([-values, values], axis=-1), np.concatenate([-expected, expected])

@@ -1,0 +1,177 @@
+"""What a model takes and gives, read once from its training rows: the input schema, the
+transformations, the explained output, the class names and the output layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring.model.function import ModelFunction, check_model, model_fingerprint
+from scoring.model.layout import OutputLayout
+from scoring.model.rows import dense, n_rows, take_rows
+from scoring.model.schema import InputSchema
+from scoring.model.transformations import RawFeatureMap
+
+_N_PROBE_ROWS = 5
+
+
+class ModelSpec:
+    """The one place that turns user rows into model input and model output into the
+    public layout. Explainers, bundles and the service share it.
+
+    Build it with :meth:`from_training_rows`. Request path: :meth:`validate` (user rows ->
+    checked raw rows), :meth:`transform` (raw rows -> what the model takes), then
+    :meth:`outputs` (the explained output) or :meth:`predict`.
+
+    Attributes
+    ----------
+    schema : :class:`~scoring.InputSchema` of the raw rows.
+    raw_map : :class:`~scoring.RawFeatureMap`, or ``None`` without transformations.
+    function : :class:`~scoring.model.function.ModelFunction`, the explained output.
+    layout : :class:`~scoring.model.layout.OutputLayout`.
+    classes, raw_features, engineered_features : names.
+    fingerprint : sha256 of the model's pickle at build time.
+    probe_rows, probe_outputs : a few training rows and the model's outputs on them, to
+        check later that a model object is the one this spec describes (:meth:`verify`).
+    """
+
+    def __init__(self, schema: InputSchema, raw_map: RawFeatureMap | None,
+                 function: ModelFunction, classes: list | None, probe_rows: Any) -> None:
+        self.schema = schema
+        self.raw_map = raw_map
+        self.function = function
+        self.classes = classes
+        self.raw_features = list(schema.columns)
+        self.engineered_features = (raw_map.engineered_features if raw_map is not None
+                                    else list(self.raw_features))
+        self.layout = OutputLayout(classes, function.output,
+                                   None if raw_map is None else raw_map.matrix,
+                                   self.raw_features, self.engineered_features)
+        self.fingerprint = model_fingerprint(function.model)
+        self.probe_rows = probe_rows
+        self.probe_outputs = self.outputs(self.transform(probe_rows))
+
+    @classmethod
+    def from_training_rows(cls, model: Any, X: Any, *, features: Any = None,
+                           classes: Any = None, transformations: Any = None,
+                           model_output: str | None = None) -> tuple[ModelSpec, Any]:
+        """The spec of ``model`` read from its training rows ``X``, and ``X`` validated.
+
+        ``model`` takes the rows as given (a whole ``Pipeline`` may take raw DataFrames),
+        or, with ``transformations`` (a fitted ``ColumnTransformer`` or a list of
+        ``(columns, transformer)`` tuples, see :class:`~scoring.RawFeatureMap`), the
+        transformed rows. ``features`` names the columns of ``X``; ``classes`` names the
+        classes in the order of ``model.classes_``; ``model_output`` is
+        ``"predict_proba"``, ``"predict"`` or ``"decision_function"``.
+        """
+        check_model(model)
+        if X is None or n_rows(X) == 0:
+            raise ValueError("initialization_examples is empty; pass the training rows "
+                             "(at least 2) the explainer summarises as background")
+        features = None if features is None else [str(f) for f in features]
+        function = ModelFunction(model, model_output)
+        if transformations is not None:
+            raw_map = RawFeatureMap(transformations, X)
+            if features is not None and features != raw_map.raw_features:
+                raise ValueError(f"features {features} do not match the raw columns of "
+                                 f"initialization_examples {raw_map.raw_features}")
+            schema = InputSchema.from_data(X)
+        else:
+            raw_map = None
+            schema = InputSchema.from_data(X, features)
+        schema.allow_nan = True  # read the training rows as they are
+        rows = schema.validate(X)
+        if len(rows) < 2:
+            raise ValueError(f"initialization_examples has {len(rows)} row(s); at least 2 are "
+                             "needed to form a background")
+        transform = raw_map.transform if raw_map is not None else (lambda r: r)
+        schema.allow_nan = accepts_nan(function, transform, schema, rows)
+        if not schema.allow_nan:
+            schema.validate(rows)  # InputError naming the row with a missing value
+        names = _resolve_classes(model, function.output,
+                                 None if classes is None else list(classes))
+        return cls(schema, raw_map, function, names, take_rows(rows, slice(0, _N_PROBE_ROWS))), \
+            rows
+
+    # -- request path ------------------------------------------------------------------
+    def validate(self, data: Any) -> Any:
+        """Check user rows against the training schema (raises ``InputError`` naming the
+        row and field) and return them as raw rows."""
+        return self.schema.validate(data)
+
+    def transform(self, rows: Any) -> Any:
+        """Validated raw rows -> what the model takes (the transformations applied)."""
+        return rows if self.raw_map is None else self.raw_map.transform(rows)
+
+    def outputs(self, X: Any) -> np.ndarray:
+        """The explained model output for model-input rows, ``(n_rows, n_outputs)``."""
+        return self.function(X)
+
+    def predict(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's predictions for model-input rows, and its probabilities (``None``
+        without ``predict_proba``)."""
+        model = self.function.model
+        X = self.function.named(X)
+        probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        return model.predict(X), probabilities
+
+    @property
+    def model(self) -> Any:
+        """The model the rows are explained for (the final estimator with transformations)."""
+        return self.function.model
+
+    def verify(self, model: Any) -> None:
+        """Raise ``ValueError`` unless ``model`` gives the outputs recorded on the probe
+        rows when this spec was built."""
+        probe = ModelFunction(model, self.function.output)(self.transform(self.probe_rows))
+        if probe.shape != self.probe_outputs.shape or not np.allclose(
+                probe, self.probe_outputs, rtol=1e-7, atol=1e-10):
+            raise ValueError(
+                "this explainer was built for a different model: its outputs on the probe "
+                "rows differ from the ones recorded at fit time (model fingerprint "
+                f"{self.fingerprint[:12]})")
+
+    def bind(self, model: Any) -> None:
+        """Explain with ``model`` from now on (say, the copy a bundle loaded) once
+        :meth:`verify` accepts it."""
+        self.verify(model)
+        self.function = ModelFunction(model, self.function.output)
+
+
+def _resolve_classes(model: Any, output: str, classes: list | None) -> list | None:
+    model_classes = getattr(model, "classes_", None)
+    if model_classes is None or output == "predict":
+        if classes is not None and model_classes is None:
+            raise ValueError(f"classes {classes} given for a regression model "
+                             f"{type(model).__name__}; leave classes=None")
+        return None
+    names = [c.item() if isinstance(c, np.generic) else c for c in model_classes]
+    if classes is not None:
+        if len(classes) != len(names):
+            raise ValueError(f"{len(classes)} class names given for a model with "
+                             f"{len(names)} classes {names}")
+        names = classes
+    return names
+
+
+def accepts_nan(function: Callable, transform: Callable, schema: InputSchema,
+                rows: Any) -> bool:
+    """Whether the model (after ``transform``) takes a missing value in the first numeric
+    column: a pipeline with an imputer does, a bare SVC does not."""
+    numeric = [c for c, k in zip(schema.columns, schema.kinds, strict=True) if k == "numeric"]
+    if not numeric:
+        return False
+    if isinstance(rows, pd.DataFrame):
+        probe = rows.iloc[:1].copy()
+        probe[numeric[0]] = np.nan
+    else:
+        probe = np.array(rows[:1], dtype=float)
+        probe[0, 0] = np.nan
+    try:
+        out = function(dense(transform(probe)))
+    except (ValueError, TypeError):
+        return False
+    return bool(np.isfinite(out).all())

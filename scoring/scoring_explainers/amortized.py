@@ -1,0 +1,302 @@
+"""Amortized Shapley values: a small network trained offline on noisy unbiased labels."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.shapley.permutation import permutation_labels
+
+# bounds on n_permutations="auto": below 16 the labels are too noisy for the ensemble to
+# use; above 64 the network error, not the label noise, dominates (seed SVC)
+_MIN_AUTO_PERMUTATIONS, _MAX_AUTO_PERMUTATIONS = 16, 64
+
+
+class AmortizedScoringExplainer(ScoringExplainer):
+    """A network ``x -> phi(x)`` trained offline, so explaining a row costs one tiny
+    forward pass instead of thousands of model calls (FastSHAP, Jethani et al. ICLR 2022;
+    stochastic amortization, Covert et al. NeurIPS 2024).
+
+    Fit (offline):
+
+    1. Inputs: the training rows plus ``n_augment`` perturbed copies (Gaussian jitter of
+       ``jitter`` standard deviations on the non-binary columns), so the network sees the
+       neighbourhood of the data.
+    2. Labels: for each input, an unbiased noisy estimate of its interventional Shapley
+       values against the background (a uniform sample of up to ``n_background`` training
+       rows): ``n_permutations`` permutations in antithetic pairs (a permutation and its
+       reverse share one random background row), all inputs evaluated in a few large
+       model calls. The labels are projected onto ``sum(phi) = f(x) - E[f]``, which keeps
+       them unbiased and lowers their variance.
+    3. A scikit-learn ``MLPRegressor`` maps the standardised row and its model output
+       ``f(x)`` to standardised labels; regression on unbiased labels averages their noise
+       away. With ``f(x)`` as an input the network only learns how the gap
+       ``f(x) - E[f]`` splits over features, not the model's own (often sharp) response:
+       on the seed's SVC this halved the error on held-out rows (0.80 -> 0.41).
+
+    Request path: a hand-written numpy forward pass (a few microseconds per row) and an
+    exact projection onto ``sum(phi) = f(x) - E[f]``. ``f(x)`` is the model output: pass it
+    as ``shap_values(X, outputs)`` when the caller computed it already (the service
+    predicts anyway), else the explainer calls the model once for the batch.
+
+    Parameters
+    ----------
+    explainer, initialization_examples : as in the Azure SDK (see ``ScoringExplainer``).
+    n_background : training rows sampled uniformly as background (default 1000).
+    n_augment : perturbed copies of each training row added to the inputs (default 4).
+    jitter : perturbation scale in standard deviations of each column (default 0.1).
+    n_permutations : permutations per input for its label (even), or ``"auto"`` (default):
+        as many as fit ``label_budget`` model rows, between 16 and 64.
+    label_budget : model rows the ``"auto"`` permutations may spend on labels (default
+        5,000,000: 64 permutations for the seed's SVC, 2,275 inputs x 30 features).
+    max_label_rows : cap on inputs labelled (default 6000); model calls scale with it.
+    hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
+        ``1e-4``, ``200``).
+    n_networks : networks trained on the same labels from different seeds and averaged
+        (default 8); each adds its training time; the request path evaluates them all in
+        one batched pass. On the seed's SVC (bench ground truth, 20 held-out rows, seeds
+        0-2) 8 networks of (64, 64) on 64-permutation labels had relative L2 error
+        0.31-0.35 where one (256, 256) network on 16-permutation labels had 0.37-0.47, at
+        the same request latency: cleaner labels only pay off with the ensemble.
+    min_share : a feature whose mean |label| is below ``min_share`` times an average
+        feature's (over the training labels, per output) is explained as exactly zero and
+        takes no share of the additivity correction (default 0.5; 0 keeps every feature).
+        Like the per-row feature selection of shap's ``l1_reg``, this removes the noise a
+        network spreads over features that do not matter.
+    model_output, random_state : see ``ScoringExplainer``.
+    verbose : print progress of the offline work on stderr.
+    """
+
+    method = "amortized"
+
+    def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
+                 n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
+                 n_permutations: int | str = "auto", label_budget: int = 5_000_000,
+                 max_label_rows: int = 6000,
+                 hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
+                 max_iter: int = 200, n_networks: int = 8, min_share: float = 0.5,
+                 model_output: str | None = None,
+                 random_state: int | None = 0, verbose: bool = False) -> None:
+        self.n_background = n_background
+        self.n_augment = n_augment
+        self.jitter = jitter
+        self.n_permutations = n_permutations
+        self.label_budget = label_budget
+        self.max_label_rows = max_label_rows
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.n_networks = n_networks
+        self.min_share = min_share
+        self.verbose = verbose
+        super().__init__(explainer, initialization_examples, model_output=model_output,
+                         random_state=random_state)
+
+    # -- offline -----------------------------------------------------------------------
+    def _fit(self, X: Any) -> None:
+        self._check_params()
+        X = _numeric(X)
+        rng = np.random.default_rng(self.random_state)
+        f = self.spec_.function
+        n_bg = min(len(X), self.n_background)
+        self.background_ = X[np.sort(rng.choice(len(X), n_bg, replace=False))]
+        self.expected_values_ = f(self.background_).mean(axis=0)
+        inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
+        self.n_permutations_ = self._permutations(len(inputs), X.shape[1])
+        self._say(f"labelling {len(inputs)} rows x {self.n_permutations_} permutations "
+                  f"({len(inputs) * self.n_permutations_ * X.shape[1]:,} model rows)")
+        started = time.perf_counter()
+        labels = permutation_labels(f, inputs, self.background_, self.n_permutations_, rng,
+                                    progress=self._say)
+        outputs = f(inputs)
+        labels = project_additive(labels, outputs - self.expected_values_)
+        # features whose labels are small everywhere get exactly zero and no share of the
+        # additivity correction
+        share = np.abs(labels).mean(axis=0)
+        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-300)
+        self.active_ = share >= self.min_share / labels.shape[1]
+        self.active_[:, ~self.active_.any(axis=0)] = True  # an output with no signal
+        self.label_seconds_ = time.perf_counter() - started
+        self._say(f"labels done in {self.label_seconds_:.1f} s; training the network")
+        started = time.perf_counter()
+        self._train(inputs, outputs, labels)
+        self.train_seconds_ = time.perf_counter() - started
+        self._say(f"network trained in {self.train_seconds_:.1f} s "
+                  f"({self.n_iter_} epochs)")
+
+    def _permutations(self, n_inputs: int, n_features: int) -> int:
+        if self.n_permutations != "auto":
+            return int(self.n_permutations)
+        fits = self.label_budget // max(1, n_inputs * n_features)
+        return int(min(_MAX_AUTO_PERMUTATIONS, max(_MIN_AUTO_PERMUTATIONS, fits)) // 2 * 2)
+
+    def _check_params(self) -> None:
+        if not isinstance(self.n_networks, (int, np.integer)) or self.n_networks < 1:
+            raise ValueError(f"n_networks must be an integer >= 1, got {self.n_networks!r}")
+        for name in ("n_background", "n_permutations", "max_label_rows", "max_iter",
+                     "label_budget"):
+            value = getattr(self, name)
+            if name == "n_permutations" and value == "auto":
+                continue
+            if not isinstance(value, (int, np.integer)) or value < 2:
+                raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+        if self.n_permutations != "auto" and self.n_permutations % 2:
+            raise ValueError(f"n_permutations must be even (antithetic pairs), got "
+                             f"{self.n_permutations}")
+        if not isinstance(self.n_augment, (int, np.integer)) or self.n_augment < 0:
+            raise ValueError(f"n_augment must be an integer >= 0, got {self.n_augment!r}")
+        if not 0 <= self.min_share <= 10:
+            raise ValueError(f"min_share must be in [0, 10], got {self.min_share!r}")
+        if not self.jitter >= 0:
+            raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
+
+    def _train(self, inputs: np.ndarray, outputs: np.ndarray, labels: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        n, M, n_out = labels.shape
+        # the model output is an input too: the network then only learns how the gap
+        # f(x) - E[f] splits over features, not the model's own (often sharp) response
+        inputs = np.concatenate([inputs, outputs], axis=1)
+        self.x_mean_ = inputs.mean(axis=0)
+        x_scale = inputs.std(axis=0)
+        self.x_scale_ = np.where(x_scale > 0, x_scale, 1.0)
+        # one scale per output (class): the values of one output share a unit
+        y_scale = np.sqrt((labels**2).mean(axis=(0, 1)))
+        self.y_scale_ = np.where(y_scale > 0, y_scale, 1.0)
+        targets = (labels / self.y_scale_).reshape(n, M * n_out)
+        self.n_features_in_ = M
+        self.networks_ = []
+        self.n_iter_ = 0
+        for k in range(self.n_networks):
+            seed = None if self.random_state is None else _seed(self.random_state + k)
+            net = MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                               activation="relu", alpha=self.alpha, batch_size=256,
+                               learning_rate_init=1e-3, max_iter=self.max_iter,
+                               early_stopping=True, validation_fraction=0.1,
+                               n_iter_no_change=20, random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                net.fit((inputs - self.x_mean_) / self.x_scale_, targets)
+            self.n_iter_ += int(net.n_iter_)
+            # plain arrays: the request path needs no sklearn validation; small pickles
+            self.networks_.append(self._folded(net))
+        self.stacked_ = _stack(self.networks_)
+
+    def _folded(self, net: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Weights with the input standardisation folded into the first layer and the
+        output scale (and the ensemble average) into the last."""
+        weights = [np.array(w) for w in net.coefs_]
+        biases = [np.array(b) for b in net.intercepts_]
+        W0 = weights[0] / self.x_scale_[:, None]
+        weights[0], biases[0] = W0, biases[0] - self.x_mean_ @ W0
+        out_scale = np.tile(self.y_scale_, self.n_features_in_) / self.n_networks
+        weights[-1] = weights[-1] * out_scale[None, :]  # targets were laid out (M, O)
+        biases[-1] = biases[-1] * out_scale
+        return [np.ascontiguousarray(w) for w in weights], biases
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"[amortized] {message}", file=sys.stderr, flush=True)
+
+    # -- request path ------------------------------------------------------------------
+    def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
+        M = self.n_features_in_
+        X = np.asarray(X, dtype=float)
+        if outputs is None:
+            outputs = self.spec_.function(X)
+        W0, b0, weights, biases = self.stacked_
+        # every network at once: the first layers side by side, the others batched
+        h = X @ W0[:M] + outputs @ W0[M:] + b0  # (n, K * H)
+        h = h.reshape(len(X), len(weights[0]), -1).transpose(1, 0, 2)  # (K, n, H)
+        for W, b in zip(weights, biases, strict=True):
+            np.maximum(h, 0.0, out=h)
+            h = np.matmul(h, W) + b
+        h = h.sum(axis=0) if len(h) > 1 else h[0]
+        phi = h.reshape(len(h), M, len(self.y_scale_))
+        phi = phi * self.active_
+        excess = phi.sum(axis=1) - (outputs - self.expected_values_)
+        return phi - excess[:, None, :] * (self.active_ / self.active_.sum(axis=0))
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        params.update(n_background=self.n_background, n_augment=self.n_augment,
+                      jitter=self.jitter, n_permutations=self.n_permutations,
+                      label_budget=self.label_budget,
+                      max_label_rows=self.max_label_rows,
+                      hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
+                      max_iter=self.max_iter, n_networks=self.n_networks,
+                      min_share=self.min_share)
+        if hasattr(self, "networks_"):
+            params.update(background_rows=len(self.background_), epochs=self.n_iter_,
+                          permutations=getattr(self, "n_permutations_", self.n_permutations),
+                          active_features=int(self.active_.any(axis=1).sum()),
+                          label_seconds=round(self.label_seconds_, 2),
+                          train_seconds=round(self.train_seconds_, 2))
+        return params
+
+
+def _stack(networks: list) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Equal-shaped networks as one: the first layers' weights side by side ``(inputs,
+    K * H)``, each later layer's stacked ``(K, H_in, H_out)`` for batched products."""
+    W0 = np.ascontiguousarray(np.concatenate([w[0] for w, _ in networks], axis=1))
+    b0 = np.concatenate([b[0] for _, b in networks])
+    weights = [np.ascontiguousarray(np.stack([w[i] for w, _ in networks]))
+               for i in range(1, len(networks[0][0]))]
+    biases = [np.stack([b[i] for _, b in networks])[:, None, :]
+              for i in range(1, len(networks[0][1]))]
+    return W0, b0, weights, biases
+
+
+def _numeric(X: Any) -> np.ndarray:
+    if isinstance(X, pd.DataFrame):
+        non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if non_numeric:
+            raise TypeError(f"AmortizedScoringExplainer needs numeric model inputs; columns "
+                            f"{non_numeric[:5]} are not numeric (pass transformations so the "
+                            "model input is the engineered numeric matrix)")
+    X = np.asarray(X, dtype=float)
+    if not np.isfinite(X).all():
+        raise ValueError("AmortizedScoringExplainer needs finite training rows (no NaN)")
+    return X
+
+
+def _seed(random_state: int | None) -> int | None:
+    return None if random_state is None else int(random_state) % (2**32)
+
+
+def augment_rows(X: np.ndarray, n_augment: int, jitter: float, max_rows: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The training rows plus ``n_augment`` jittered copies of each, at most ``max_rows``.
+
+    Jitter is Gaussian with ``jitter`` times each column's standard deviation, applied to
+    non-binary columns only (one-hot and flag columns keep their values).
+    """
+    copies = [X]
+    if n_augment and jitter > 0:
+        scale = X.std(axis=0) * jitter
+        binary = np.all((X == 0) | (X == 1), axis=0)
+        scale[binary] = 0.0
+        base = np.repeat(X, n_augment, axis=0)
+        copies.append(base + rng.standard_normal(base.shape) * scale)
+    elif n_augment:
+        copies.append(np.repeat(X, n_augment, axis=0))
+    rows = np.concatenate(copies)
+    if len(rows) > max_rows:
+        keep = np.concatenate([np.arange(min(len(X), max_rows)),
+                               len(X) + rng.permutation(len(rows) - len(X))])[:max_rows]
+        rows = rows[np.sort(keep)]
+    return rows
+
+
+def project_additive(phi: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Shift ``phi (n, M, O)`` equally over features so ``sum_j phi = gap (n, O)``: the
+    Euclidean projection onto the additivity constraint."""
+    excess = phi.sum(axis=1) - gap
+    return phi - excess[:, None, :] / phi.shape[1]

@@ -1,0 +1,164 @@
+"""What every scoring explainer shares: fitting from a model spec and the request path."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from scoring.artifacts.explanation import Explanation
+from scoring.model.function import default_output
+from scoring.model.rows import dense, sample_rows
+from scoring.model.spec import ModelSpec
+
+
+class ScoringExplainer:
+    """Base class: a light explainer fitted offline and called on the request path.
+
+    Subclasses set ``method``, may narrow :meth:`unsupported` and implement
+    ``_fit(X)`` (learn from the model-input training rows) and ``_shap_values(X, outputs)
+    -> (n_rows, n_features, n_outputs)``.
+
+    As in the Azure SDK, passing an explainer (``TabularExplainer``...) to the constructor
+    fits at once from its model, initialization examples, features, classes and
+    transformations. Otherwise call :meth:`fit`.
+
+    Attributes
+    ----------
+    spec_ : :class:`~scoring.model.spec.ModelSpec`, what the model takes and gives.
+    expected_values_ : ``(n_outputs,)`` the explained output averaged over the background.
+    report_ : the :class:`~scoring.evaluation.report.DistillReport` when built by
+        :func:`~scoring.distill`, else ``None``.
+    """
+
+    method: ClassVar[str] = "base"
+
+    def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
+                 model_output: str | None = None, random_state: int | None = 0) -> None:
+        self.model_output = model_output
+        self.random_state = random_state
+        self.report_ = None
+        if explainer is not None:
+            self.fit(explainer.model,
+                     explainer.initialization_examples if initialization_examples is None
+                     else initialization_examples,
+                     features=explainer.features, classes=explainer.classes,
+                     transformations=explainer.transformations)
+
+    # -- what it can explain ----------------------------------------------------------------
+    @classmethod
+    def default_output(cls, model: Any) -> str:
+        """The model output explained when ``model_output`` is not given."""
+        return default_output(model)
+
+    @classmethod
+    def unsupported(cls, model: Any, output: str) -> str | None:
+        """Why this explainer cannot explain ``output`` of ``model`` (the estimator that
+        takes the model-input rows), or ``None`` when it can."""
+        return None
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, model: Any, X: Any, *, features: Any = None, classes: Any = None,
+            transformations: Any = None) -> ScoringExplainer:
+        """Learn from ``model`` and training rows ``X`` (raw rows when ``transformations``
+        is given, as in the Azure SDK; the model then takes the transformed rows)."""
+        if X is None:
+            raise ValueError("initialization_examples (training rows) are required to fit a "
+                             "scoring explainer")
+        output = self.model_output
+        if output is None and hasattr(model, "predict"):
+            output = self.default_output(model)
+        spec, rows = ModelSpec.from_training_rows(
+            model, X, features=features, classes=classes, transformations=transformations,
+            model_output=output)
+        return self.fit_spec(spec, spec.transform(rows))
+
+    def fit_spec(self, spec: ModelSpec, X: Any) -> ScoringExplainer:
+        """Learn from the model a spec describes and its training rows ``X`` as the model
+        takes them (:meth:`ModelSpec.transform` of the validated rows)."""
+        reason = self.unsupported(spec.model, spec.function.output)
+        if reason is not None:
+            raise TypeError(f"{type(self).__name__} cannot explain "
+                            f"{type(spec.model).__name__}: {reason}")
+        self.spec_ = spec
+        self._fit(dense(X))
+        return self
+
+    def _fit(self, X: Any) -> None:
+        raise NotImplementedError
+
+    def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless :meth:`fit` has run."""
+        if not hasattr(self, "spec_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit(model, X) "
+                                 "or build it with distill(...) first")
+
+    # -- request path ------------------------------------------------------------------
+    @property
+    def expected_values(self) -> float | np.ndarray:
+        """The explained output averaged over the background: a float, or
+        ``(n_classes,)``."""
+        self.check_fitted()
+        return self.spec_.layout.expected(self.expected_values_)
+
+    def shap_values(self, X: Any, outputs: Any = None) -> np.ndarray:
+        """Values ``(n_rows, n_features, n_outputs)`` for rows ``X`` as the model takes
+        them (validated and transformed by :attr:`spec_`).
+
+        ``outputs``: the explained model output on ``X`` (``(n_rows, n_outputs)``, or
+        ``(n_rows,)`` for one output) when the caller has computed it already; explainers
+        that need ``f(x)`` then skip that model call, the others ignore it.
+        """
+        self.check_fitted()
+        X = dense(X)
+        if outputs is not None:
+            outputs = self._check_outputs(outputs, len(X))
+        return self._shap_values(X, outputs)
+
+    def _check_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
+        outputs = np.asarray(outputs, dtype=float)
+        n_outputs = len(np.atleast_1d(self.expected_values_))
+        if outputs.ndim == 1 and n_outputs == 1:
+            outputs = outputs[:, None]
+        if outputs.shape != (n_rows, n_outputs):
+            raise ValueError(f"outputs must have shape ({n_rows}, {n_outputs}) (the explained "
+                             f"model output '{self.spec_.function.output}' for each row), "
+                             f"got {outputs.shape}")
+        return outputs
+
+    def explain(self, data: Any, get_raw: bool = False) -> np.ndarray:
+        """Local importance values for ``data`` (one row or a batch; array, DataFrame or
+        records), ``(n_rows, n_features)`` or ``(n_classes, n_rows, n_features)``.
+
+        With ``get_raw=True`` (only when fitted with transformations) values are summed onto
+        the raw columns; otherwise they are per engineered feature.
+        """
+        return self.explain_local(data, get_raw=get_raw).local_importance_values
+
+    def explain_local(self, data: Any, get_raw: bool = False) -> Explanation:
+        """:meth:`explain` wrapped in an :class:`~scoring.Explanation`."""
+        self.check_fitted()
+        if get_raw and not self.spec_.layout.has_raw:
+            raise ValueError("get_raw=True needs an explainer fitted with transformations; "
+                             "this one explains the model's own input features")
+        rows = self.spec_.validate(data)
+        X = self.spec_.transform(rows)
+        return self.spec_.layout.explanation(self.shap_values(X), self.expected_values_,
+                                             rows, X, get_raw, self.method)
+
+    def explain_global(self, evaluation_examples: Any, max_rows: int = 50) -> Explanation:
+        """Global importances (mean absolute value) over a uniform sample of at most
+        ``max_rows`` rows of ``evaluation_examples``, per raw column when fitted with
+        transformations; the local values are not kept."""
+        rows, _ = sample_rows(evaluation_examples, max_rows,
+                              np.random.default_rng(self.random_state))
+        return self.explain_local(rows, get_raw=self.spec_.layout.has_raw).without_local()
+
+    def get_params(self) -> dict:
+        """The constructor parameters that matter for reports and metadata."""
+        output = self.spec_.function.output if hasattr(self, "spec_") else self.model_output
+        return {"model_output": output, "random_state": self.random_state}

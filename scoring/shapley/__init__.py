@@ -1,0 +1,2 @@
+"""The Shapley value algorithms: masking, Kernel SHAP, permutation walks, exact
+enumeration, backgrounds."""

@@ -1,0 +1,99 @@
+"""The one error shape of the service, and BentoML's own 4xx bodies translated into it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from scoring.model.schema import InputError
+from service.schemas import MAX_ROWS
+
+
+class RequestError(InputError):
+    """A request the service refuses: an :class:`~scoring.InputError` with an HTTP
+    ``status``; its body is ``{"error", "reason", "row"?, "field"?}``."""
+
+    def __init__(self, message: str, *, reason: str, status: int = 400,
+                 row: int | None = None, field: str | None = None) -> None:
+        super().__init__(message, row=row, field=field, reason=reason)
+        self.status = status
+
+    @classmethod
+    def from_input_error(cls, exc: InputError) -> RequestError:
+        return cls(str(exc), reason=exc.reason, row=exc.row, field=exc.field)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.to_dict(), status_code=self.status)
+
+
+_FIELDS = ("rows", "top_k", "get_raw", "explain")
+
+
+def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False) -> tuple[int, dict]:
+    """BentoML's own 4xx answer (``status``, body ``raw``) as ``(status, our body)``.
+
+    BentoML answers a pydantic ``ValidationError`` on the request body with 400 ``{"error":
+    "N validation error...", "detail": [pydantic errors]}`` and other refusals with
+    ``[{"error": ...}]``; ``empty_body``: the request had no body at all (BentoML reads it
+    as ``{}``).
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return status, _body(raw.decode("utf-8", "replace")[:200] or "bad request", "bad_body")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if not isinstance(data, dict):
+        return status, _body(str(data)[:200], "bad_body")
+    if "reason" in data and "error" in data:  # already ours
+        return status, data
+    if status == 415:
+        return status, _body(str(data.get("error")), "unsupported_media_type")
+    details = data.get("detail")
+    if not isinstance(details, list) or not details:
+        return status, _body(str(data.get("error", "bad request")), "bad_body")
+    if empty_body:
+        return 400, _body('empty request body; send a JSON object such as {"rows": [[...]]}',
+                          "invalid_json")
+    # an unknown field explains a missing one (a typo): name it first
+    detail = min(details, key=lambda d: d.get("type") != "extra_forbidden")
+    return _from_pydantic(detail)
+
+
+def _from_pydantic(detail: dict) -> tuple[int, dict]:
+    kind, loc = detail.get("type", ""), list(detail.get("loc") or ())
+    # BentoML leaves the offending input out of the details
+    message = detail.get("msg", "invalid request")
+    if kind == "json_invalid":
+        reason = "json_too_deep" if "recursion" in message.lower() else "invalid_json"
+        return 400, _body(f"request body is not valid JSON: {message}", reason)
+    if not loc:
+        return 400, _body("request body must be a JSON object with a 'rows' field",
+                          "bad_body")
+    field = safe_text(loc[0])
+    if kind == "extra_forbidden":
+        return 400, _body(f"unknown field {field!r} in the request body; accepted fields are "
+                          f"{list(_FIELDS)}", "bad_body", field)
+    if kind == "missing":
+        return 400, _body(f"the request body has no {field!r} field", "bad_body", field)
+    if field == "rows":
+        if kind == "too_long":
+            return 413, _body(f"too many rows in one request; the limit is {MAX_ROWS} rows "
+                              "per request", "too_many_rows", field)
+        return 400, _body("'rows' must be a list of records (objects) or of lists in "
+                          f"training column order: {message}", "bad_body", field)
+    if field == "top_k":
+        return 400, _body(f"top_k must be a positive integer or null: {message}",
+                          "bad_top_k", field)
+    return 400, _body(f"{field} must be true or false: {message}", "bad_body", field)
+
+
+def _body(message: str, reason: str, field: str | None = None) -> dict:
+    return RequestError(message, reason=reason, field=field).to_dict()
+
+
+def safe_text(value: Any) -> str:
+    """Text that encodes to UTF-8 whatever it held (lone surrogates are escaped)."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
