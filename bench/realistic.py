@@ -1,0 +1,137 @@
+"""Realistic cases: the preprocessing + model pipelines users write, fitted on scoring.datasets."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import (
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+from scoring.datasets import (
+    load_diabetes_mixed,
+    load_wine_mixed,
+    make_churn,
+    make_claims,
+    make_credit,
+    make_triage,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+@dataclass
+class RealisticCase:
+    name: str
+    description: str
+    task: Task
+    model: Pipeline
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def preprocessor() -> ColumnTransformer:
+    """Numbers: median imputation then scaling; strings: most-frequent imputation then one-hot."""
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler())])
+    strings = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore"))])
+    return ColumnTransformer([
+        ("num", numbers, make_column_selector(dtype_include="number")),
+        ("cat", strings, make_column_selector(dtype_exclude="number")),
+    ])
+
+
+def _case(name: str, description: str, task: Task, X: pd.DataFrame, y: pd.Series,
+          estimator, test_size: float = 0.25) -> RealisticCase:
+    stratify = None if task == "regression" else y
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=0, stratify=stratify)
+    model = Pipeline([("prep", preprocessor()), ("model", estimator)])
+    with warnings.catch_warnings():
+        # SVC(probability=True) is deprecated in scikit-learn 1.9 (users still write it)
+        warnings.filterwarnings("ignore", "The `probability` parameter was deprecated",
+                                FutureWarning)
+        model.fit(X_train, y_train)
+    return RealisticCase(name, description, task, model, X_train, X_test, y_train, y_test)
+
+
+def credit_forest() -> RealisticCase:
+    X, y = make_credit(2500)
+    return _case("credit_forest", "loan default (binary), RandomForestClassifier(300 trees, "
+                 "min_samples_leaf=5), 8 raw columns", "binary", X, y,
+                 RandomForestClassifier(n_estimators=300, min_samples_leaf=5, random_state=0))
+
+
+def credit_logreg() -> RealisticCase:
+    X, y = make_credit(2500)
+    return _case("credit_logreg", "loan default (binary), LogisticRegression(max_iter=1000), "
+                 "8 raw columns", "binary", X, y, LogisticRegression(max_iter=1000))
+
+
+def triage_hgb() -> RealisticCase:
+    X, y = make_triage(2500)
+    return _case("triage_hgb", "ER triage urgency (3 classes), HistGradientBoostingClassifier, "
+                 "7 raw columns", "multiclass", X, y,
+                 HistGradientBoostingClassifier(learning_rate=0.05, max_iter=200,
+                                                random_state=0))
+
+
+def churn_mlp() -> RealisticCase:
+    X, y = make_churn(2500)
+    return _case("churn_mlp", "telecom churn (binary), MLPClassifier((32, 16), early "
+                 "stopping), 7 raw columns", "binary", X, y,
+                 MLPClassifier(hidden_layer_sizes=(32, 16), alpha=1e-3, max_iter=500,
+                               early_stopping=True, random_state=0))
+
+
+def wine_svc() -> RealisticCase:
+    X, y = load_wine_mixed()
+    return _case("wine_svc", "wine cultivar (3 classes, sklearn's shipped 178 rows), "
+                 "SVC(probability=True), 8 raw columns", "multiclass", X, y,
+                 SVC(probability=True, random_state=0))
+
+
+def claims_gbr() -> RealisticCase:
+    X, y = make_claims(2500)
+    return _case("claims_gbr", "insurance claim cost (regression, skewed), "
+                 "GradientBoostingRegressor, 7 raw columns", "regression", X, y,
+                 GradientBoostingRegressor(random_state=0))
+
+
+def diabetes_forest() -> RealisticCase:
+    X, y = load_diabetes_mixed()
+    return _case("diabetes_forest", "diabetes progression (regression, sklearn's shipped 442 "
+                 "rows), RandomForestRegressor(300 trees, min_samples_leaf=3), 10 raw columns",
+                 "regression", X, y,
+                 RandomForestRegressor(n_estimators=300, min_samples_leaf=3, random_state=0))
+
+
+CASES: dict[str, Callable[[], RealisticCase]] = {
+    "credit_forest": credit_forest,
+    "credit_logreg": credit_logreg,
+    "triage_hgb": triage_hgb,
+    "churn_mlp": churn_mlp,
+    "wine_svc": wine_svc,
+    "claims_gbr": claims_gbr,
+    "diabetes_forest": diabetes_forest,
+}
