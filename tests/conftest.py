@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_breast_cancer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
@@ -29,6 +33,7 @@ from scoring import (
     LinearScoringExplainer,
     PermutationScoringExplainer,
 )
+from scoring.datasets import make_credit
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -125,12 +130,21 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     b = LogisticRegression(max_iter=5000, C=0.01).fit(X.to_numpy(), y)
     wrong = LinearScoringExplainer().fit(a, X.to_numpy())
 
+    credit_X, credit_y = make_credit(n_rows=500)
+    credit = credit_pipeline(MLPClassifier((16,), max_iter=300, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLP convergence on a small fit
+        credit.fit(credit_X, credit_y)
+    credit_explainer = PermutationScoringExplainer(n_background=20).fit(credit, credit_X)
+
     objects = {"breast_cancer_svc": (svc, svc_explainer, svc_global, False),
                "svc_permutation": (svc, permutation, None, False),
                "svc_amortized": (svc, amortized, None, False),
                "tabular_lr": (lr, lr_explainer, lr_global, False),
                "mismatched": (b, wrong, None, False),
-               "damaged": (a, wrong, None, True)}
+               "damaged": (a, wrong, None, True),
+               "credit_mlp": (credit, credit_explainer,
+                              credit_explainer.explain_global(credit_X), False)}
     path = tmp_path_factory.mktemp("bundles") / "objects.joblib"
     joblib.dump(objects, path)
     out = subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(path)], cwd=ROOT,
@@ -143,7 +157,8 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
             "svc_amortized": Bundle(tags[2], svc, amortized, None, X),
             "tabular": Bundle(tags[3], lr, lr_explainer, lr_global, frame),
             "mismatched": Bundle(tags[4], b, wrong, None, X),
-            "damaged": Bundle(tags[5], a, wrong, None, X)}
+            "damaged": Bundle(tags[5], a, wrong, None, X),
+            "credit": Bundle(tags[6], credit, credit_explainer, None, credit_X)}
 
 
 def free_port() -> int:
@@ -236,6 +251,25 @@ def servers() -> type[Servers]:
 def svc_server(bundles, bento_home, tmp_path_factory):
     server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "svc.log",
                           bundle=bundles["svc"].tag)
+    yield server
+    stop_server(server)
+
+
+def credit_pipeline(estimator) -> Pipeline:
+    """What users write: impute and scale numbers, impute and one-hot strings."""
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    strings = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                            OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+    return Pipeline([("prep", ColumnTransformer([
+        ("num", numbers, make_column_selector(dtype_include="number")),
+        ("cat", strings, make_column_selector(dtype_exclude="number"))])),
+        ("model", estimator)])
+
+
+@pytest.fixture(scope="session")
+def credit_server(bundles, bento_home, tmp_path_factory):
+    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "credit.log",
+                          bundle=bundles["credit"].tag)
     yield server
     stop_server(server)
 

@@ -10,7 +10,8 @@ from sklearn.neural_network import MLPClassifier
 
 from scoring.artifacts.persistence import load, save
 from scoring.evaluation.fidelity import relative_l2_error
-from scoring.scoring_explainers.amortized import AmortizedScoringExplainer, project_additive
+from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
+from scoring.shapley.additivity import project_additive
 from scoring.shapley.exact import exact_shapley_values
 from scoring.shapley.permutation import permutation_labels
 
@@ -111,12 +112,15 @@ def _tiny_model():
     return LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), X
 
 
-def test_inactive_features_are_exactly_zero(fitted, problem):
-    _, _, test = problem
+def test_binary_classes_are_exact_negatives_and_no_feature_is_zeroed(fitted, problem):
+    model, _, test = problem
     values = fitted.explain(test)  # (n_classes, n, M)
-    inactive = ~fitted.active_.T  # (O, M)
-    assert fitted.active_.shape == (6, 2) and fitted.active_.any()
-    assert np.all(values[np.broadcast_to(inactive[:, None, :], values.shape)] == 0.0)
+    np.testing.assert_array_equal(values[0], -values[1])
+    assert fitted.mirrored_
+    # every feature the exact values rank in a row's top 5 gets a non-zero value
+    exact = exact_shapley_values(fitted.spec_.function, test[:30], fitted.background_)[..., 1]
+    top5 = np.argsort(-np.abs(exact), axis=1)[:, :5]
+    assert np.all(np.take_along_axis(values[1][:30], top5, axis=1) != 0.0)
 
 
 def test_auto_permutations_and_the_batched_ensemble(problem):
@@ -129,16 +133,17 @@ def test_auto_permutations_and_the_batched_ensemble(problem):
     assert explainer.get_params()["permutations"] == explainer.n_permutations_
     # the request path evaluates the networks in one batched pass: the same as one by one
     X = np.asarray(test[:5], dtype=float)
-    outputs = explainer.spec_.outputs(X)
+    outputs = explainer.spec_.outputs(X)[:, 1:]  # binary: the second class is learned
     total = 0.0
     for weights, biases in explainer.networks_:
         h = np.concatenate([X, outputs], axis=1) @ weights[0] + biases[0]
         for W, b in zip(weights[1:], biases[1:], strict=True):
             h = np.maximum(h, 0.0) @ W + b
         total = total + h
-    phi = total.reshape(5, 6, -1) * explainer.active_
-    excess = phi.sum(axis=1) - (outputs - explainer.expected_values_)
-    phi = phi - excess[:, None, :] * (explainer.active_ / explainer.active_.sum(axis=0))
-    np.testing.assert_allclose(explainer.shap_values(X), phi, atol=1e-10)
+    phi = total.reshape(5, 6, 1)
+    excess = phi.sum(axis=1) - (outputs - explainer.expected_values_[1:])
+    phi = phi - excess[:, None, :] / 6
+    np.testing.assert_allclose(explainer.shap_values(X), np.concatenate([-phi, phi], axis=-1),
+                               atol=1e-10)
     with pytest.raises(ValueError, match="label_budget"):
         AmortizedScoringExplainer(label_budget=0).fit(model, train)

@@ -10,7 +10,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from scoring import PermutationScoringExplainer, load, save
 from scoring.evaluation.fidelity import relative_l2_error
@@ -92,7 +92,14 @@ def test_whole_pipeline_on_raw_mixed_rows():
                                                 ("cat", OneHotEncoder(), ["city"])])),
                     ("model", LogisticRegression())]).fit(frame, y)
     explainer = PermutationScoringExplainer(n_background=25).fit(clf, frame)
-    assert set(explainer.background_["city"]) <= {"paris", "lyon", "nice"}
+    # split at its ColumnTransformer: walks on engineered rows, one player per raw column
+    assert explainer.spec_.split_pipeline and explainer.players_ == "raw"
+    black_box = PermutationScoringExplainer(n_background=25).fit(
+        Pipeline([("prep", clf[0]), ("same", FunctionTransformer()), ("model", clf[-1])]),
+        frame)
+    assert set(black_box.background_["city"]) <= {"paris", "lyon", "nice"}
+    np.testing.assert_allclose(black_box.explain(frame.iloc[:3]).sum(-1),
+                               explainer.explain(frame.iloc[:3]).sum(-1), atol=1e-10)
     records = frame.iloc[:3].to_dict(orient="records")  # the service's JSON rows
     values = explainer.explain(records)
     assert values.shape == (2, 3, 3)

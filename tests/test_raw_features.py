@@ -8,7 +8,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from scoring import (
     KernelScoringExplainer,
@@ -105,15 +105,21 @@ def test_scoring_explainers_raw_and_engineered(data):
     model = clf.steps[-1][1]
     explainer = TabularExplainer(model, initialization_examples=x_train,
                                  transformations=preprocessor)
-    kernel = KernelScoringExplainer(explainer, nsamples=300)
-    raw, engineered = kernel.explain(x_test, get_raw=True), kernel.explain(x_test)
+    kernel = KernelScoringExplainer(explainer, nsamples=300, players="engineered")
+    raw, engineered = kernel.explain(x_test, get_raw=True), kernel.explain(x_test, get_raw=False)
     assert raw.shape == (2, 20, 6) and engineered.shape == (2, 20, 8)
     np.testing.assert_allclose(raw.sum(-1), engineered.sum(-1), atol=ATOL)
     np.testing.assert_allclose(raw.sum(-1).T + kernel.expected_values,
                                clf.predict_proba(x_test), atol=1e-6)
+    # by default each raw column's engineered columns switch together: raw values only
+    grouped = KernelScoringExplainer(explainer, nsamples=300)
+    assert grouped.players_ == "raw" and grouped.explain(x_test).shape == (2, 20, 6)
+    np.testing.assert_allclose(grouped.explain(x_test).sum(-1).T + grouped.expected_values,
+                               clf.predict_proba(x_test), atol=1e-6)
 
     linear = LinearScoringExplainer(explainer)
-    raw, engineered = linear.explain(x_test, get_raw=True), linear.explain(x_test)
+    raw, engineered = linear.explain(x_test, get_raw=True), linear.explain(x_test,
+                                                                           get_raw=False)
     # a binary margin keeps both classes, the first the negative of the second
     assert raw.shape == (2, 20, 6) and engineered.shape == (2, 20, 8)
     np.testing.assert_allclose(engineered[0], -engineered[1], atol=1e-12)
@@ -124,10 +130,21 @@ def test_scoring_explainers_raw_and_engineered(data):
     assert linear.explain_local(x_test, get_raw=True).features == RAW
 
 
-def test_whole_pipeline_as_black_box_on_raw_rows(data):
+def test_whole_pipeline_is_split_at_its_column_transformer(data):
     x_train, x_test, _, _, clf = data
     explainer = TabularExplainer(clf, x_train, nsamples=300)
-    assert explainer.explainer_kind == "kernel"
+    assert explainer.spec_.split_pipeline and explainer.explainer_kind == "linear"
+    explanation = explainer.explain_local(x_test.iloc[:4])
+    assert explanation.features == RAW and explanation.local_importance_values.shape == (2, 4, 6)
+
+
+def test_pipeline_that_cannot_be_split_is_a_black_box_on_raw_rows(data):
+    x_train, x_test, y_train, preprocessor, clf = data
+    # a step after the ColumnTransformer: its columns no longer map to raw ones
+    clf = Pipeline([("prep", preprocessor), ("same", FunctionTransformer()),
+                    ("model", clf.steps[-1][1])])
+    explainer = TabularExplainer(clf, x_train, nsamples=300)
+    assert not explainer.spec_.split_pipeline and explainer.explainer_kind == "kernel"
     assert len(explainer.background_) == 10  # a random sample: no centroids of categories
     assert set(explainer.background_[:, RAW.index("city")]) <= {"paris", "lyon", "nice"}
     explanation = explainer.explain_local(x_test.iloc[:4])

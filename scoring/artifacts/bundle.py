@@ -17,6 +17,7 @@ import numpy as np
 from scoring.artifacts.explanation import Explanation
 from scoring.artifacts.persistence import library_versions, load, save
 from scoring.evaluation.report import DistillReport, as_report
+from scoring.model.layout import ENGINEERED_UNAVAILABLE
 from scoring.model.schema import InputError, InputSchema
 from scoring.model.spec import ModelSpec
 from scoring.plain import plain
@@ -116,14 +117,18 @@ class ExplanationBundle:
             raise InputError("get_raw=true needs a bundle fitted with transformations; "
                              "this model's features are already raw",
                              reason="get_raw_unavailable", field="get_raw")
+        if get_raw is False and self.scoring_explainer.players_ == "raw":
+            raise InputError(ENGINEERED_UNAVAILABLE, reason="engineered_unavailable",
+                             field="get_raw")
         rows = spec.validate(data)
+        warnings = spec.schema.unknown_categories(rows)
         started = time.perf_counter()
         with _model_errors():
             X = spec.transform(rows)
             predictions, probabilities = spec.predict(X) if predict else (
                 np.empty(0), None)
         scored = ScoredRows(len(rows), predictions, probabilities, None,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, warnings=warnings)
         if explain:
             started = time.perf_counter()
             explainer = self.scoring_explainer
@@ -134,8 +139,8 @@ class ExplanationBundle:
             with _model_errors():
                 values = explainer.shap_values(X, outputs)
             scored.explanation = spec.layout.explanation(
-                values, explainer.expected_values_, rows, X,
-                self.has_transformations if get_raw is None else get_raw, explainer.method)
+                values, explainer.expected_values_, rows, X, get_raw, explainer.method,
+                players=explainer.players_)
             scored.explain_seconds = time.perf_counter() - started
         return scored
 

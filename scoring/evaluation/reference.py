@@ -11,6 +11,7 @@ from scoring.model.rows import take_rows
 from scoring.model.spec import ModelSpec
 from scoring.shapley.background import sample_background
 from scoring.shapley.exact import MAX_EXACT_FEATURES, exact_shapley_values
+from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import stratified_permutation_values
 
 
@@ -18,8 +19,9 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
                      nsamples: int = 64, seconds: float = 20.0,
                      random_state: int | None = 0) -> tuple[np.ndarray, dict]:
     """Ground truth for rows ``X`` (as the model takes them): interventional Shapley values
-    with up to ``n_background`` rows of ``X_train`` (a uniform sample) as background, in
-    the public layout of ``spec``.
+    of the raw columns (each raw column's engineered columns switched together, as the
+    rows users send) with up to ``n_background`` rows of ``X_train`` (a uniform sample) as
+    background, in the public layout of ``spec``.
 
     Exact by enumeration when the model evaluates every coalition in about ``seconds`` (or
     ``2**M <= 4 * nsamples``); otherwise antithetic permutation sampling stratified over
@@ -29,7 +31,8 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     rng = np.random.default_rng(random_state)
     background, _ = sample_background(X_train, n_background, rng)
     f = spec.function
-    M = X.shape[1]
+    groups = spec.raw_map.groups if spec.layout.has_raw else None
+    M = n_players(X, groups)
     # time one walk per probe background row (model calls and the numpy around them: for
     # cheap models the latter dominates), then afford model rows per background row and
     # explained row within the time given
@@ -37,15 +40,15 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     for _ in range(2):  # the first call warms up (allocations, thread pools)
         started = time.perf_counter()
         stratified_permutation_values(f, take_rows(X, [0]), probe, 1,
-                                      np.random.default_rng(0))
+                                      np.random.default_rng(0), groups)
     per_model_row = (time.perf_counter() - started) / (len(probe) * 2 * M)
     affordable = seconds / per_model_row / (len(X) * len(background))
     if M <= MAX_EXACT_FEATURES and 2**M <= max(affordable, 4 * nsamples):
-        phi = exact_shapley_values(f, X, background)
+        phi = exact_shapley_values(f, X, background, groups=groups)
         info = {"kind": "exact", "n_coalitions": 2**M}
     else:
         pairs = max(1, int(max(affordable, nsamples) / (2 * M)))
-        phi = stratified_permutation_values(f, X, background, pairs, rng)
+        phi = stratified_permutation_values(f, X, background, pairs, rng, groups)
         info = {"kind": "permutation", "permutations_per_background_row": 2 * pairs}
     info["background_rows"] = len(background)
-    return spec.layout.values(phi, get_raw=False), info
+    return spec.layout.values(phi, get_raw=spec.layout.has_raw, players="raw"), info

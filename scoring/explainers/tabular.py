@@ -11,6 +11,7 @@ import pandas as pd
 
 from scoring.artifacts.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, as_3d, global_from_local
+from scoring.model.spec import final_estimator
 from scoring.scoring_explainers.registry import supporting_methods
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ class TabularExplainer(ModelExplainer):
         self.nsamples = nsamples
         self.l1_reg = l1_reg
         self.random_state = random_state
-        kind, reason = _choose(model, explainer_kind, model_output)
+        # a pipeline split at its ColumnTransformer is explained through its estimator
+        kind, reason = _choose(final_estimator(model, initialization_examples), explainer_kind,
+                               model_output)
         if kind == "linear" and model_output is None:
             model_output = "decision_function" if hasattr(model, "classes_") else "predict"
         super().__init__(model, initialization_examples, features, classes, transformations,
@@ -105,7 +108,8 @@ class TabularExplainer(ModelExplainer):
             rows = rows[np.sort(rng.choice(len(rows), _N_TREE_BACKGROUND, replace=False))]
         output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
         self.shap_explainer_ = shap.TreeExplainer(
-            self.model, data=rows, feature_perturbation="interventional", model_output=output)
+            self.spec_.model, data=rows, feature_perturbation="interventional",
+            model_output=output)
         self.background_ = rows
         self.background_weights_ = np.full(len(rows), 1.0 / len(rows))
 
@@ -116,7 +120,7 @@ class TabularExplainer(ModelExplainer):
         # all rows: shap's default masker would keep a sample of 100, and the mean of the
         # whole training set is what LinearScoringExplainer and the Azure SDK use
         masker = shap.maskers.Independent(rows, max_samples=len(rows))
-        self.shap_explainer_ = shap.LinearExplainer(self.model, masker)
+        self.shap_explainer_ = shap.LinearExplainer(self.spec_.model, masker)
         self.background_ = rows.mean(axis=0, keepdims=True)
         self.background_weights_ = np.ones(1)
 

@@ -10,6 +10,12 @@ import pandas as pd
 
 from scoring.artifacts.explanation import Explanation
 
+ENGINEERED_UNAVAILABLE = (
+    "this explainer computes one value per raw column (it switches each raw column's "
+    "engineered columns together, which is what makes it faithful to the rows you send); "
+    "per-engineered-column values need an explainer built on engineered columns "
+    "(method='tree' or 'linear', or players='engineered')")
+
 
 class OutputLayout:
     """Lays out values as interpret-community does: ``(n_rows, n_features)`` for one
@@ -46,10 +52,19 @@ class OutputLayout:
             return float(expected[0])
         return both_classes(expected[None, None, :], expected)[1]
 
-    def values(self, values: np.ndarray, get_raw: bool) -> np.ndarray:
-        """``(n_rows, n_engineered, n_outputs)`` -> the public layout, summed onto raw
-        columns when ``get_raw``."""
-        if get_raw:
+    def values(self, values: np.ndarray, get_raw: bool,
+               players: str = "engineered") -> np.ndarray:
+        """``(n_rows, n_players, n_outputs)`` -> the public layout. ``players`` says what the
+        values are per: ``"engineered"`` columns (summed onto raw columns when
+        ``get_raw``) or ``"raw"`` columns (explainers that switch each raw column's
+        engineered columns together; they have no per-engineered-column values)."""
+        if players == "raw" and self.has_raw:
+            if not get_raw:
+                raise ValueError(ENGINEERED_UNAVAILABLE)
+            missing = len(self.raw_features) - values.shape[1]
+            if missing > 0:  # raw columns after the last one the model uses: no effect
+                values = np.pad(values, ((0, 0), (0, missing), (0, 0)))
+        elif get_raw:
             if self.raw_matrix is None:
                 raise ValueError("get_raw=True needs an explainer fitted with transformations; "
                                  "this one explains the model's own input features")
@@ -60,15 +75,18 @@ class OutputLayout:
         return np.transpose(values, (2, 0, 1))
 
     def explanation(self, values: np.ndarray, expected: Any, rows: Any, X: Any,
-                    get_raw: bool, method: str, extra: dict | None = None) -> Explanation:
+                    get_raw: bool | None, method: str, extra: dict | None = None,
+                    players: str = "engineered") -> Explanation:
         """An :class:`Explanation` of validated ``rows`` (``X``: the same rows as the model
-        takes them) from ``values (n_rows, n_engineered, n_outputs)``: per raw column when
-        ``get_raw`` and transformations."""
-        raw = bool(get_raw) and self.has_raw
+        takes them) from ``values (n_rows, n_players, n_outputs)``: per raw column when
+        ``get_raw`` (``None``: whenever there are transformations)."""
+        raw = self.has_raw and (get_raw is None or bool(get_raw))
         features, shown = (self.raw_features, rows) if raw or not self.has_raw else (
             self.engineered_features, X)
         data = shown.to_numpy() if isinstance(shown, pd.DataFrame) else np.asarray(shown)
-        return Explanation(features, local_importance_values=self.values(values, raw),
+        if players == "raw" and not self.has_raw:
+            players = "engineered"  # no transformations: the raw columns are the columns
+        return Explanation(features, local_importance_values=self.values(values, raw, players),
                            expected_values=self.expected(expected), classes=self.classes,
                            data=data, method=method, model_output=self.output,
                            raw=raw or not self.has_raw, extra=extra)

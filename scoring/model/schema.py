@@ -43,6 +43,9 @@ class InputSchema:
     categories: dict[str, list] = field(default_factory=dict)
     allow_nan: bool = False
     from_dataframe: bool = False
+    # pandas dtypes of the categorical training columns ("str", "object", "category"...):
+    # validated rows get the same, so missing values reach the model as pandas gave them
+    dtypes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, X: Any, features: Sequence[str] | None = None,
@@ -54,7 +57,7 @@ class InputSchema:
                 raise ValueError(
                     f"features {list(features)} do not match the DataFrame's columns {columns}"
                 )
-            kinds, categories = [], {}
+            kinds, categories, dtypes = [], {}, {}
             for name in X.columns:
                 if pd.api.types.is_numeric_dtype(X[name]) and not pd.api.types.is_bool_dtype(
                         X[name]):
@@ -63,7 +66,9 @@ class InputSchema:
                     kinds.append("categorical")
                     categories[str(name)] = sorted(
                         {_plain(v) for v in X[name].dropna().unique()}, key=str)
-            return cls(columns, kinds, categories, allow_nan=allow_nan, from_dataframe=True)
+                    dtypes[str(name)] = str(X[name].dtype)
+            return cls(columns, kinds, categories, allow_nan=allow_nan, from_dataframe=True,
+                       dtypes=dtypes)
         array = np.asarray(X)
         if array.ndim != 2:
             raise ValueError(f"training data must be 2-D (n_rows, n_features), got {array.ndim}-D")
@@ -84,15 +89,19 @@ class InputSchema:
     def all_numeric(self) -> bool:
         return all(k == "numeric" for k in self.kinds)
 
-    def to_dict(self) -> dict:
-        return {"columns": self.columns, "kinds": self.kinds, "categories": self.categories,
-                "allow_nan": self.allow_nan, "from_dataframe": self.from_dataframe}
-
-    @classmethod
-    def from_dict(cls, payload: Mapping) -> InputSchema:
-        return cls(list(payload["columns"]), list(payload["kinds"]),
-                   dict(payload.get("categories", {})), bool(payload.get("allow_nan", False)),
-                   bool(payload.get("from_dataframe", False)))
+    def unknown_categories(self, rows: Any) -> list[dict]:
+        """``{"row", "field", "value"}`` for every value of a categorical column of validated
+        ``rows`` that training never saw (the model's encoder decides what it means)."""
+        if not isinstance(rows, pd.DataFrame) or not self.categories:
+            return []
+        found = []
+        for name, known in self.categories.items():
+            column = rows[name]
+            unseen = column.notna() & ~column.isin(known)
+            for i in np.flatnonzero(unseen.to_numpy()):
+                found.append({"row": int(i), "field": name, "value": _plain(column.iloc[i]),
+                              "warning": "category not seen in training"})
+        return sorted(found, key=lambda w: (w["row"], self.columns.index(w["field"])))
 
     # -- validation --------------------------------------------------------------------
     def validate(self, data: Any) -> np.ndarray | pd.DataFrame:
@@ -243,15 +252,26 @@ class InputSchema:
             return pd.Series(values, index=column.index, name=name)
         # categorical: strings (or whatever the training categories were); unseen categories
         # are passed through, the model's own encoder decides (handle_unknown)
-        out = column.astype(object)
-        for i, v in enumerate(out.to_numpy()):
-            if (v is None or (isinstance(v, float) and np.isnan(v))) and not self.allow_nan:
-                raise InputError(f"row {i}, field {name!r}: missing value (null); this model "
-                                 "cannot take missing values", row=i, field=name,
-                                 reason="missing_value")
-            if isinstance(v, (list, dict)):
-                raise InputError(f"row {i}, field {name!r}: expected a category, got {v!r}",
-                                 row=i, field=name, reason="bad_value")
+        values = column.to_numpy(dtype=object, copy=True)
+        for i, v in enumerate(values):
+            if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+                if not self.allow_nan:
+                    raise InputError(f"row {i}, field {name!r}: missing value (null); this "
+                                     "model cannot take missing values", row=i, field=name,
+                                     reason="missing_value")
+                # a JSON null means what a missing value means to pandas: NaN (imputers
+                # treat None as a category of its own)
+                values[i] = np.nan
+            elif isinstance(v, (list, dict)):
+                raise InputError(f"row {i}, field {name!r}: expected a category, got "
+                                 f"{type(v).__name__}", row=i, field=name, reason="bad_value")
+        out = pd.Series(values, index=column.index, name=name, dtype=object)
+        dtype = self.dtypes.get(name)
+        if dtype is not None and dtype != "object":
+            try:  # the training column's own dtype: "str" for pandas' strings, categories...
+                out = out.astype(dtype)
+            except (TypeError, ValueError):
+                pass  # values that dtype cannot hold: the model's encoder decides
         return out
 
 

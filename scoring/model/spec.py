@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 
 from scoring.model.function import ModelFunction, check_model, model_fingerprint
 from scoring.model.layout import OutputLayout
@@ -39,8 +41,10 @@ class ModelSpec:
     """
 
     def __init__(self, schema: InputSchema, raw_map: RawFeatureMap | None,
-                 function: ModelFunction, classes: list | None, probe_rows: Any) -> None:
+                 function: ModelFunction, classes: list | None, probe_rows: Any,
+                 split_pipeline: bool = False) -> None:
         self.schema = schema
+        self.split_pipeline = split_pipeline
         self.raw_map = raw_map
         self.function = function
         self.classes = classes
@@ -66,12 +70,22 @@ class ModelSpec:
         transformed rows. ``features`` names the columns of ``X``; ``classes`` names the
         classes in the order of ``model.classes_``; ``model_output`` is
         ``"predict_proba"``, ``"predict"`` or ``"decision_function"``.
+
+        A ``Pipeline`` whose steps before the last are one ``ColumnTransformer`` with
+        one-to-many transformers (imputers, scalers, one-hot encoders...) is split there, as
+        if ``transformations`` had been given: its estimator is explained on the transformed
+        rows (the transformations run once per request) and values map back to the raw
+        columns. Other pipelines are explained as black boxes on the raw rows.
         """
         check_model(model)
         if X is None or n_rows(X) == 0:
             raise ValueError("initialization_examples is empty; pass the training rows "
                              "(at least 2) the explainer summarises as background")
         features = None if features is None else [str(f) for f in features]
+        split = transformations is None and isinstance(X, pd.DataFrame) and \
+            _mappable(split_pipeline(model), X)
+        if split:
+            transformations, model = split_pipeline(model)
         function = ModelFunction(model, model_output)
         if transformations is not None:
             raw_map = RawFeatureMap(transformations, X)
@@ -93,8 +107,8 @@ class ModelSpec:
             schema.validate(rows)  # InputError naming the row with a missing value
         names = _resolve_classes(model, function.output,
                                  None if classes is None else list(classes))
-        return cls(schema, raw_map, function, names, take_rows(rows, slice(0, _N_PROBE_ROWS))), \
-            rows
+        return cls(schema, raw_map, function, names, take_rows(rows, slice(0, _N_PROBE_ROWS)),
+                   split_pipeline=split), rows
 
     # -- request path ------------------------------------------------------------------
     def validate(self, data: Any) -> Any:
@@ -125,8 +139,9 @@ class ModelSpec:
 
     def verify(self, model: Any) -> None:
         """Raise ``ValueError`` unless ``model`` gives the outputs recorded on the probe
-        rows when this spec was built."""
-        probe = ModelFunction(model, self.function.output)(self.transform(self.probe_rows))
+        rows when this spec was built (a split pipeline on the raw probe rows)."""
+        rows = self.probe_rows if self.split_pipeline else self.transform(self.probe_rows)
+        probe = ModelFunction(model, self.function.output)(rows)
         if probe.shape != self.probe_outputs.shape or not np.allclose(
                 probe, self.probe_outputs, rtol=1e-7, atol=1e-10):
             raise ValueError(
@@ -138,7 +153,41 @@ class ModelSpec:
         """Explain with ``model`` from now on (say, the copy a bundle loaded) once
         :meth:`verify` accepts it."""
         self.verify(model)
+        if self.split_pipeline:
+            column_transformer, model = split_pipeline(model)
+            self.raw_map.bind(column_transformer)
         self.function = ModelFunction(model, self.function.output)
+
+
+def split_pipeline(model: Any) -> tuple[ColumnTransformer, Any] | None:
+    """``(column_transformer, estimator)`` of a ``Pipeline`` whose steps before the last
+    are one ``ColumnTransformer`` (``None`` or ``"passthrough"`` steps aside), else
+    ``None``."""
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        return None
+    before = [step for _, step in model.steps[:-1] if step not in (None, "passthrough")]
+    if len(before) != 1 or not isinstance(before[0], ColumnTransformer):
+        return None
+    return before[0], model.steps[-1][1]
+
+
+def final_estimator(model: Any, X: Any) -> Any:
+    """What a spec of ``model`` read from training rows ``X`` explains: the estimator of a
+    pipeline it splits, else ``model`` itself."""
+    split = split_pipeline(model)
+    return split[1] if isinstance(X, pd.DataFrame) and _mappable(split, X) else model
+
+
+def _mappable(split: tuple | None, X: pd.DataFrame) -> bool:
+    """Whether the split pipeline's transformer maps each engineered column to one raw
+    column (else the pipeline is explained as a black box)."""
+    if split is None:
+        return False
+    try:
+        RawFeatureMap(split[0], X)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _resolve_classes(model: Any, output: str, classes: list | None) -> list | None:

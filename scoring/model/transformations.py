@@ -78,6 +78,22 @@ class RawFeatureMap:
                 f"{len(self.engineered_features)}; cannot map engineered features to raw ones"
             )
 
+    @property
+    def groups(self) -> np.ndarray:
+        """The raw column index of each engineered column, ``(n_engineered,)``."""
+        return self.matrix.argmax(axis=1)
+
+    def bind(self, column_transformer: ColumnTransformer) -> None:
+        """Transform with ``column_transformer`` from now on (say, the bundle's own copy of
+        the same fitted object); it must give the same engineered columns."""
+        names = [str(n) for n in column_transformer.get_feature_names_out()]
+        own = [str(n) for n in self._column_transformer.get_feature_names_out()] \
+            if self._column_transformer is not None else None
+        if own != names:
+            raise ValueError("the model's ColumnTransformer makes other columns than the one "
+                             "this explainer was built with")
+        self._column_transformer = column_transformer
+
     def transform(self, raw_rows: pd.DataFrame) -> np.ndarray:
         """Raw rows -> dense engineered array ``(n_rows, n_engineered)``."""
         if self._column_transformer is not None:

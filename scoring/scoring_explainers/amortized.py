@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.shapley.additivity import project_additive
+from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import permutation_labels
 
 # bounds on n_permutations="auto": below 16 the labels are too noisy for the ensemble to
@@ -57,32 +59,32 @@ class AmortizedScoringExplainer(ScoringExplainer):
         5,000,000: 64 permutations for the seed's SVC, 2,275 inputs x 30 features).
     max_label_rows : cap on inputs labelled (default 6000); model calls scale with it.
     hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
-        ``1e-4``, ``200``).
+        ``1e-4``, ``100``; early stopping after 10 epochs without progress).
     n_networks : networks trained on the same labels from different seeds and averaged
-        (default 8); each adds its training time; the request path evaluates them all in
-        one batched pass. On the seed's SVC (bench ground truth, 20 held-out rows, seeds
-        0-2) 8 networks of (64, 64) on 64-permutation labels had relative L2 error
-        0.31-0.35 where one (256, 256) network on 16-permutation labels had 0.37-0.47, at
-        the same request latency: cleaner labels only pay off with the ensemble.
-    min_share : a feature whose mean |label| is below ``min_share`` times an average
-        feature's (over the training labels, per output) is explained as exactly zero and
-        takes no share of the additivity correction (default 0.5; 0 keeps every feature).
-        Like the per-row feature selection of shap's ``l1_reg``, this removes the noise a
-        network spreads over features that do not matter.
+        (default 4): averaging cancels much of each network's own error, and the request
+        path evaluates them all in one batched pass.
     model_output, random_state : see ``ScoringExplainer``.
-    verbose : print progress of the offline work on stderr.
+    players : ``"auto"`` (default): with transformations, one player per raw column (its
+        engineered columns switch together in the labels); ``"engineered"``: one per
+        engineered column.
+    verbose : progress bars of the offline work on stderr.
+
+    Every feature keeps its value (none is zeroed), the values add up exactly to
+    ``f(x) - E[f]`` and a binary classifier's two classes get exact negatives.
     """
 
     method = "amortized"
+    plays_raw_columns = True
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
                  n_permutations: int | str = "auto", label_budget: int = 5_000_000,
                  max_label_rows: int = 6000,
                  hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
-                 max_iter: int = 200, n_networks: int = 8, min_share: float = 0.5,
+                 max_iter: int = 100, n_networks: int = 4,
                  model_output: str | None = None,
-                 random_state: int | None = 0, verbose: bool = False) -> None:
+                 random_state: int | None = 0, players: str = "auto",
+                 verbose: bool = False) -> None:
         self.n_background = n_background
         self.n_augment = n_augment
         self.jitter = jitter
@@ -93,10 +95,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.alpha = alpha
         self.max_iter = max_iter
         self.n_networks = n_networks
-        self.min_share = min_share
         self.verbose = verbose
         super().__init__(explainer, initialization_examples, model_output=model_output,
-                         random_state=random_state)
+                         random_state=random_state, players=players)
 
     # -- offline -----------------------------------------------------------------------
     def _fit(self, X: Any) -> None:
@@ -107,28 +108,30 @@ class AmortizedScoringExplainer(ScoringExplainer):
         n_bg = min(len(X), self.n_background)
         self.background_ = X[np.sort(rng.choice(len(X), n_bg, replace=False))]
         self.expected_values_ = f(self.background_).mean(axis=0)
+        # a binary classifier's two probabilities sum to one: learn the second, mirror the
+        # first, so the two classes' values are exact negatives of each other
+        self.mirrored_ = bool(self.spec_.function.output == "predict_proba"
+                              and len(self.expected_values_) == 2)
         inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
-        self.n_permutations_ = self._permutations(len(inputs), X.shape[1])
-        self._say(f"labelling {len(inputs)} rows x {self.n_permutations_} permutations "
-                  f"({len(inputs) * self.n_permutations_ * X.shape[1]:,} model rows)")
+        G = n_players(X, self.groups_)
+        self.n_permutations_ = self._permutations(len(inputs), G)
         started = time.perf_counter()
-        labels = permutation_labels(f, inputs, self.background_, self.n_permutations_, rng,
-                                    progress=self._say)
+        with tqdm(total=len(inputs), disable=not self.verbose, unit="row", leave=False,
+                  desc=f"[amortized] labels ({self.n_permutations_} permutations)") as bar:
+            labels = permutation_labels(f, inputs, self.background_, self.n_permutations_,
+                                        rng, progress=bar.update, groups=self.groups_)
         outputs = f(inputs)
-        labels = project_additive(labels, outputs - self.expected_values_)
-        # features whose labels are small everywhere get exactly zero and no share of the
-        # additivity correction
-        share = np.abs(labels).mean(axis=0)
-        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-300)
-        self.active_ = share >= self.min_share / labels.shape[1]
-        self.active_[:, ~self.active_.any(axis=0)] = True  # an output with no signal
+        if self.mirrored_:
+            labels, outputs = labels[..., 1:], outputs[:, 1:]
+        labels = project_additive(labels, outputs - self._learned(self.expected_values_))
         self.label_seconds_ = time.perf_counter() - started
-        self._say(f"labels done in {self.label_seconds_:.1f} s; training the network")
         started = time.perf_counter()
         self._train(inputs, outputs, labels)
         self.train_seconds_ = time.perf_counter() - started
-        self._say(f"network trained in {self.train_seconds_:.1f} s "
-                  f"({self.n_iter_} epochs)")
+
+    def _learned(self, values: np.ndarray) -> np.ndarray:
+        """The outputs the networks learn: the second class only when mirrored."""
+        return values[..., 1:] if self.mirrored_ else values
 
     def _permutations(self, n_inputs: int, n_features: int) -> int:
         if self.n_permutations != "auto":
@@ -151,8 +154,6 @@ class AmortizedScoringExplainer(ScoringExplainer):
                              f"{self.n_permutations}")
         if not isinstance(self.n_augment, (int, np.integer)) or self.n_augment < 0:
             raise ValueError(f"n_augment must be an integer >= 0, got {self.n_augment!r}")
-        if not 0 <= self.min_share <= 10:
-            raise ValueError(f"min_share must be in [0, 10], got {self.min_share!r}")
         if not self.jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
 
@@ -171,16 +172,17 @@ class AmortizedScoringExplainer(ScoringExplainer):
         y_scale = np.sqrt((labels**2).mean(axis=(0, 1)))
         self.y_scale_ = np.where(y_scale > 0, y_scale, 1.0)
         targets = (labels / self.y_scale_).reshape(n, M * n_out)
-        self.n_features_in_ = M
+        self.n_players_ = M
         self.networks_ = []
         self.n_iter_ = 0
-        for k in range(self.n_networks):
+        for k in tqdm(range(self.n_networks), disable=not self.verbose, leave=False,
+                      desc="[amortized] networks", unit="net"):
             seed = None if self.random_state is None else _seed(self.random_state + k)
             net = MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-                               activation="relu", alpha=self.alpha, batch_size=256,
+                               activation="relu", alpha=self.alpha, batch_size=512,
                                learning_rate_init=1e-3, max_iter=self.max_iter,
                                early_stopping=True, validation_fraction=0.1,
-                               n_iter_no_change=20, random_state=seed)
+                               n_iter_no_change=10, random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 net.fit((inputs - self.x_mean_) / self.x_scale_, targets)
@@ -196,33 +198,28 @@ class AmortizedScoringExplainer(ScoringExplainer):
         biases = [np.array(b) for b in net.intercepts_]
         W0 = weights[0] / self.x_scale_[:, None]
         weights[0], biases[0] = W0, biases[0] - self.x_mean_ @ W0
-        out_scale = np.tile(self.y_scale_, self.n_features_in_) / self.n_networks
+        out_scale = np.tile(self.y_scale_, self.n_players_) / self.n_networks
         weights[-1] = weights[-1] * out_scale[None, :]  # targets were laid out (M, O)
         biases[-1] = biases[-1] * out_scale
         return [np.ascontiguousarray(w) for w in weights], biases
 
-    def _say(self, message: str) -> None:
-        if self.verbose:
-            print(f"[amortized] {message}", file=sys.stderr, flush=True)
-
     # -- request path ------------------------------------------------------------------
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
-        M = self.n_features_in_
         X = np.asarray(X, dtype=float)
         if outputs is None:
             outputs = self.spec_.function(X)
+        learned = self._learned(outputs)
         W0, b0, weights, biases = self.stacked_
         # every network at once: the first layers side by side, the others batched
-        h = X @ W0[:M] + outputs @ W0[M:] + b0  # (n, K * H)
+        h = X @ W0[:X.shape[1]] + learned @ W0[X.shape[1]:] + b0  # (n, K * H)
         h = h.reshape(len(X), len(weights[0]), -1).transpose(1, 0, 2)  # (K, n, H)
         for W, b in zip(weights, biases, strict=True):
             np.maximum(h, 0.0, out=h)
             h = np.matmul(h, W) + b
         h = h.sum(axis=0) if len(h) > 1 else h[0]
-        phi = h.reshape(len(h), M, len(self.y_scale_))
-        phi = phi * self.active_
-        excess = phi.sum(axis=1) - (outputs - self.expected_values_)
-        return phi - excess[:, None, :] * (self.active_ / self.active_.sum(axis=0))
+        phi = h.reshape(len(h), self.n_players_, len(self.y_scale_))
+        phi = project_additive(phi, learned - self._learned(self.expected_values_))
+        return np.concatenate([-phi, phi], axis=-1) if self.mirrored_ else phi
 
     def get_params(self) -> dict:
         params = super().get_params()
@@ -231,12 +228,10 @@ class AmortizedScoringExplainer(ScoringExplainer):
                       label_budget=self.label_budget,
                       max_label_rows=self.max_label_rows,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
-                      max_iter=self.max_iter, n_networks=self.n_networks,
-                      min_share=self.min_share)
+                      max_iter=self.max_iter, n_networks=self.n_networks)
         if hasattr(self, "networks_"):
             params.update(background_rows=len(self.background_), epochs=self.n_iter_,
                           permutations=getattr(self, "n_permutations_", self.n_permutations),
-                          active_features=int(self.active_.any(axis=1).sum()),
                           label_seconds=round(self.label_seconds_, 2),
                           train_seconds=round(self.train_seconds_, 2))
         return params
@@ -293,10 +288,3 @@ def augment_rows(X: np.ndarray, n_augment: int, jitter: float, max_rows: int,
                                len(X) + rng.permutation(len(rows) - len(X))])[:max_rows]
         rows = rows[np.sort(keep)]
     return rows
-
-
-def project_additive(phi: np.ndarray, gap: np.ndarray) -> np.ndarray:
-    """Shift ``phi (n, M, O)`` equally over features so ``sum_j phi = gap (n, O)``: the
-    Euclidean projection onto the additivity constraint."""
-    excess = phi.sum(axis=1) - gap
-    return phi - excess[:, None, :] / phi.shape[1]

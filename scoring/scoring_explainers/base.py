@@ -33,11 +33,15 @@ class ScoringExplainer:
     """
 
     method: ClassVar[str] = "base"
+    # whether the explainer can play each raw column's engineered columns as one player
+    plays_raw_columns: ClassVar[bool] = False
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
-                 model_output: str | None = None, random_state: int | None = 0) -> None:
+                 model_output: str | None = None, random_state: int | None = 0,
+                 players: str = "auto") -> None:
         self.model_output = model_output
         self.random_state = random_state
+        self.players = players
         self.report_ = None
         if explainer is not None:
             self.fit(explainer.model,
@@ -81,7 +85,19 @@ class ScoringExplainer:
         if reason is not None:
             raise TypeError(f"{type(self).__name__} cannot explain "
                             f"{type(spec.model).__name__}: {reason}")
+        if self.players not in ("auto", "raw", "engineered"):
+            raise ValueError(f"players must be 'auto', 'raw' or 'engineered', got "
+                             f"{self.players!r}")
+        raw = spec.layout.has_raw and self.plays_raw_columns and self.players != "engineered"
+        if self.players == "raw" and not raw:
+            raise ValueError(f"players='raw' needs transformations and an explainer that "
+                             f"plays raw columns; {type(self).__name__} on this model cannot")
         self.spec_ = spec
+        # with transformations, each raw column's engineered columns switch together: the
+        # values are then the raw columns' Shapley values, as a user sending raw rows reads
+        # them (one-hot columns switched one by one make rows no user could send)
+        self.players_ = "raw" if raw else "engineered"
+        self.groups_ = spec.raw_map.groups if raw else None
         self._fit(dense(X))
         return self
 
@@ -117,7 +133,12 @@ class ScoringExplainer:
         X = dense(X)
         if outputs is not None:
             outputs = self._check_outputs(outputs, len(X))
-        return self._shap_values(X, outputs)
+        values = self._shap_values(X, outputs)
+        if self.spec_.function.output == "predict_proba" and values.shape[-1] == 2:
+            # p0 = 1 - p1: the first class's values are the second's, negated, exactly (the
+            # model's own two columns differ from that by rounding)
+            values[..., 0] = -values[..., 1]
+        return values
 
     def _check_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         outputs = np.asarray(outputs, dtype=float)
@@ -130,16 +151,17 @@ class ScoringExplainer:
                              f"got {outputs.shape}")
         return outputs
 
-    def explain(self, data: Any, get_raw: bool = False) -> np.ndarray:
+    def explain(self, data: Any, get_raw: bool | None = None) -> np.ndarray:
         """Local importance values for ``data`` (one row or a batch; array, DataFrame or
         records), ``(n_rows, n_features)`` or ``(n_classes, n_rows, n_features)``.
 
-        With ``get_raw=True`` (only when fitted with transformations) values are summed onto
-        the raw columns; otherwise they are per engineered feature.
+        Per raw column when ``get_raw`` (``None``, the default: whenever fitted with
+        transformations, engineered values summed onto the raw columns they come from),
+        per engineered column with ``get_raw=False``.
         """
         return self.explain_local(data, get_raw=get_raw).local_importance_values
 
-    def explain_local(self, data: Any, get_raw: bool = False) -> Explanation:
+    def explain_local(self, data: Any, get_raw: bool | None = None) -> Explanation:
         """:meth:`explain` wrapped in an :class:`~scoring.Explanation`."""
         self.check_fitted()
         if get_raw and not self.spec_.layout.has_raw:
@@ -148,7 +170,8 @@ class ScoringExplainer:
         rows = self.spec_.validate(data)
         X = self.spec_.transform(rows)
         return self.spec_.layout.explanation(self.shap_values(X), self.expected_values_,
-                                             rows, X, get_raw, self.method)
+                                             rows, X, get_raw, self.method,
+                                             players=self.players_)
 
     def explain_global(self, evaluation_examples: Any, max_rows: int = 50) -> Explanation:
         """Global importances (mean absolute value) over a uniform sample of at most
@@ -156,9 +179,11 @@ class ScoringExplainer:
         transformations; the local values are not kept."""
         rows, _ = sample_rows(evaluation_examples, max_rows,
                               np.random.default_rng(self.random_state))
-        return self.explain_local(rows, get_raw=self.spec_.layout.has_raw).without_local()
+        return self.explain_local(rows).without_local()
 
     def get_params(self) -> dict:
         """The constructor parameters that matter for reports and metadata."""
-        output = self.spec_.function.output if hasattr(self, "spec_") else self.model_output
-        return {"model_output": output, "random_state": self.random_state}
+        fitted = hasattr(self, "spec_")
+        return {"model_output": self.spec_.function.output if fitted else self.model_output,
+                "random_state": self.random_state,
+                "players": self.players_ if fitted else self.players}

@@ -14,6 +14,7 @@ from scoring.shapley.kernel import (
     default_nsamples,
     solve_shapley,
 )
+from scoring.shapley.masking import n_players
 
 
 class KernelScoringExplainer(ScoringExplainer):
@@ -35,19 +36,23 @@ class KernelScoringExplainer(ScoringExplainer):
     model_output : ``"predict_proba"`` (classifiers, default), ``"predict"``,
         ``"decision_function"``.
     random_state : seed for the background summary and the coalition design.
+    players : ``"auto"`` (default): with transformations, one player per raw column (its
+        engineered columns switch together); ``"engineered"``: one per engineered column.
     """
 
     method = "kernel"
+    plays_raw_columns = True
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 10, background: str = "kmeans",
                  nsamples: int | str = "auto",
-                 model_output: str | None = None, random_state: int | None = 0) -> None:
+                 model_output: str | None = None, random_state: int | None = 0,
+                 players: str = "auto") -> None:
         self.n_background = n_background
         self.background = background
         self.nsamples = nsamples
         super().__init__(explainer, initialization_examples, model_output=model_output,
-                         random_state=random_state)
+                         random_state=random_state, players=players)
 
     def _fit(self, X: Any) -> None:
         if self.nsamples != "auto" and (not isinstance(self.nsamples, int) or self.nsamples < 2):
@@ -57,7 +62,7 @@ class KernelScoringExplainer(ScoringExplainer):
         rng = np.random.default_rng(self.random_state)
         summarise = summarise_background if self.background == "kmeans" else sample_background
         self.background_, self.background_weights_ = summarise(X, self.n_background, rng)
-        M = X.shape[1]
+        M = n_players(X, self.groups_)
         budget = default_nsamples(M) if self.nsamples == "auto" else self.nsamples
         self.coalitions_, self.coalition_weights_ = coalition_design(M, budget, rng)
         outputs = self.spec_.function(self.background_)
@@ -66,7 +71,7 @@ class KernelScoringExplainer(ScoringExplainer):
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
         f = self.spec_.function
         v = coalition_values(f, X, self.background_, self.background_weights_,
-                             self.coalitions_)
+                             self.coalitions_, self.groups_)
         full = f(X) if outputs is None else outputs
         return solve_shapley(self.coalitions_, self.coalition_weights_, v,
                              np.asarray(self.expected_values_), full)

@@ -8,6 +8,7 @@ import numpy as np
 
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.background import sample_background
+from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import antithetic_design, walk_values
 
 
@@ -33,17 +34,22 @@ class PermutationScoringExplainer(ScoringExplainer):
     model_output : ``"predict_proba"`` (classifiers, default), ``"predict"``,
         ``"decision_function"``.
     random_state : seed for the background sample and the orders.
+    players : ``"auto"`` (default): with transformations, each raw column's engineered
+        columns switch together (one player per raw column, the values you read at the raw
+        level); ``"engineered"``: one player per engineered column.
     """
 
     method = "permutation"
+    plays_raw_columns = True
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 100, n_permutations: int = 2,
-                 model_output: str | None = None, random_state: int | None = 0) -> None:
+                 model_output: str | None = None, random_state: int | None = 0,
+                 players: str = "auto") -> None:
         self.n_background = n_background
         self.n_permutations = n_permutations
         super().__init__(explainer, initialization_examples, model_output=model_output,
-                         random_state=random_state)
+                         random_state=random_state, players=players)
 
     def _fit(self, X: Any) -> None:
         if not isinstance(self.n_background, (int, np.integer)) or self.n_background < 1:
@@ -56,12 +62,12 @@ class PermutationScoringExplainer(ScoringExplainer):
         rng = np.random.default_rng(self.random_state)
         self.background_, _ = sample_background(X, self.n_background, rng)
         self.orders_, self.background_index_ = antithetic_design(
-            len(self.background_), self.n_permutations // 2, X.shape[1], rng)
+            len(self.background_), self.n_permutations // 2, n_players(X, self.groups_), rng)
         self.expected_values_ = self.spec_.function(self.background_).mean(axis=0)
 
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
         return walk_values(self.spec_.function, X, self.background_, self.orders_,
-                           self.background_index_, fx=outputs)
+                           self.background_index_, fx=outputs, groups=self.groups_)
 
     def get_params(self) -> dict:
         params = super().get_params()

@@ -83,16 +83,17 @@ def coalition_design(n_features: int, n_samples: int,
 
 
 def coalition_values(f: Callable, X, background, bg_weights: np.ndarray,
-                     Z: np.ndarray) -> np.ndarray:
-    """``v[i, k, o]``: output ``o`` of ``f`` for row ``i`` with features outside coalition
+                     Z: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """``v[i, k, o]``: output ``o`` of ``f`` for row ``i`` with players outside coalition
     ``k`` taken from the background, averaged over background rows (weighted).
 
-    ``X`` and ``background`` are both 2-D float arrays or both DataFrames with the same
-    columns (mixed types allowed: the pipeline-as-black-box case).
+    Players are the columns, or with ``groups`` (the player of each column) groups of
+    columns. ``X`` and ``background`` are both 2-D float arrays or both DataFrames with the
+    same columns (mixed types allowed: the pipeline-as-black-box case).
     """
     n, K, B = len(X), len(Z), len(background)
     # every coalition on every background row: slot (k, b)
-    mask = np.repeat(Z, B, axis=0)
+    mask = np.repeat(Z if groups is None else Z[:, groups], B, axis=0)
     b_index = np.tile(np.arange(B), K)
     rows_per_chunk = max(1, _CHUNK_ROWS // (K * B))
     out = None

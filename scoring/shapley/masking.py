@@ -34,3 +34,9 @@ def hybrid_rows(X: Any, background: Any, mask: np.ndarray, b_index: np.ndarray) 
     points = np.where(mask, np.asarray(X, dtype=float)[:, None, :],
                       np.asarray(background, dtype=float)[b_index])
     return np.broadcast_to(points, (*shape, M)).reshape(-1, M)
+
+
+def n_players(X: Any, groups: np.ndarray | None) -> int:
+    """Players of a Shapley game on ``X``'s columns: the columns, or the column groups
+    (``groups`` holds the player of each column)."""
+    return X.shape[1] if groups is None else int(np.max(groups)) + 1

@@ -13,14 +13,13 @@ one background row: the budget buys many background rows instead of a summary of
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from scoring.model.rows import take_rows
-from scoring.shapley.masking import hybrid_rows
+from scoring.shapley.masking import hybrid_rows, n_players
 
 # model rows evaluated per call: bounds memory (rows x features floats) and keeps calls large
 _CHUNK_ROWS = 200_000
@@ -38,31 +37,36 @@ def antithetic_design(n_background: int, pairs_per_row: int, n_features: int,
 
 
 def walk_values(f: Callable, X, background, orders: np.ndarray, b_index: np.ndarray,
-                fx: np.ndarray | None = None) -> np.ndarray:
-    """Mean credits ``(n_rows, M, n_outputs)`` over the walks ``orders``/``b_index``.
+                fx: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
+    """Mean credits ``(n_rows, G, n_outputs)`` of the ``G`` players over the walks
+    ``orders``/``b_index``.
 
-    ``orders (P, M)`` and ``b_index (P,)`` are shared by every row (a fixed design: the
-    same row always gets the same values), or ``(n_rows, P, M)`` and ``(n_rows, P)`` per
-    row. ``X`` and ``background`` are both float arrays or both DataFrames with the same
-    columns (mixed types allowed). ``fx``: ``f(X)`` when the caller has it. Costs
-    ``n_rows * P * M`` model rows, in calls of about ``_CHUNK_ROWS`` rows.
+    Players are the columns of ``X``, or with ``groups`` (the player of each column) groups
+    of columns switched together: the raw columns behind one-hot and other engineered
+    columns. ``orders (P, G)`` and ``b_index (P,)`` are shared by every row (a fixed
+    design: the same row always gets the same values), or ``(n_rows, P, G)`` and
+    ``(n_rows, P)`` per row. ``X`` and ``background`` are both float arrays or both
+    DataFrames with the same columns (mixed types allowed). ``fx``: ``f(X)`` when the
+    caller has it. Costs ``n_rows * P * G`` model rows, in calls of about ``_CHUNK_ROWS``.
     """
     n, M = X.shape
-    per_row = orders.shape[-2] * M
+    G = orders.shape[-1]
+    per_row = orders.shape[-2] * G
     if fx is None:
         fx = f(X)
     fx = np.asarray(fx, dtype=float).reshape(n, -1)
     n_out = fx.shape[1]
     shared = orders.ndim == 2
-    rank = np.argsort(orders, axis=-1)  # rank[..., p, j]: the step that switches feature j
-    steps = np.arange(M)
-    phi = np.empty((n, M, n_out))
+    rank = np.argsort(orders, axis=-1)  # rank[..., p, j]: the step that switches player j
+    steps = np.arange(G)
+    phi = np.empty((n, G, n_out))
     rows_per_chunk = max(1, _CHUNK_ROWS // per_row)
 
     def switched(r: np.ndarray) -> np.ndarray:
-        # point k of a walk holds the features switched in its first k steps: k = 0 is the
-        # background row; k = M would be x itself (fx)
-        return r[:, :, None, :] < steps[None, None, :, None]  # (1 or m, P, M, M)
+        # point k of a walk holds the players switched in its first k steps: k = 0 is the
+        # background row; k = G would be x itself (fx); then players -> columns
+        players = r[:, :, None, :] < steps[None, None, :, None]  # (1 or m, P, G, G)
+        return players if groups is None else players[..., groups]  # (.., P, G, M)
 
     take_x = switched(rank[None]) if shared else None
     for start in range(0, n, rows_per_chunk):
@@ -74,64 +78,67 @@ def walk_values(f: Callable, X, background, orders: np.ndarray, b_index: np.ndar
         m, P = stop - start, r.shape[1]
         # slot (p, k): walk p after its first k steps
         points = hybrid_rows(take_rows(X, slice(start, stop)), background,
-                             take_x.reshape(*take_x.shape[:-3], P * M, M),
-                             np.repeat(b, M, axis=-1))
-        y = np.asarray(f(points), dtype=float).reshape(m, P, M, n_out)
+                             take_x.reshape(*take_x.shape[:-3], P * G, M),
+                             np.repeat(b, G, axis=-1))
+        y = np.asarray(f(points), dtype=float).reshape(m, P, G, n_out)
         y = np.concatenate([y, np.broadcast_to(fx[start:stop, None, None, :],
                                                (m, P, 1, n_out))], axis=2)
         gains = np.diff(y, axis=2)  # gains[i, p, k]: the step that switches order[p, k]
-        index = np.broadcast_to(r[..., None], (m, P, M, 1))
+        index = np.broadcast_to(r[..., None], (m, P, G, 1))
         phi[start:stop] = np.take_along_axis(gains, index, axis=2).mean(axis=1)
     return phi
 
 
 def permutation_labels(f: Callable, X: np.ndarray, background: np.ndarray,
                        n_permutations: int, rng: np.random.Generator,
-                       progress: Callable[[str], None] | None = None) -> np.ndarray:
+                       progress: Callable[[int], None] | None = None,
+                       groups: np.ndarray | None = None) -> np.ndarray:
     """Unbiased noisy Shapley values ``(n_rows, M, n_outputs)`` for each row of ``X``:
     ``n_permutations`` walks (antithetic pairs) per row, each pair from a background row
     drawn at random, independently for every row. Costs ``n_rows * n_permutations * M``
     model rows plus one call on ``X``."""
-    n, M = X.shape
+    n = X.shape[0]
+    G = n_players(X, groups)
     half = max(1, n_permutations // 2)
     fx = np.asarray(f(X), dtype=float).reshape(n, -1)
-    phi = np.empty((n, M, fx.shape[1]))
+    phi = np.empty((n, G, fx.shape[1]))
     # a block of rows at a time keeps the per-row orders small
-    rows_per_block = max(1, 4 * _CHUNK_ROWS // (2 * half * M))
-    reported = time.perf_counter()
+    rows_per_block = max(1, 4 * _CHUNK_ROWS // (2 * half * G))
     for start in range(0, n, rows_per_block):
         stop = min(n, start + rows_per_block)
         m = stop - start
-        order = np.argsort(rng.random((m, half, M)), axis=2)
+        order = np.argsort(rng.random((m, half, G)), axis=2)
         b_index = rng.integers(len(background), size=(m, half))
         phi[start:stop] = walk_values(f, X[start:stop], background,
                                       np.concatenate([order, order[:, :, ::-1]], axis=1),
                                       np.concatenate([b_index, b_index], axis=1),
-                                      fx[start:stop])
-        if progress is not None and time.perf_counter() - reported > 5:
-            reported = time.perf_counter()
-            progress(f"  labelled {stop}/{n} rows")
+                                      fx[start:stop], groups)
+        if progress is not None:
+            progress(m)
     return phi
 
 
 def stratified_permutation_values(f: Callable, X, background, pairs_per_row: int,
-                                  rng: np.random.Generator) -> np.ndarray:
+                                  rng: np.random.Generator,
+                                  groups: np.ndarray | None = None) -> np.ndarray:
     """Interventional Shapley values ``(n_rows, M, n_outputs)`` on ``background``: each
     background row gets ``pairs_per_row`` antithetic pairs of orders, drawn independently
     for every explained row, so the background is covered exactly and only the orders are
     sampled. The reference distill and the benchmark measure explainers against."""
     if isinstance(X, pd.DataFrame) != isinstance(background, pd.DataFrame):
         raise TypeError("X and background must both be arrays or both DataFrames")
-    n, M = X.shape
+    n = X.shape[0]
+    G = n_players(X, groups)
     fx = np.asarray(f(X), dtype=float).reshape(n, -1)
-    total = np.zeros((n, M, fx.shape[1]))
+    total = np.zeros((n, G, fx.shape[1]))
     # enough background rows per call for about _CHUNK_ROWS model rows: few, large calls
-    group = max(1, _CHUNK_ROWS // (n * 2 * pairs_per_row * M))
-    for start in range(0, len(background), group):
-        rows = np.arange(start, min(len(background), start + group))
-        order = np.argsort(rng.random((n, len(rows) * pairs_per_row, M)), axis=2)
+    per_call = max(1, _CHUNK_ROWS // (n * 2 * pairs_per_row * G))
+    for start in range(0, len(background), per_call):
+        rows = np.arange(start, min(len(background), start + per_call))
+        order = np.argsort(rng.random((n, len(rows) * pairs_per_row, G)), axis=2)
         b_index = np.tile(np.repeat(rows, pairs_per_row), 2)
         total += len(rows) * walk_values(
             f, X, background, np.concatenate([order, order[:, :, ::-1]], axis=1),
-            np.broadcast_to(b_index, (n, len(b_index))), fx)
+            np.broadcast_to(b_index, (n, len(b_index))), fx, groups)
     return total / len(background)
+
