@@ -12,6 +12,7 @@ from scoring.permutation_scoring import PermutationScoringExplainer
 from scoring.persistence import load, save
 from scoring.pfi import PFIExplainer
 from scoring.raw_features import RawFeatureMap
+from scoring.remote import ExplanationClient, explain_dataframe
 from scoring.scoring_explainer import ScoringExplainer
 from scoring.surrogates import (
     DecisionTreeExplainableModel,
@@ -29,6 +30,7 @@ __all__ = [
     "DistillError",
     "Explanation",
     "ExplanationBundle",
+    "ExplanationClient",
     "InputError",
     "InputSchema",
     "KernelScoringExplainer",
@@ -44,6 +46,7 @@ __all__ = [
     "TabularExplainer",
     "TreeScoringExplainer",
     "distill",
+    "explain_dataframe",
     "load",
     "save",
 ]
