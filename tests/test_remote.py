@@ -34,6 +34,8 @@ from scoring import (
 )
 from scoring.remote import ExplanationNotFound, explain_to_parquet
 
+# no usage reports from MLflow (nor from the `mlflow server` and uploaders started here)
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 

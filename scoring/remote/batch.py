@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,11 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     resolved_raw = local.has_transformations if get_raw is None else bool(get_raw)
     if resolved_raw and not local.has_transformations:
         raise ValueError("get_raw=True needs a bundle built with transformations")
-    head = data.head(1, npartitions=-1)
+    with warnings.catch_warnings():  # dask warns when the first partition is empty
+        warnings.simplefilter("ignore", UserWarning)
+        head = data.head(1, npartitions=1)  # reads one partition, not all of them
+    if len(head) == 0:
+        head = data.head(1, npartitions=-1)
     if len(head) == 0:
         raise ValueError("no rows to explain")
     predictions, probabilities, sample = _score_partition(
@@ -335,15 +340,19 @@ def read_table(path: str, drop: list[str] | None = None) -> Any:
     _dask()
     import dask.dataframe as dd
 
-    matches = sorted(globbing.glob(path))
-    if not matches:
-        raise ValueError(f"no data file matches {path}")
-    first = Path(matches[0])
-    suffix = first.suffix.lower()
-    if first.is_dir() or suffix in (".parquet", ".pq"):
-        frame = dd.read_parquet(matches if len(matches) > 1 else matches[0])
+    if "://" in path:  # s3://, gs://...: fsspec expands the glob (needs s3fs, gcsfs...)
+        target: Any = path
+        is_dir, suffix = False, Path(path.split("?")[0].rstrip("/")).suffix.lower()
+    else:
+        matches = sorted(globbing.glob(path))
+        if not matches:
+            raise ValueError(f"no data file matches {path}")
+        target = matches if len(matches) > 1 else matches[0]
+        is_dir, suffix = Path(matches[0]).is_dir(), Path(matches[0]).suffix.lower()
+    if is_dir or suffix in (".parquet", ".pq") or (suffix == "" and "://" in path):
+        frame = dd.read_parquet(target)
     elif suffix == ".csv":
-        frame = dd.read_csv(matches)
+        frame = dd.read_csv(target)
     else:
         raise ValueError(f"{path}: unsupported data file type {suffix!r}; use .csv or .parquet")
     unknown = [c for c in drop or [] if c not in frame.columns]
@@ -416,7 +425,7 @@ def run_batch(args: argparse.Namespace) -> int:
         result = explain_to_parquet(bundle, data, args.output, get_raw=args.get_raw or None,
                                     partition_rows=args.partition_rows, client=client,
                                     source=args.data)
-    except (InputError, ValueError) as exc:
+    except (InputError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {args.data}: {exc}") from None
     finally:
         client.close()

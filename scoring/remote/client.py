@@ -105,8 +105,8 @@ class ExplanationClient:
         text = explanation.to_json(top_k=top_k)  # validates top_k before anything is written
         explanation_id = uuid.uuid4().hex
         folder = f"{ARTIFACT_DIR}/{explanation_id}"
-        n_features = len(json.loads(text)["features"]) if top_k is not None \
-            else len(explanation.features)
+        n_features = len(explanation.features) if top_k is None \
+            else min(top_k, len(explanation.features))
         metadata = {
             "id": explanation_id,
             "comment": comment,
@@ -141,8 +141,8 @@ class ExplanationClient:
 
     # -- read -----------------------------------------------------------------------------
     def list_model_explanations(self, comment: str | None = None) -> list[dict]:
-        """Metadata of the run's explanations, oldest first; only those whose ``comment``
-        equals ``comment`` when given."""
+        """Metadata of the run's committed explanations, oldest upload first; only those
+        whose ``comment`` equals ``comment`` when given."""
         tags = self._client.get_run(self.run_id).data.tags
         found = []
         for key, value in tags.items():
