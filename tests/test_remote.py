@@ -203,11 +203,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _new_run(uri: str) -> str:
+def _new_run(uri: str, artifacts: Path | None = None) -> str:
+    """A run in a new experiment; ``artifacts`` for SQLite stores, whose default artifact
+    root is ./mlruns in the working directory."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.create_experiment(f"test-{time.time_ns()}")
+    experiment = client.create_experiment(
+        f"test-{time.time_ns()}", artifact_location=None if artifacts is None
+        else artifacts.as_uri())
     return client.create_run(experiment).info.run_id
 
 
@@ -278,7 +282,7 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
 @pytest.mark.parametrize("store", ["sqlite", "server"])
 def test_eight_concurrent_uploaders_lose_nothing(store, tmp_path, mlflow_server):
     uri = mlflow_server() if store == "server" else f"sqlite:///{tmp_path}/mlflow.db"
-    run_id = _new_run(uri)
+    run_id = _new_run(uri, None if store == "server" else tmp_path / "artifacts")
     out = subprocess.run([sys.executable, "-c", _UPLOADERS, uri, run_id, "3"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -452,7 +456,7 @@ def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, tmp_path):
     for i in range(3):
         frame.iloc[i * 1000:(i + 1) * 1000].to_csv(tmp_path / f"rows-{i}.csv", index=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    run_id = _new_run(uri)
+    run_id = _new_run(uri, tmp_path / "artifacts")
     args = ["explain", "--bundle", "people:latest", "--data", str(tmp_path / "rows-*.csv"),
             "--drop", "label", "--output", str(tmp_path / "out"), "--workers", "2",
             "--partition-rows", "400", "--upload-run", run_id, "--comment", "whole table",
