@@ -250,7 +250,8 @@ def _round_trip(client: ExplanationClient, explanation: Explanation) -> None:
 
 
 def test_round_trip_embedded_default_store(saved, tmp_path, monkeypatch, mlflow_server):
-    """The default tracking URI: sqlite:///mlflow.db in the working directory."""
+    """The default tracking URI: sqlite:///mlflow.db in the working directory.
+    (``mlflow_server`` only starts the server early: it boots while this test runs.)"""
     import mlflow
 
     explanation = _explanation(saved["people"], saved["frame"].iloc[:3])
