@@ -247,6 +247,9 @@ def _round_trip(client: ExplanationClient, explanation: Explanation) -> None:
     assert client.download_true_ys(top_id) is None
     with pytest.raises(ExplanationNotFound, match="no explanation 'nope'.*" + full_id):
         client.download_model_explanation("nope")
+    with pytest.raises(ExplanationNotFound, match="no run '0+'"):
+        ExplanationClient(tracking_uri=client.tracking_uri,
+                          run_id="0" * 32).download_model_explanation()
 
 
 def test_round_trip_embedded_default_store(saved, tmp_path, monkeypatch, mlflow_server):

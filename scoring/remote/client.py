@@ -33,7 +33,7 @@ _INSTALL_HINT = "pip install 'scoring[mlflow]'"
 
 
 class ExplanationNotFound(LookupError):
-    """No (committed) explanation with that id, or none at all, in the run."""
+    """No (committed) explanation with that id, none at all in the run, or no such run."""
 
 
 def _mlflow() -> Any:
@@ -143,7 +143,15 @@ class ExplanationClient:
     def list_model_explanations(self, comment: str | None = None) -> list[dict]:
         """Metadata of the run's committed explanations, oldest upload first; only those
         whose ``comment`` equals ``comment`` when given."""
-        tags = self._client.get_run(self.run_id).data.tags
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self._client.get_run(self.run_id).data.tags
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise ExplanationNotFound(f"no run {self.run_id!r} at {self.tracking_uri}") \
+                from None
         found = []
         for key, value in tags.items():
             rest = key[len(TAG_PREFIX):] if key.startswith(TAG_PREFIX) else ""
