@@ -454,7 +454,7 @@ def _cli(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, tmp_path):
+def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, cluster, tmp_path):
     frame, y = _people(3_000, seed=3)
     frame["label"] = y
     for i in range(3):
@@ -488,8 +488,11 @@ def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, tmp_path):
     assert client.download_model_explanation() == Explanation.from_json(
         (tmp_path / "out" / "_global_explanation.json").read_text())
 
-    again = _cli(*args[:-6], home=saved["home"], cwd=tmp_path)
+    # again, on an existing cluster: everything is already written
+    again = _cli(*args[:9], "--scheduler", cluster.scheduler.address, "--partition-rows",
+                 "400", home=saved["home"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "(2 workers)" in again.stderr
     assert "0 partitions written, 9 already there" in again.stderr
 
     wrong = _cli("explain", "--bundle", "people:latest", "--data", str(tmp_path / "rows-1.csv"),
