@@ -17,8 +17,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,8 @@ from urllib.parse import urlsplit
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from bench.processes import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
@@ -64,35 +64,11 @@ def _need(tool: str) -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"error: {what} exited with {proc.returncode}:\n"
-                     f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or busy loading
-            pass
-        time.sleep(0.5)
-    sys.exit(f"error: {what} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
+    try:
+        wait_http(url, proc, log, what, timeout)
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
 
 
 def _workers_override(workers: int) -> str:
@@ -119,7 +95,7 @@ def _ensure_bundle(tag: str) -> None:
 
 def start_service(bundle: str, workers: int, work: Path) -> tuple[str, subprocess.Popen]:
     _ensure_bundle(bundle)
-    port = _free_port()
+    port = free_port()
     log = work / "bentoml.log"
     env = {**os.environ, "SCORING_BUNDLE": bundle, "BENTOML_DO_NOT_TRACK": "True",
            "BENTOML_CONFIG_OVERRIDES": _workers_override(workers)}
@@ -130,9 +106,9 @@ def start_service(bundle: str, workers: int, work: Path) -> tuple[str, subproces
                                 start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(url + "/readyz", proc, log, "bentoml serve", 180)
+        wait_for(url + "/readyz", proc, log, "bentoml serve", 180)
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     return url, proc
 
@@ -146,7 +122,7 @@ def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
     job["static_configs"] = [{"targets": [urlsplit(target_url).netloc]}]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     log = work / "prometheus.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -155,7 +131,7 @@ def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(url + "/-/ready", proc, log, "prometheus", 30)
+        wait_for(url + "/-/ready", proc, log, "prometheus", 30)
         # target discovery reaches the scrape loop within ~5 s; wait for the first scrape
         deadline = time.monotonic() + 30
         while _query(url, 'up{job="scoring"} == 1', time.time()) is None:
@@ -164,7 +140,7 @@ def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen
                          f"{log.read_text()[-3000:]}")
             time.sleep(0.5)
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     return url, proc
 
@@ -344,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                   "buckets); predict/explain ms: the service's own stage means.")
         finally:
             for proc in reversed(procs):
-                _stop(proc)
+                stop_process(proc)
     return 0
 
 

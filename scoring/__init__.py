@@ -22,6 +22,7 @@ from scoring.explainers.surrogates import (
 from scoring.explainers.tabular import TabularExplainer
 from scoring.model.schema import InputError, InputSchema
 from scoring.model.transformations import RawFeatureMap
+from scoring.remote import ExplanationClient, explain_dataframe
 from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
@@ -37,6 +38,7 @@ __all__ = [
     "DistillReport",
     "Explanation",
     "ExplanationBundle",
+    "ExplanationClient",
     "InputError",
     "InputSchema",
     "KernelScoringExplainer",
@@ -52,6 +54,7 @@ __all__ = [
     "TabularExplainer",
     "TreeScoringExplainer",
     "distill",
+    "explain_dataframe",
     "load",
     "save",
 ]

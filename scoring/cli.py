@@ -14,6 +14,7 @@ import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
 from scoring.model.schema import InputError
+from scoring.remote.batch import add_batch_options, maybe_run_batch
 
 
 def _read_table(path: str) -> pd.DataFrame:
@@ -107,7 +108,10 @@ def _takes_dataframe(model: Any) -> bool:
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    """Bundle + data file -> local importances as CSV or JSON."""
+    """Bundle + data file -> local importances as CSV or JSON (or Parquet, on Dask, when
+    ``--output`` is a directory: ``scoring.remote.batch``)."""
+    if (code := maybe_run_batch(args)) is not None:
+        return code
     try:
         bundle = ExplanationBundle.load(args.bundle)
     except BundleError as exc:
@@ -186,13 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("explain", help="bundle + data file -> local importances")
     p.add_argument("--bundle", default=f"{DEFAULT_NAME}:latest", help="bundle tag")
-    p.add_argument("--data", required=True, help="rows to explain (.csv or .parquet)")
-    p.add_argument("--output", default=None, help=".json or .csv (default: JSON on stdout)")
+    p.add_argument("--data", required=True, help="rows to explain (.csv or .parquet; a glob "
+                   "with --output DIR)")
+    p.add_argument("--output", default=None, help=".json or .csv (default: JSON on stdout), "
+                   "or a directory: Parquet files, explained on Dask")
     p.add_argument("--drop", nargs="*", default=[],
                    help="columns of the data file to ignore (a target column, ids)")
     p.add_argument("--get-raw", action=argparse.BooleanOptionalAction, default=None,
                    help="importances per raw column, or (--no-get-raw) per engineered column "
                    "(default: raw columns whenever the bundle has transformations)")
+    add_batch_options(p)
     p.set_defaults(run=explain_command)
     return parser
 

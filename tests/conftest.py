@@ -4,11 +4,8 @@ subprocesses serving them (started on demand, stopped by PID at the end of the s
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_breast_cancer
 from sklearn.impute import SimpleImputer
@@ -27,6 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
+from bench.processes import free_port, stop_process, wait_http
 from scoring import (
     AmortizedScoringExplainer,
     KernelScoringExplainer,
@@ -161,12 +158,6 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
             "credit": Bundle(tags[6], credit, credit_explainer, None, credit_X)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(target: str | None, home: Path, log: Path, bundle: str | None = None,
                  wait: bool = True, cwd: Path = ROOT) -> Server:
     """``bentoml serve [target]`` from the project root on a free port.
@@ -200,30 +191,10 @@ def start_server(target: str | None, home: Path, log: Path, bundle: str | None =
 
 
 def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"bentoml serve exited with {server.proc.returncode}:\n"
-                                 f"{server.output()[-3000:]}")
-        try:
-            if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or busy starting
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"bentoml serve not ready after {timeout}s:\n{server.output()[-3000:]}")
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to ``proc`` (it stops its own children), then SIGKILL to its process group
-    after ``timeout`` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    try:
+        wait_http(server.url + "/readyz", server.proc, server.log, "bentoml serve", timeout)
+    except RuntimeError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def stop_server(server: Server) -> None:

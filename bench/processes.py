@@ -1,0 +1,55 @@
+"""Starting, waiting for and stopping the helper processes benchmarks and tests run
+(``bentoml serve``, Prometheus, an MLflow server): one copy of each step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, what: str,
+              timeout: float) -> None:
+    """Wait until ``url`` answers 200; raise ``RuntimeError`` with the end of ``log`` when
+    ``proc`` exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n"
+                               f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or busy starting
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n"
+                       f"{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30, group: bool = False) -> None:
+    """SIGTERM to ``proc`` (servers stop their own children; ``group``: to its whole process
+    group, for servers whose workers do not), then SIGKILL to its process group (started
+    with ``start_new_session=True``) after ``timeout`` seconds."""
+    if proc.poll() is None:
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

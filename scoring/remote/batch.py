@@ -1,0 +1,443 @@
+"""Batch explanations on Dask: every row of a large table explained by a bundle.
+
+``explain_dataframe`` turns a Dask DataFrame into a Dask DataFrame of local importances;
+``explain_to_parquet`` (and ``scoring explain --output DIR``) writes them as one Parquet
+file per partition, resumably, and aggregates the table's global explanation on the
+cluster. A bundle given by tag is loaded once per worker process (``_bundle``), not once
+per partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob as globbing
+import json
+import os
+import sys
+import threading
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring import BundleError, Explanation, ExplanationBundle, InputError
+
+DEFAULT_PARTITION_ROWS = 20_000
+MANIFEST = "_manifest.json"
+GLOBAL_FILE = "_global_explanation.json"
+_INSTALL_HINT = "pip install 'scoring[dask]'"
+
+# bundles loaded in this process, by (tag, BentoML home): a worker loads each bundle once
+_BUNDLES: dict[tuple[str, str], ExplanationBundle] = {}
+_BUNDLE_LOCK = threading.Lock()
+_LOADS = 0  # bundles loaded by this process (the tests check: one per worker)
+
+
+def _dask() -> Any:
+    try:
+        import dask
+        import dask.dataframe  # noqa: F401
+    except ImportError:
+        raise ImportError(f"batch explanations need Dask, which is not installed: "
+                          f"{_INSTALL_HINT}") from None
+    return dask
+
+
+def _bundle(ref: str | ExplanationBundle) -> ExplanationBundle:
+    """The bundle for ``ref``: itself, or the one loaded from the model store by this process
+    (first use only)."""
+    global _LOADS
+    if isinstance(ref, ExplanationBundle):
+        return ref
+    key = (ref, os.environ.get("BENTOML_HOME", ""))
+    with _BUNDLE_LOCK:  # worker threads share the cache
+        if key not in _BUNDLES:
+            _BUNDLES[key] = ExplanationBundle.load(ref)
+            _LOADS += 1
+        return _BUNDLES[key]
+
+
+def _score_partition(bundle: ExplanationBundle, frame: pd.DataFrame, get_raw: bool
+                     ) -> tuple[np.ndarray, np.ndarray | None, Explanation]:
+    """Predictions, probabilities and local explanation of ``frame``, through the
+    service's own request path."""
+    scored = bundle.score(frame, get_raw=get_raw)
+    return scored.predictions, scored.probabilities, scored.explanation
+
+
+def _plain_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dask reads strings as Arrow strings whose missing value is ``pd.NA``; pandas' own
+    readers give NaN. Use NaN so a row gets the same values on either path."""
+    converted = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.na_value is pd.NA:
+            converted[name] = column.astype(object).where(column.notna(), np.nan)
+    return frame.assign(**converted) if converted else frame
+
+
+def _local_table(explanation: Explanation, predictions: np.ndarray,
+                 probabilities: np.ndarray | None, first_row: int) -> pd.DataFrame:
+    """One line per row (and class): ``row``, ``class``, ``prediction``, ``probability``
+    (of that class), one column per feature, ``expected_value``."""
+    values = explanation.local_importance_values
+    n = values.shape[-2]
+    row_ids = np.arange(first_row, first_row + n, dtype=np.int64)
+    if values.ndim == 2:
+        frame = pd.DataFrame({"row": row_ids, "prediction": predictions})
+        frame = pd.concat([frame, pd.DataFrame(values, columns=explanation.features)], axis=1)
+        frame["expected_value"] = float(explanation.expected_values)
+        return frame
+    classes = explanation.classes
+    k = len(classes)
+    # rows major, classes minor: the lines of one row are adjacent
+    frame = pd.DataFrame({"row": np.repeat(row_ids, k),
+                          "class": np.tile(np.asarray(classes, dtype=object), n),
+                          "prediction": np.repeat(np.asarray(predictions), k)})
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities, dtype=float)
+        frame["probability"] = probabilities.reshape(-1) if probabilities.shape[1] == k \
+            else np.nan
+    stacked = np.transpose(values, (1, 0, 2)).reshape(n * k, values.shape[-1])
+    frame = pd.concat([frame, pd.DataFrame(stacked, columns=explanation.features)], axis=1)
+    frame["expected_value"] = np.tile(np.asarray(explanation.expected_values, dtype=float), n)
+    return frame
+
+
+def _explain_piece(frame: pd.DataFrame, ref: str | ExplanationBundle, get_raw: bool,
+                   first_row: int) -> pd.DataFrame:
+    bundle = _bundle(ref)
+    predictions, probabilities, explanation = _score_partition(
+        bundle, _plain_missing(frame.reset_index(drop=True)), get_raw)
+    return _local_table(explanation, predictions, probabilities, first_row)
+
+
+def _slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    return frame.iloc[start:stop]
+
+
+@dataclass
+class _Plan:
+    """How the table is cut: pieces of at most ``partition_rows`` rows, their first row id,
+    and what one explained row looks like."""
+
+    ref: Any
+    get_raw: bool
+    inputs: list  # dask.delayed input partitions
+    pieces: list[tuple[int, int, int]]  # (input partition, start, stop)
+    offsets: list[int]
+    meta: pd.DataFrame
+    sample: Explanation
+    tag: str | None
+    lengths: list[int] = field(default_factory=list)
+
+    def piece(self, i: int) -> Any:
+        from dask import delayed
+
+        part, start, stop = self.pieces[i]
+        source = self.inputs[part]
+        if (start, stop) != (0, self.lengths[part]):
+            source = delayed(_slice, pure=True)(source, start, stop)
+        return delayed(_explain_piece, pure=True)(source, self.ref, self.get_raw,
+                                                  self.offsets[i])
+
+
+def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
+          partition_rows: int | None) -> _Plan:
+    dask = _dask()
+    local = _bundle(bundle)
+    tag = bundle if isinstance(bundle, str) else bundle.tag
+    resolved_raw = local.has_transformations if get_raw is None else bool(get_raw)
+    if resolved_raw and not local.has_transformations:
+        raise ValueError("get_raw=True needs a bundle built with transformations")
+    with warnings.catch_warnings():  # dask warns when the first partition is empty
+        warnings.simplefilter("ignore", UserWarning)
+        head = data.head(1, npartitions=1)  # reads one partition, not all of them
+    if len(head) == 0:
+        head = data.head(1, npartitions=-1)
+    if len(head) == 0:
+        raise ValueError("no rows to explain")
+    predictions, probabilities, sample = _score_partition(
+        local, _plain_missing(head.reset_index(drop=True)), resolved_raw)
+    sample_frame = _local_table(sample, predictions, probabilities, 0)
+    reserved = {"row", "class", "prediction", "probability", "expected_value"}
+    clash = reserved.intersection(sample.features)
+    if clash:
+        raise ValueError(f"feature name(s) {sorted(clash)} collide with the output columns")
+    lengths = [int(n) for n in data.map_partitions(len).compute()]
+    pieces, offsets, first = [], [], 0
+    step = partition_rows or max(max(lengths), 1)
+    for part, n in enumerate(lengths):
+        for start in range(0, n, step):
+            pieces.append((part, start, min(start + step, n)))
+            offsets.append(first + start)
+        first += n
+    # a tag travels as text and each worker loads the bundle once; an unsaved bundle is one
+    # key of the graph, shipped to each worker once
+    ref = tag if tag else dask.delayed(local, name=f"bundle-{uuid.uuid4().hex}")
+    return _Plan(ref, resolved_raw, list(data.to_delayed()), pieces, offsets,
+                 sample_frame.iloc[:0], sample, tag, lengths)
+
+
+def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None = None,
+                      partition_rows: int | None = None) -> Any:
+    """Local explanations of every row of the Dask DataFrame ``data``, as a Dask DataFrame.
+
+    One line per input row (and class for classifiers): ``row`` (position in ``data``),
+    ``class``, ``prediction``, ``probability`` of that class (models with
+    ``predict_proba``), one importance column per feature, ``expected_value``.
+    ``bundle`` is an :class:`ExplanationBundle` or its tag (loaded once per worker);
+    ``get_raw=None`` explains raw columns when the bundle has transformations.
+    ``partition_rows`` cuts the output into pieces of at most that many input rows.
+    Counting the rows of each partition reads ``data`` once, eagerly.
+    """
+    import dask.dataframe as dd
+
+    plan = _plan(bundle, data, get_raw, partition_rows)
+    return dd.from_delayed([plan.piece(i) for i in range(len(plan.pieces))], meta=plan.meta,
+                           verify_meta=False)
+
+
+# -- writing Parquet, resumably ----------------------------------------------------------
+def _stats(frame: pd.DataFrame, features: list[str], classes: list | None) -> dict:
+    """Sum of |importance| per class and feature, and the number of rows: what the global
+    explanation needs, small enough to gather."""
+    values = np.abs(frame[features].to_numpy(dtype=float))
+    if classes is None:
+        return {"rows": len(frame), "abs_sum": values.sum(axis=0, keepdims=True)}
+    k = len(classes)
+    sums = values.reshape(-1, k, len(features)).sum(axis=0)  # lines are row-major, class-minor
+    return {"rows": len(frame) // k, "abs_sum": sums}
+
+
+def _merge(stats: list[dict]) -> dict:
+    return {"rows": sum(s["rows"] for s in stats),
+            "abs_sum": np.sum([s["abs_sum"] for s in stats], axis=0)}
+
+
+def _write_piece(frame: pd.DataFrame, path: str, features: list[str],
+                 classes: list | None) -> dict:
+    # write beside the target, then rename: a killed worker never leaves a partial part-file
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, target)
+    return _stats(frame, features, classes)
+
+
+def _read_stats(path: str, features: list[str], classes: list | None) -> dict:
+    return _stats(pd.read_parquet(path, columns=features), features, classes)
+
+
+@dataclass
+class BatchResult:
+    """What :func:`explain_to_parquet` did."""
+
+    output: Path
+    rows: int
+    partitions: int
+    written: int
+    skipped: int
+    global_explanation: Explanation
+
+
+def _global(sample: Explanation, merged: dict, source: str) -> Explanation:
+    abs_sum, rows = merged["abs_sum"], max(merged["rows"], 1)
+    per_class = abs_sum / rows
+    extra: dict[str, Any] = {"rows": merged["rows"], "source": source}
+    if sample.classes is not None:
+        extra["per_class_global_importance"] = {
+            str(c): per_class[i].tolist() for i, c in enumerate(sample.classes)}
+    return Explanation(sample.features, global_importance_values=per_class.mean(axis=0),
+                       expected_values=sample.expected_values, classes=sample.classes,
+                       method=sample.method, model_output=sample.model_output,
+                       raw=sample.raw, extra=extra)
+
+
+def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str | Path, *,
+                       get_raw: bool | None = None,
+                       partition_rows: int = DEFAULT_PARTITION_ROWS, client: Any = None,
+                       progress: bool = True, source: str = "") -> BatchResult:
+    """Explain ``data`` (a Dask DataFrame) into ``output``: ``part-NNNNN.parquet`` per
+    piece of at most ``partition_rows`` rows (see :func:`explain_dataframe` for the
+    columns), ``_global_explanation.json`` (mean |importance| over the whole table, per
+    class in ``extra``) and ``_manifest.json``. Part-files already in ``output`` from an
+    interrupted run with the same settings are kept, not recomputed. ``client`` is a
+    ``distributed.Client`` (default: the current one)."""
+    from distributed import as_completed, default_client
+
+    client = client or default_client()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = _plan(bundle, data, get_raw, partition_rows)
+    manifest = {"format": "scoring.batch", "format_version": 1, "bundle": plan.tag,
+                "get_raw": plan.get_raw, "partition_rows": partition_rows,
+                "lengths": plan.lengths, "source": source}
+    _check_manifest(out, manifest)
+    for stale in out.glob(".part-*.tmp-*"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
+    features, classes = plan.sample.features, plan.sample.classes
+    tasks, skipped = [], 0
+    from dask import delayed
+
+    for i in range(len(plan.pieces)):
+        path = out / f"part-{i:05d}.parquet"
+        if path.exists():
+            skipped += 1
+            tasks.append(delayed(_read_stats, pure=True)(str(path), features, classes))
+        else:
+            tasks.append(delayed(_write_piece, pure=True)(plan.piece(i), str(path), features,
+                                                          classes))
+    futures = client.compute(tasks)
+    bar = _progress(len(futures), progress)
+    for _ in as_completed(futures):
+        bar(1)
+    bar(None)
+    # the table's global explanation is summed on the cluster; only its result comes back
+    merged = client.submit(_merge, futures, pure=False).result()
+    explanation = _global(plan.sample, merged, source)
+    (out / GLOBAL_FILE).write_text(explanation.to_json())
+    return BatchResult(out, merged["rows"], len(tasks), len(tasks) - skipped, skipped,
+                       explanation)
+
+
+def _check_manifest(out: Path, manifest: dict) -> None:
+    path = out / MANIFEST
+    if path.exists():
+        previous = json.loads(path.read_text())
+        keys = ("bundle", "get_raw", "partition_rows", "lengths")
+        if any(previous.get(k) != manifest[k] for k in keys):
+            changed = [k for k in keys if previous.get(k) != manifest[k]]
+            raise ValueError(f"{out} holds explanations written with other settings "
+                             f"({', '.join(changed)} differ); use a new output directory or "
+                             "empty this one")
+        return
+    tmp = out / f".{MANIFEST}.tmp-{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)
+
+
+def _progress(total: int, enabled: bool) -> Callable[[int | None], None]:
+    """A tqdm bar on stderr (``bar(n)`` advances, ``bar(None)`` closes)."""
+    if not enabled:
+        return lambda n: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="partition", desc="explaining", file=sys.stderr)
+    return lambda n: bar.close() if n is None else bar.update(n)
+
+
+# -- the command line --------------------------------------------------------------------
+def read_table(path: str, drop: list[str] | None = None) -> Any:
+    """A Dask DataFrame over CSV or Parquet files: a path, a glob, or a Parquet directory."""
+    _dask()
+    import dask.dataframe as dd
+
+    if "://" in path:  # s3://, gs://...: fsspec expands the glob (needs s3fs, gcsfs...)
+        target: Any = path
+        is_dir, suffix = False, Path(path.split("?")[0].rstrip("/")).suffix.lower()
+    else:
+        matches = sorted(globbing.glob(path))
+        if not matches:
+            raise ValueError(f"no data file matches {path}")
+        target = matches if len(matches) > 1 else matches[0]
+        is_dir, suffix = Path(matches[0]).is_dir(), Path(matches[0]).suffix.lower()
+    if is_dir or suffix in (".parquet", ".pq") or (suffix == "" and "://" in path):
+        frame = dd.read_parquet(target)
+    elif suffix == ".csv":
+        frame = dd.read_csv(target)
+    else:
+        raise ValueError(f"{path}: unsupported data file type {suffix!r}; use .csv or .parquet")
+    unknown = [c for c in drop or [] if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"--drop names unknown column(s) {unknown}")
+    return frame.drop(columns=list(drop)) if drop else frame
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``scoring explain --output DIR`` (the Dask path)."""
+    group = parser.add_argument_group("batch on Dask (--output DIR)")
+    group.add_argument("--scheduler", default=None,
+                       help="address of a running Dask scheduler (default: a local cluster "
+                       "with one worker per core)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="workers of the local cluster (default: one per core)")
+    group.add_argument("--partition-rows", type=int, default=DEFAULT_PARTITION_ROWS,
+                       help=f"input rows per output file (default {DEFAULT_PARTITION_ROWS})")
+    group.add_argument("--upload-run", default=None,
+                       help="MLflow run id to upload the table's global explanation to")
+    group.add_argument("--comment", default=None, help="comment of the uploaded explanation")
+    group.add_argument("--tracking-uri", default=None,
+                       help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
+                       "sqlite:///mlflow.db)")
+
+
+def is_batch_output(output: str | None) -> bool:
+    """``--output`` names a directory: no suffix, or an existing directory."""
+    return output is not None and (Path(output).suffix == "" or Path(output).is_dir())
+
+
+def maybe_run_batch(args: argparse.Namespace) -> int | None:
+    """Run ``scoring explain`` on Dask when ``--output`` is a directory; ``None`` otherwise
+    (the single-file path), after refusing batch options there."""
+    if is_batch_output(args.output):
+        return run_batch(args)
+    given = [name for name in ("scheduler", "workers", "upload_run", "comment")
+             if getattr(args, name, None) is not None]
+    if given:
+        raise SystemExit(f"error: --{given[0].replace('_', '-')} needs --output DIR (a "
+                         "directory: the Dask batch path)")
+    return None
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """``scoring explain --bundle TAG --data GLOB --output DIR [...]``."""
+    if args.partition_rows < 1:
+        raise SystemExit("error: --partition-rows must be a positive integer")
+    try:
+        _dask()
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    try:
+        bundle = ExplanationBundle.load(args.bundle)  # fail early, before any cluster
+        data = read_table(args.data, args.drop)
+    except (BundleError, ValueError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    cluster = None
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        # one single-threaded worker process per core: explainers hold the GIL in Python code
+        cluster = LocalCluster(n_workers=args.workers or os.cpu_count() or 1,
+                               threads_per_worker=1, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        print(f"[explain] {args.data} on {client.scheduler.address} "
+              f"({len(client.scheduler_info()['workers'])} workers)", file=sys.stderr)
+        result = explain_to_parquet(bundle, data, args.output, get_raw=args.get_raw or None,
+                                    partition_rows=args.partition_rows, client=client,
+                                    source=args.data)
+    except (InputError, ValueError, OSError) as exc:
+        raise SystemExit(f"error: {args.data}: {exc}") from None
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(f"wrote {result.rows} explained rows to {result.output} ({result.written} "
+          f"partitions written, {result.skipped} already there)", file=sys.stderr)
+    if args.upload_run:
+        from scoring.remote.client import ExplanationClient
+
+        uploader = ExplanationClient(tracking_uri=args.tracking_uri, run_id=args.upload_run)
+        explanation_id = uploader.upload_model_explanation(
+            result.global_explanation, comment=args.comment)
+        print(f"uploaded the global explanation to run {args.upload_run} as "
+              f"{explanation_id}", file=sys.stderr)
+        print(explanation_id)
+    return 0

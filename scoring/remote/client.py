@@ -1,0 +1,226 @@
+"""``ExplanationClient``: upload explanations to an MLflow run and download them anywhere.
+
+The Azure SDK's ``ExplanationClient`` over MLflow runs. Each upload is stored as
+
+- the artifact ``explanations/<id>/explanation.json`` (``Explanation.to_json``, lossless),
+  and ``explanations/<id>/true_ys.json`` when ``true_ys`` is given;
+- tags ``scoring.explanation.<id>.<field>`` with its metadata, readable in the MLflow UI;
+- last, the tag ``scoring.explanation.<id>`` holding all the metadata as JSON: the commit
+  marker. Only explanations with that tag are listed or downloaded, so an upload that dies
+  half-way leaves nothing a reader can see, and since every key names its explanation's id,
+  concurrent uploaders to one run never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from scoring import Explanation
+
+TAG_PREFIX = "scoring.explanation."
+ARTIFACT_DIR = "explanations"
+EXPLANATION_FILE = "explanation.json"
+TRUE_YS_FILE = "true_ys.json"
+# MLflow 2.x stores at most 5,000 characters per tag value (3.x: 8,000)
+_MAX_TAG_VALUE = 5000
+_INSTALL_HINT = "pip install 'scoring[mlflow]'"
+
+
+class ExplanationNotFound(LookupError):
+    """No (committed) explanation with that id, none at all in the run, or no such run."""
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError:
+        raise ImportError("ExplanationClient needs MLflow, which is not installed: "
+                          f"{_INSTALL_HINT}") from None
+    return mlflow
+
+
+def _retry(call: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
+    """Call an MLflow write, retrying on transient failures: a SQLite tracking store shared
+    by several processes answers "database is locked" while another one writes."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:  # MlflowException, sqlalchemy OperationalError, HTTP errors
+            transient = any(word in str(exc).lower() for word in
+                            ("locked", "busy", "timed out", "timeout", "temporarily",
+                             "connection", "503", "502", "504"))
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+class ExplanationClient:
+    """Upload explanations to an MLflow run and download them back (the seed's
+    ``ExplanationClient``).
+
+    ``tracking_uri`` defaults to MLflow's own default (``MLFLOW_TRACKING_URI``, otherwise
+    ``sqlite:///mlflow.db`` with local artifacts); an ``http://`` URI talks to an
+    ``mlflow server``.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
+        mlflow = _mlflow()
+        if not run_id:
+            raise ValueError("ExplanationClient needs the run_id of an MLflow run "
+                             "(or use ExplanationClient.from_run(run))")
+        self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+        self.run_id = str(run_id)
+        self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    @classmethod
+    def from_run(cls, run: Any, tracking_uri: str | None = None) -> ExplanationClient:
+        """A client for ``run``: an ``mlflow.ActiveRun`` / ``mlflow.entities.Run`` or a run
+        id."""
+        run_id = run if isinstance(run, str) else getattr(getattr(run, "info", None),
+                                                          "run_id", None)
+        if run_id is None:
+            raise TypeError(f"from_run needs an MLflow run or a run id, got {type(run).__name__}")
+        return cls(tracking_uri=tracking_uri, run_id=run_id)
+
+    def __repr__(self) -> str:
+        return f"ExplanationClient(tracking_uri={self.tracking_uri!r}, run_id={self.run_id!r})"
+
+    # -- upload -------------------------------------------------------------------------
+    def upload_model_explanation(self, explanation: Explanation, comment: str | None = None,
+                                 top_k: int | None = None, true_ys: Any = None) -> str:
+        """Store ``explanation`` in the run (only its ``top_k`` most important features when
+        given) and return its id. Several explanations can be uploaded to one run."""
+        if not isinstance(explanation, Explanation):
+            raise TypeError("upload_model_explanation takes a scoring.Explanation, got "
+                            f"{type(explanation).__name__}")
+        text = explanation.to_json(top_k=top_k)  # validates top_k before anything is written
+        explanation_id = uuid.uuid4().hex
+        folder = f"{ARTIFACT_DIR}/{explanation_id}"
+        n_features = len(explanation.features) if top_k is None \
+            else min(top_k, len(explanation.features))
+        metadata = {
+            "id": explanation_id,
+            "comment": comment,
+            "method": explanation.method,
+            "model_output": explanation.model_output,
+            "classes": explanation.classes,
+            "top_k": top_k,
+            "n_features": n_features,
+            "raw": explanation.raw,
+            "rows": explanation.num_examples if explanation.has_local else None,
+            "has_local": explanation.has_local,
+            "has_true_ys": true_ys is not None,
+            "artifact_path": f"{folder}/{EXPLANATION_FILE}",
+        }
+        # 1. the data; a writer killed here leaves an artifact no tag points to
+        _retry(self._client.log_text, self.run_id, text, f"{folder}/{EXPLANATION_FILE}")
+        if true_ys is not None:
+            ys = true_ys.tolist() if hasattr(true_ys, "tolist") else list(true_ys)
+            _retry(self._client.log_text, self.run_id, json.dumps(ys),
+                   f"{folder}/{TRUE_YS_FILE}")
+        # 2. readable tags per field (the UI's run page); not what readers trust
+        from mlflow.entities import RunTag
+
+        fields = [RunTag(f"{TAG_PREFIX}{explanation_id}.{key}", _tag_text(value))
+                  for key, value in metadata.items() if key not in ("id", "artifact_path")]
+        _retry(self._client.log_batch, self.run_id, tags=fields)
+        # 3. the commit marker, last; its time orders the run's explanations
+        metadata["uploaded_at"] = time.time()
+        _retry(self._client.set_tag, self.run_id, f"{TAG_PREFIX}{explanation_id}",
+               _marker_text(metadata))
+        return explanation_id
+
+    # -- read -----------------------------------------------------------------------------
+    def list_model_explanations(self, comment: str | None = None) -> list[dict]:
+        """Metadata of the run's committed explanations, oldest upload first; only those
+        whose ``comment`` equals ``comment`` when given."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self._client.get_run(self.run_id).data.tags
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise ExplanationNotFound(f"no run {self.run_id!r} at {self.tracking_uri}") \
+                from None
+        found = []
+        for key, value in tags.items():
+            rest = key[len(TAG_PREFIX):] if key.startswith(TAG_PREFIX) else ""
+            if not rest or "." in rest:  # per-field tags; only markers count
+                continue
+            try:
+                metadata = json.loads(value)
+            except ValueError:
+                continue
+            if comment is None or metadata.get("comment") == comment:
+                found.append(metadata)
+        found.sort(key=lambda m: (m.get("uploaded_at", 0.0), m["id"]))
+        return found
+
+    def download_model_explanation(self, explanation_id: str | None = None,
+                                   top_k: int | None = None) -> Explanation:
+        """The explanation ``explanation_id`` (the latest upload when ``None``), with only
+        its ``top_k`` most important features when given."""
+        metadata = self._find(explanation_id)
+        text = self._read_artifact(metadata.get("artifact_path")
+                                   or f"{ARTIFACT_DIR}/{metadata['id']}/{EXPLANATION_FILE}")
+        explanation = Explanation.from_json(text)
+        if top_k is not None:
+            explanation = Explanation.from_json(explanation.to_json(top_k=top_k))
+        return explanation
+
+    def download_true_ys(self, explanation_id: str | None = None) -> list | None:
+        """The ``true_ys`` uploaded with an explanation (``None`` if there were none)."""
+        metadata = self._find(explanation_id)
+        if not metadata.get("has_true_ys"):
+            return None
+        return json.loads(self._read_artifact(f"{ARTIFACT_DIR}/{metadata['id']}/{TRUE_YS_FILE}"))
+
+    def _find(self, explanation_id: str | None) -> dict:
+        uploads = self.list_model_explanations()
+        if not uploads:
+            raise ExplanationNotFound(f"run {self.run_id} has no uploaded explanation "
+                                      f"(tracking URI {self.tracking_uri})")
+        if explanation_id is None:
+            return uploads[-1]
+        for metadata in uploads:
+            if metadata["id"] == explanation_id:
+                return metadata
+        known = ", ".join(m["id"] for m in uploads)
+        raise ExplanationNotFound(f"run {self.run_id} has no explanation {explanation_id!r}; "
+                                  f"its explanations are {known}")
+
+    def _read_artifact(self, path: str) -> str:
+        # MLflow draws a progress bar per downloaded file unless told not to
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._client.download_artifacts(self.run_id, path, dst_path=tmp)
+            return Path(local).read_text()
+
+
+def _tag_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= _MAX_TAG_VALUE else text[: _MAX_TAG_VALUE - 3] + "..."
+
+
+def _marker_text(metadata: dict) -> str:
+    """The metadata as JSON within MLflow's tag size; a long class list or comment is
+    shortened here (the artifact keeps them whole)."""
+    text = json.dumps(metadata)
+    if len(text) > _MAX_TAG_VALUE and metadata.get("classes") is not None:
+        metadata = {**metadata, "classes": None, "n_classes": len(metadata["classes"])}
+        text = json.dumps(metadata)
+    if len(text) > _MAX_TAG_VALUE and metadata.get("comment"):
+        room = max(0, len(metadata["comment"]) - (len(text) - _MAX_TAG_VALUE) - 10)
+        metadata = {**metadata, "comment": metadata["comment"][:room] + "..."}
+        text = json.dumps(metadata)
+    return text
