@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from math import factorial
 from typing import Any
@@ -47,6 +49,29 @@ def _reason(exc: BaseException) -> str:
     """One line: the exception's type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[dict]:
+    """Raise ``TimeoutError`` in the main thread after ``seconds`` (then every second: the
+    code inside may catch one and go on). The yielded dict says whether it fired, so a
+    result finished after the deadline is not mistaken for an unhurried one."""
+    state = {"fired": False}
+    if not seconds:
+        yield state
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        state["fired"] = True
+        raise TimeoutError(f"stopped at the {seconds:.0f} s deadline")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield state
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # -- the model at both levels ----------------------------------------------------------------
@@ -298,7 +323,11 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
 
     started = time.perf_counter()
     try:
-        explainer = distill(case.model, case.X_train, verbose=args.verbose)
+        with deadline(args.distill_timeout) as state:
+            explainer = distill(case.model, case.X_train, verbose=args.verbose)
+        if state["fired"]:
+            # distill caught the deadline inside a candidate and chose among the others
+            raise TimeoutError(f"stopped at the {args.distill_timeout:.0f} s deadline")
     except Exception as exc:
         raise RuntimeError(f"distill raised after {time.perf_counter() - started:.0f} s: "
                            f"{_reason(exc)}") from exc
@@ -456,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS/OpenMP threads while timing (default 1: one service worker "
                         "per core on a shared machine)")
+    parser.add_argument("--distill-timeout", type=float, default=None,
+                        help="stop distill after this many seconds (default 300, quick 150; "
+                        f"0: never); the target is < {TARGET_DISTILL_S:.0f} s")
     parser.add_argument("--verbose", action="store_true", help="distill's progress, tracebacks")
     args = parser.parse_args(argv)
     names = args.cases.split(",") if args.cases else list(CASES)
@@ -466,11 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     args.gt_seconds = 10 if args.quick else 60  # ground-truth budget per case
     args.anchor_seeds = 1 if args.quick else 3
     args.repeats = 15 if args.quick else 50
+    if args.distill_timeout is None:
+        args.distill_timeout = 150 if args.quick else 300
 
     info = {"machine": {**machine(), "load_average": list(os.getloadavg())},
             "started": datetime.now(UTC).isoformat(timespec="seconds"), "argv": sys.argv[1:],
             "quick": args.quick, "n_explain": args.n_explain,
             "ground_truth_seconds": args.gt_seconds, "anchor_seeds": args.anchor_seeds,
+            "distill_timeout_seconds": args.distill_timeout,
             "threads_while_timing": args.threads}
     m = info["machine"]
     print(f"machine: {m['cores']} cpus ({m['cpu']}), load average "
@@ -478,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
           + f"; numpy {m['numpy']}, scikit-learn {m['scikit-learn']}, shap {m['shap']}")
     print(f"inputs: cases {names}; {args.n_explain} held-out rows; ground truth budget "
           f"~{args.gt_seconds} s per case; anchor fidelity mean of {args.anchor_seeds} seed(s); "
-          f"{args.threads} thread(s) while timing")
+          f"{args.threads} thread(s) while timing; "
+          + (f"distill stopped after {args.distill_timeout:.0f} s" if args.distill_timeout
+             else "distill never stopped"))
     started = time.perf_counter()
     results = []
     for name in names:
