@@ -288,7 +288,7 @@ def run_case(name: str, args: Any) -> dict:
         result["errors"]["anchor"] = _reason(exc)
         _log(f"  anchor failed: {_reason(exc)}")
     try:
-        result["shipped"] = measure_shipped(case, rows, truth, args, rng)
+        result["shipped"] = measure_shipped(case, rows, truth, args, rng, result)
     except Exception as exc:  # noqa: BLE001
         result["errors"]["shipped"] = _reason(exc)
         _log(f"  shipped default failed: {_reason(exc)}")
@@ -317,8 +317,9 @@ def measure_anchor(case: RealisticCase, E_train: np.ndarray, E_rows: np.ndarray,
 
 
 def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, args: Any,
-                    rng: np.random.Generator) -> dict:
-    """distill's choice: distill time, raw-level fidelity, expected values, latencies."""
+                    rng: np.random.Generator, result: dict) -> dict:
+    """distill's choice: distill time, raw-level fidelity, expected values, latencies.
+    ``result["distill_seconds"]`` is set even when distill raises (the time target)."""
     from scoring import ExplanationBundle, distill
 
     started = time.perf_counter()
@@ -329,9 +330,11 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
             # distill caught the deadline inside a candidate and chose among the others
             raise TimeoutError(f"stopped at the {args.distill_timeout:.0f} s deadline")
     except Exception as exc:
-        raise RuntimeError(f"distill raised after {time.perf_counter() - started:.0f} s: "
+        result["distill_seconds"] = time.perf_counter() - started
+        raise RuntimeError(f"distill raised after {result['distill_seconds']:.0f} s: "
                            f"{_reason(exc)}") from exc
-    out: dict[str, Any] = {"distill_seconds": time.perf_counter() - started,
+    result["distill_seconds"] = time.perf_counter() - started
+    out: dict[str, Any] = {"distill_seconds": result["distill_seconds"],
                            "method": explainer.report_.method}
     has_raw = explainer.spec_.layout.has_raw
     out["raw_values"] = "explain(get_raw=True)" if has_raw else "explain() (black box on raw)"
@@ -456,7 +459,9 @@ def targets(r: dict) -> dict:
         "speedup>=20x": (a["row_ms"] / s["row_given_outputs_ms"] >= TARGET_SPEEDUP)
         if a and s else None,
         "e2e<=2x bare": (s["row_e2e_ms"] <= TARGET_E2E_RATIO * s["row_bare_ms"]) if s else None,
-        "distill<120s": (s["distill_seconds"] < TARGET_DISTILL_S) if s else None,
+        # a distill that raised after the target has failed it all the same
+        "distill<120s": (s["distill_seconds"] < TARGET_DISTILL_S) if s else
+        (False if r.get("distill_seconds", 0) >= TARGET_DISTILL_S else None),
     }
 
 
@@ -467,11 +472,13 @@ def print_summary(results: list[dict]) -> None:
     for r in results:
         t = targets(r)
         r["targets"] = t
-        method = (r.get("shipped") or {}).get("method", "-")
-        marks = " ".join(f"{'-' if v is None else 'PASS' if v else 'FAIL':>14s}"
+        method = (r.get("shipped") or {}).get("method", "failed")
+        marks = " ".join(f"{'n/a' if v is None else 'PASS' if v else 'FAIL':>14s}"
                          for v in t.values())
         note = "; ".join(f"{k}: {v}" for k, v in r.get("errors", {}).items())
         print(f"   {r['name']:16s} {method:14s} {marks}  {note[:120]}")
+    print("   n/a: not measured (the stage in the note failed); speed-up on one engineered row "
+          "given the model outputs; e2e: bundle.score on one record vs the bare pipeline")
 
 
 def main(argv: list[str] | None = None) -> int:
