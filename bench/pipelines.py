@@ -145,11 +145,11 @@ def _chunk_values(f: Callable, x: np.ndarray, background: np.ndarray,
     return out.reshape(len(masks), len(background), -1).mean(axis=1)
 
 
-def background_rows(f: Callable, E_train: np.ndarray, groups: np.ndarray, n_explain: int,
-                    seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def background_rows(f: Callable, E_train: np.ndarray, groups: np.ndarray, R: int,
+                    n_explain: int, seconds: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """Every training row when enumerating all coalitions fits ``seconds``, else a uniform
     sample sized to fit, timed on one real chunk (hybrid building + model call)."""
-    R = int(groups.max()) + 1
     Z = _coalitions(R)[:, groups]
     n_train = len(E_train)
     probe_bg = E_train[rng.choice(n_train, min(n_train, 200), replace=False)]
@@ -169,11 +169,11 @@ def background_rows(f: Callable, E_train: np.ndarray, groups: np.ndarray, n_expl
 
 
 def exact_group_shapley(f: Callable, X: np.ndarray, background: np.ndarray,
-                        groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        groups: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact interventional Shapley values ``(n, R, O)`` of the raw columns (players) and
     the base value ``(O,)``: every coalition of raw columns, each as a mask over its
-    engineered columns, averaged over ``background``."""
-    R = int(groups.max()) + 1
+    engineered columns, averaged over ``background``. A raw column without engineered
+    columns (dropped by the preprocessing) is a null player: zero."""
     Zr = _coalitions(R)
     Z = Zr[:, groups]
     per = max(1, CHUNK_ROWS // len(background))
@@ -238,9 +238,9 @@ class _Anchor:
         return np.concatenate(out)
 
 
-def to_raw(phi: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def to_raw(phi: np.ndarray, groups: np.ndarray, R: int) -> np.ndarray:
     """Engineered ``(n, P, O)`` -> raw ``(n, R, O)``, summing each raw column's group."""
-    G = np.zeros((len(groups), int(groups.max()) + 1))
+    G = np.zeros((len(groups), R))
     G[np.arange(len(groups)), groups] = 1.0
     return np.einsum("ipo,pr->iro", phi, G)
 
@@ -271,12 +271,14 @@ def run_case(name: str, args: Any) -> dict:
          f"{result['identity_gap']:.1e}")
 
     started = time.perf_counter()
-    background, how = background_rows(f_est, E_train, groups, len(rows), args.gt_seconds, rng)
-    phi, base = exact_group_shapley(f_est, E_rows, background, groups)
+    R = case.X_train.shape[1]
+    background, how = background_rows(f_est, E_train, groups, R, len(rows), args.gt_seconds,
+                                      rng)
+    phi, base = exact_group_shapley(f_est, E_rows, background, groups, R)
     truth = layout(phi, case.task)
     gap = float(np.abs(phi.sum(axis=1) + base - f_est(E_rows)).max())
     result["ground_truth"] = {"background": how, "background_rows": len(background),
-                              "coalitions": 2 ** (int(groups.max()) + 1),
+                              "coalitions": 2**R,
                               "seconds": time.perf_counter() - started,
                               "additivity_gap": gap}
     _log(f"  ground truth: exact over {result['ground_truth']['coalitions']} coalitions, "
@@ -305,7 +307,8 @@ def measure_anchor(case: RealisticCase, E_train: np.ndarray, E_rows: np.ndarray,
     runs = []
     for seed in range(args.anchor_seeds):
         np.random.seed(seed)
-        runs.append(fidelity(layout(to_raw(anchor(E_rows), groups), case.task), truth))
+        raw = to_raw(anchor(E_rows), groups, case.X_train.shape[1])
+        runs.append(fidelity(layout(raw, case.task), truth))
     with threadpool_limits(limits=args.threads):
         row_ms = median_ms(lambda: anchor(E_rows[:1]), 3)
     _log(f"  anchor: {row_ms:.1f} ms/row")
