@@ -137,12 +137,14 @@ def _coalitions(R: int) -> np.ndarray:
     return ((codes[:, None] >> np.arange(R)[None, :]) & 1).astype(bool)
 
 
-def _chunk_values(f: Callable, x: np.ndarray, background: np.ndarray,
+def _chunk_values(f: Callable, X: np.ndarray, background: np.ndarray,
                   masks: np.ndarray) -> np.ndarray:
-    """Coalition values ``(S, O)`` of one engineered row ``x`` for engineered masks."""
-    hybrid = np.where(masks[:, None, :], x[None, None, :], background[None, :, :])
-    out = f(hybrid.reshape(-1, x.shape[0]))
-    return out.reshape(len(masks), len(background), -1).mean(axis=1)
+    """Coalition values ``(k, S, O)`` of engineered rows ``X (k, P)`` for engineered masks
+    ``(S, P)``, in one model call."""
+    hybrid = np.where(masks[None, :, None, :], X[:, None, None, :],
+                      background[None, None, :, :])
+    out = f(hybrid.reshape(-1, X.shape[1]))
+    return out.reshape(len(X), len(masks), len(background), -1).mean(axis=2)
 
 
 def background_rows(f: Callable, E_train: np.ndarray, groups: np.ndarray, R: int,
@@ -155,9 +157,9 @@ def background_rows(f: Callable, E_train: np.ndarray, groups: np.ndarray, R: int
     probe_bg = E_train[rng.choice(n_train, min(n_train, 200), replace=False)]
     per = max(1, 20_000 // len(probe_bg))
     masks = Z[rng.choice(len(Z), min(len(Z), per))]
-    _chunk_values(f, E_train[0], probe_bg, masks[:2])  # warm-up
+    _chunk_values(f, E_train[:1], probe_bg, masks[:2])  # warm-up
     started = time.perf_counter()
-    _chunk_values(f, E_train[0], probe_bg, masks)
+    _chunk_values(f, E_train[:1], probe_bg, masks)
     per_row = (time.perf_counter() - started) / (len(masks) * len(probe_bg))
     affordable = int(seconds / (per_row * 2**R * n_explain))
     if affordable >= n_train:
@@ -176,9 +178,17 @@ def exact_group_shapley(f: Callable, X: np.ndarray, background: np.ndarray,
     columns (dropped by the preprocessing) is a null player: zero."""
     Zr = _coalitions(R)
     Z = Zr[:, groups]
-    per = max(1, CHUNK_ROWS // len(background))
-    v = np.stack([np.concatenate([_chunk_values(f, x, background, Z[s:s + per])
-                                  for s in range(0, len(Z), per)]) for x in X])  # (n, 2^R, O)
+    per_row = len(Z) * len(background)
+    if per_row <= CHUNK_ROWS:
+        # small backgrounds: several explained rows per call (per-call overhead dominates)
+        k = CHUNK_ROWS // per_row
+        v = np.concatenate([_chunk_values(f, X[i:i + k], background, Z)
+                            for i in range(0, len(X), k)])
+    else:
+        per = max(1, CHUNK_ROWS // len(background))
+        v = np.stack([np.concatenate([_chunk_values(f, X[i:i + 1], background, Z[s:s + per])[0]
+                                      for s in range(0, len(Z), per)]) for i in range(len(X))])
+    # v: (n, 2^R, O)
     codes = np.arange(2**R)
     sizes = Zr.sum(axis=1)
     weight = np.array([factorial(s) * factorial(R - s - 1) / factorial(R) for s in range(R)])
