@@ -7,7 +7,7 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
 
-.PHONY: install demo build-demo serve test lint bench sdk-venv load clean
+.PHONY: install demo build-demo serve test lint bench bench-quick sdk-venv load clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ lint: install
 bench: install
 	@$(MAKE) --no-print-directory sdk-venv || echo "no Azure SDK environment: benchmarking without it"
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.pipelines
+
+# both benchmarks in a few minutes each: fewer rows, smaller ground-truth budgets
+bench-quick: install
+	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.pipelines --quick
 
 # azureml-interpret in its own environment: it pins shap 0.44 and numpy 1.x
 sdk-venv: $(SDK_VENV)/bin/activate
