@@ -60,8 +60,11 @@ def people(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, y.astype(int).to_numpy()
 
 
-def build_bundles() -> dict[str, ExplanationBundle]:
-    frame, y = people(400, 0)
+def example_explainers(n_people: int = 400) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """The people rows and two ``(model, fitted scoring explainer)`` pairs: ``people``
+    (logistic regression behind a ColumnTransformer with imputers and a one-hot string
+    column; linear explainer, raw importances) and ``svc`` (breast-cancer SVC, Kernel)."""
+    frame, y = people(n_people, 0)
     columns = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income"]),
         ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
@@ -70,13 +73,18 @@ def build_bundles() -> dict[str, ExplanationBundle]:
     lr = LogisticRegression().fit(columns.transform(frame), y)
     data = load_breast_cancer()
     svc = SVC(probability=True, random_state=0).fit(data.data, data.target)
-    bundles = {
-        "people": ExplanationBundle(lr, LinearScoringExplainer().fit(
-            lr, frame, transformations=columns)),
-        "svc": ExplanationBundle(svc, KernelScoringExplainer(nsamples=64, n_background=5).fit(
+    return frame, {
+        "people": (lr, LinearScoringExplainer().fit(lr, frame, transformations=columns)),
+        "svc": (svc, KernelScoringExplainer(nsamples=64, n_background=5).fit(
             svc, data.data, features=list(data.feature_names),
             classes=data.target_names.tolist())),
     }
+
+
+def build_bundles() -> dict[str, ExplanationBundle]:
+    _, objects = example_explainers()
+    bundles = {name: ExplanationBundle(model, explainer)
+               for name, (model, explainer) in objects.items()}
     for name, bundle in bundles.items():
         bundle.save(name)
     return bundles

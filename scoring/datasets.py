@@ -230,10 +230,7 @@ def load_diabetes_mixed(n_rows: int = 442,
     X["sex"] = _strings(sex, _mask(rng, n, 0.04))
     X["bp"] = _with_nan(X["bp"].to_numpy(), _mask(rng, n, 0.05))
     X["s3"] = _with_nan(X["s3"].to_numpy(), _mask(rng, n, 0.06))
-    if n_rows < n:
-        rows = np.sort(rng.choice(n, n_rows, replace=False))
-        X, y = X.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True)
-    return X, y
+    return _subset(X, y, n_rows, rng)
 
 
 def load_wine_mixed(n_rows: int = 178,
@@ -263,10 +260,7 @@ def load_wine_mixed(n_rows: int = 178,
         "proline": src["proline"].to_numpy(),
         "colour_band": _strings(band, _mask(rng, n, 0.05)),
     })
-    if n_rows < n:
-        rows = np.sort(rng.choice(n, n_rows, replace=False))
-        X, y = X.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True)
-    return X, y
+    return _subset(X, y, n_rows, rng)
 
 
 def make_churn(n_rows: int = 2500,
@@ -313,3 +307,12 @@ def make_churn(n_rows: int = 2500,
         "senior": senior,
     })
     return X, pd.Series(y, name="churn")
+
+
+def _subset(X: pd.DataFrame, y: pd.Series, n_rows: int,
+            rng: np.random.Generator) -> tuple[pd.DataFrame, pd.Series]:
+    """``n_rows`` of a shipped data set drawn at random (all of them when it has fewer)."""
+    if n_rows >= len(X):
+        return X, y
+    rows = np.sort(rng.choice(len(X), n_rows, replace=False))
+    return X.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True)

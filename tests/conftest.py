@@ -14,16 +14,16 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
 from bench.processes import free_port, stop_process, wait_http
+from bench.realistic import preprocessor
 from scoring import (
     AmortizedScoringExplainer,
     KernelScoringExplainer,
@@ -128,7 +128,8 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
     wrong = LinearScoringExplainer().fit(a, X.to_numpy())
 
     credit_X, credit_y = make_credit(n_rows=500)
-    credit = credit_pipeline(MLPClassifier((16,), max_iter=300, random_state=0))
+    credit = Pipeline([("prep", preprocessor()),
+                       ("model", MLPClassifier((16,), max_iter=300, random_state=0))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLP convergence on a small fit
         credit.fit(credit_X, credit_y)
@@ -218,36 +219,20 @@ def servers() -> type[Servers]:
     return Servers
 
 
-@pytest.fixture(scope="session")
-def svc_server(bundles, bento_home, tmp_path_factory):
-    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "svc.log",
-                          bundle=bundles["svc"].tag)
-    yield server
-    stop_server(server)
+def _serving(name: str):
+    """A session fixture: ``bentoml serve`` of bundle ``name``, stopped at the end."""
+
+    @pytest.fixture(scope="session")
+    def served(bundles, bento_home, tmp_path_factory):
+        server = start_server(None, bento_home,
+                              tmp_path_factory.mktemp("logs") / f"{name}.log",
+                              bundle=bundles[name].tag)
+        yield server
+        stop_server(server)
+
+    return served
 
 
-def credit_pipeline(estimator) -> Pipeline:
-    """What users write: impute and scale numbers, impute and one-hot strings."""
-    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    strings = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                            OneHotEncoder(handle_unknown="ignore", sparse_output=False))
-    return Pipeline([("prep", ColumnTransformer([
-        ("num", numbers, make_column_selector(dtype_include="number")),
-        ("cat", strings, make_column_selector(dtype_exclude="number"))])),
-        ("model", estimator)])
-
-
-@pytest.fixture(scope="session")
-def credit_server(bundles, bento_home, tmp_path_factory):
-    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "credit.log",
-                          bundle=bundles["credit"].tag)
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="session")
-def tabular_server(bundles, bento_home, tmp_path_factory):
-    server = start_server(None, bento_home, tmp_path_factory.mktemp("logs") / "tabular.log",
-                          bundle=bundles["tabular"].tag)
-    yield server
-    stop_server(server)
+svc_server = _serving("svc")
+tabular_server = _serving("tabular")
+credit_server = _serving("credit")

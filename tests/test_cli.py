@@ -11,9 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
 
+from bench.realistic import preprocessor
 from scoring import Explanation
+from scoring.datasets import make_credit
 
 
 def run_cli(*args: str, home) -> subprocess.CompletedProcess:
@@ -93,3 +97,31 @@ def test_explain_rejects_unknown_columns(files, built):
     # the target column is not a model input: the error names it
     assert out.returncode != 0
     assert "unknown column(s) ['target']" in out.stderr
+
+
+def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
+    """Strings with missing values, skewed numbers, a ColumnTransformer in the pipeline:
+    the file a user has, through the command line."""
+    X, y = make_credit(n_rows=400)
+    pipe = Pipeline([("prep", preprocessor()),
+                     ("model", GradientBoostingClassifier(n_estimators=30, random_state=0))])
+    pipe.fit(X, y)
+    joblib.dump(pipe, tmp_path / "credit.joblib")
+    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
+    X.iloc[:6].to_csv(tmp_path / "rows.csv", index=False)
+    home = tmp_path / "home"
+    built = run_cli("distill", "--model", str(tmp_path / "credit.joblib"), "--data",
+                    str(tmp_path / "train.csv"), "--target", "default", "--method",
+                    "permutation", home=home)
+    assert built.returncode == 0, built.stderr
+    tag = built.stdout.strip().splitlines()[-1]
+    out = run_cli("explain", "--bundle", tag, "--data", str(tmp_path / "rows.csv"),
+                  "--output", str(tmp_path / "values.csv"), home=home)
+    assert out.returncode == 0, out.stderr
+    values = pd.read_csv(tmp_path / "values.csv")
+    assert [c for c in values.columns if c not in ("row", "class", "expected_value")] == \
+        list(X.columns)  # one value per raw column
+    rows = pd.read_csv(tmp_path / "rows.csv")  # NaN where the CSV cell is empty
+    positive = values[values["class"] == 1]
+    total = positive[list(X.columns)].sum(axis=1) + positive["expected_value"]
+    np.testing.assert_allclose(total.to_numpy(), pipe.predict_proba(rows)[:, 1], atol=1e-10)

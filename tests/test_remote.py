@@ -15,21 +15,14 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
 
 from bench.processes import free_port, stop_process, wait_http
+from bench.remote import example_explainers, people
 from scoring import (
     Explanation,
     ExplanationBundle,
     ExplanationClient,
-    KernelScoringExplainer,
-    LinearScoringExplainer,
     explain_dataframe,
 )
 from scoring.remote import ExplanationNotFound, explain_to_parquet
@@ -107,37 +100,14 @@ ExplanationClient(tracking_uri=uri, run_id=run_id).upload_model_explanation(e, c
 
 
 # -- data and bundles ----------------------------------------------------------------------
-def _people(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Realistic rows: numbers and a string column with missing values."""
-    rng = np.random.default_rng(seed)
-    city = rng.choice(np.array(["paris", "lyon", "nice", None], dtype=object), n)
-    frame = pd.DataFrame({"age": rng.normal(40, 10, n), "income": rng.normal(50, 15, n),
-                          "city": city})
-    frame.loc[rng.random(n) < 0.05, "income"] = np.nan
-    y = (frame["age"] + 10 * (frame["city"] == "paris") + rng.normal(0, 5, n)) > 45
-    return frame, y.astype(int).to_numpy()
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """Two bundles in a temporary BentoML home: ``people`` (logistic regression behind a
     ColumnTransformer with imputers and a one-hot string column; linear explainer, raw
     importances) and ``svc`` (breast-cancer SVC, Kernel explainer)."""
     root = tmp_path_factory.mktemp("remote")
-    frame, y = _people(400)
-    columns = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income"]),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                              OneHotEncoder(handle_unknown="ignore")), ["city"])])
-    columns.fit(frame)
-    lr = LogisticRegression().fit(columns.transform(frame), y)
-    people = LinearScoringExplainer().fit(lr, frame, transformations=columns)
-    data = load_breast_cancer()
-    svc = SVC(probability=True, random_state=0).fit(data.data, data.target)
-    kernel = KernelScoringExplainer(nsamples=64, n_background=5).fit(
-        svc, data.data, features=list(data.feature_names),
-        classes=data.target_names.tolist())
-    joblib.dump({"people": (lr, people), "svc": (svc, kernel)}, root / "objects.joblib")
+    frame, objects = example_explainers(400)
+    joblib.dump(objects, root / "objects.joblib")
     home = root / "home"
     out = subprocess.run([sys.executable, "-c", _SAVE, str(root / "objects.joblib")],
                          cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
@@ -434,7 +404,7 @@ def _cli(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, cluster, tmp_path):
-    frame, y = _people(3_000, seed=3)
+    frame, y = people(3_000, seed=3)
     frame["label"] = y
     for i in range(3):
         frame.iloc[i * 1000:(i + 1) * 1000].to_csv(tmp_path / f"rows-{i}.csv", index=False)

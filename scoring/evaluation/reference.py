@@ -14,6 +14,8 @@ from scoring.shapley.exact import MAX_EXACT_FEATURES, exact_shapley_values
 from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import stratified_permutation_values
 
+_MIN_BACKGROUND = 100
+
 
 def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 1000,
                      nsamples: int = 64, seconds: float = 20.0,
@@ -23,10 +25,11 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     rows users send) with up to ``n_background`` rows of ``X_train`` (a uniform sample) as
     background, in the public layout of ``spec``.
 
-    Exact by enumeration when the model evaluates every coalition in about ``seconds`` (or
-    ``2**M <= 4 * nsamples``); otherwise antithetic permutation sampling stratified over
-    the background rows, with as many walks as fit in ``seconds`` but at least
-    ``nsamples`` model rows (one antithetic pair) per background row and explained row.
+    Exact by enumeration when the model evaluates every coalition in about ``seconds``;
+    otherwise antithetic permutation sampling stratified over the background rows, with as
+    many walks as fit in ``seconds`` but at least ``nsamples`` model rows (one antithetic
+    pair) per background row and explained row. A model too slow for that keeps fewer
+    background rows (down to 100) so the reference stays near ``seconds``.
     """
     rng = np.random.default_rng(random_state)
     background, _ = sample_background(X_train, n_background, rng)
@@ -34,16 +37,21 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     groups = spec.raw_map.groups if spec.layout.has_raw else None
     M = n_players(X, groups)
     # time one walk per probe background row (model calls and the numpy around them: for
-    # cheap models the latter dominates), then afford model rows per background row and
-    # explained row within the time given
+    # cheap models the latter dominates), then afford model rows per explained row within
+    # the time given
     probe = take_rows(background, np.arange(min(len(background), 256)))
     for _ in range(2):  # the first call warms up (allocations, thread pools)
         started = time.perf_counter()
         stratified_permutation_values(f, take_rows(X, [0]), probe, 1,
                                       np.random.default_rng(0), groups)
     per_model_row = (time.perf_counter() - started) / (len(probe) * 2 * M)
-    affordable = seconds / per_model_row / (len(X) * len(background))
-    if M <= MAX_EXACT_FEATURES and 2**M <= max(affordable, 4 * nsamples):
+    per_row = seconds / per_model_row / len(X)
+    # a slow model keeps fewer background rows rather than overrunning the time: at least
+    # nsamples model rows (one antithetic pair) each, and never fewer than 100 rows
+    keep = min(len(background), max(_MIN_BACKGROUND, int(per_row / max(nsamples, 2 * M))))
+    background = take_rows(background, np.arange(keep))
+    affordable = per_row / len(background)
+    if M <= MAX_EXACT_FEATURES and 2**M <= affordable:
         phi = exact_shapley_values(f, X, background, groups=groups)
         info = {"kind": "exact", "n_coalitions": 2**M}
     else:
