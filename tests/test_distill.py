@@ -48,7 +48,8 @@ def test_auto_tries_tree_first_for_trees_and_keeps_the_fastest_faithful(data):
     model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
     # a reference on every training row: the exact tree beats the kmeans-10 bar clearly
     explainer = distill(model, X, verbose=False, hidden_layer_sizes=(8,), max_iter=5,
-                        **{**QUICK_REFERENCE, "n_held_out": 10, "reference_background": 200})
+                        **{**QUICK_REFERENCE, "n_held_out": 10, "reference_background": 200,
+                           "reference_seconds": 5.0})
     report = explainer.report_
     tried = [t["method"] for t in report.tried]
     assert tried[0] == "tree" and tried[-1] == "kernel"

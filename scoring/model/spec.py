@@ -130,6 +130,10 @@ class ModelSpec:
         model = self.function.model
         X = self.function.named(X)
         probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        if probabilities is not None and _predicts_by_argmax(model):
+            # what these estimators' own predict computes from predict_proba, without a
+            # second pass through every tree
+            return model.classes_.take(np.argmax(probabilities, axis=1), axis=0), probabilities
         return model.predict(X), probabilities
 
     @property
@@ -157,6 +161,21 @@ class ModelSpec:
             column_transformer, model = split_pipeline(model)
             self.raw_map.bind(column_transformer)
         self.function = ModelFunction(model, self.function.output)
+
+
+def _predicts_by_argmax(model: Any) -> bool:
+    """Single-output classifiers whose ``predict`` is ``classes_[argmax(predict_proba)]``
+    in scikit-learn's own code (forests, histogram boosting, decision trees)."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.tree import DecisionTreeClassifier
+
+    return isinstance(model, (RandomForestClassifier, ExtraTreesClassifier,
+                              HistGradientBoostingClassifier, DecisionTreeClassifier)) and \
+        getattr(model, "n_outputs_", 1) == 1
 
 
 def split_pipeline(model: Any) -> tuple[ColumnTransformer, Any] | None:

@@ -54,9 +54,12 @@ class AmortizedScoringExplainer(ScoringExplainer):
     n_augment : perturbed copies of each training row added to the inputs (default 4).
     jitter : perturbation scale in standard deviations of each column (default 0.1).
     n_permutations : permutations per input for its label (even), or ``"auto"`` (default):
-        as many as fit ``label_budget`` model rows, between 16 and 64.
+        as many as fit ``label_budget`` model rows and about ``label_seconds`` of model
+        calls (timed on the training rows), between 16 and 64.
     label_budget : model rows the ``"auto"`` permutations may spend on labels (default
         5,000,000: 64 permutations for the seed's SVC, 2,275 inputs x 30 features).
+    label_seconds : time the ``"auto"`` permutations may spend on labels (default 30): a
+        slow model (a 300-tree forest) gets fewer permutations, not a longer distill.
     max_label_rows : cap on inputs labelled (default 6000); model calls scale with it.
     hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
         ``1e-4``, ``100``; early stopping after 10 epochs without progress).
@@ -79,7 +82,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
                  n_permutations: int | str = "auto", label_budget: int = 5_000_000,
-                 max_label_rows: int = 6000,
+                 label_seconds: float = 30.0, max_label_rows: int = 6000,
                  hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
                  max_iter: int = 100, n_networks: int = 4,
                  model_output: str | None = None,
@@ -90,6 +93,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.jitter = jitter
         self.n_permutations = n_permutations
         self.label_budget = label_budget
+        self.label_seconds = label_seconds
         self.max_label_rows = max_label_rows
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
@@ -114,7 +118,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
                               and len(self.expected_values_) == 2)
         inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
         G = n_players(X, self.groups_)
-        self.n_permutations_ = self._permutations(len(inputs), G)
+        self.n_permutations_ = self._permutations(inputs, G)
         started = time.perf_counter()
         with tqdm(total=len(inputs), disable=not self.verbose, unit="row", leave=False,
                   desc=f"[amortized] labels ({self.n_permutations_} permutations)") as bar:
@@ -133,10 +137,16 @@ class AmortizedScoringExplainer(ScoringExplainer):
         """The outputs the networks learn: the second class only when mirrored."""
         return values[..., 1:] if self.mirrored_ else values
 
-    def _permutations(self, n_inputs: int, n_features: int) -> int:
+    def _permutations(self, inputs: np.ndarray, n_players: int) -> int:
         if self.n_permutations != "auto":
             return int(self.n_permutations)
-        fits = self.label_budget // max(1, n_inputs * n_features)
+        probe = np.resize(inputs, (min(4096, 8 * len(inputs)), inputs.shape[1]))
+        started = time.perf_counter()
+        self.spec_.function(probe)  # the model's throughput on rows like the labels'
+        rows_per_second = len(probe) / max(time.perf_counter() - started, 1e-9)
+        per_permutation = len(inputs) * n_players
+        fits = min(self.label_budget // per_permutation,
+                   int(self.label_seconds * rows_per_second / per_permutation))
         return int(min(_MAX_AUTO_PERMUTATIONS, max(_MIN_AUTO_PERMUTATIONS, fits)) // 2 * 2)
 
     def _check_params(self) -> None:
@@ -154,6 +164,8 @@ class AmortizedScoringExplainer(ScoringExplainer):
                              f"{self.n_permutations}")
         if not isinstance(self.n_augment, (int, np.integer)) or self.n_augment < 0:
             raise ValueError(f"n_augment must be an integer >= 0, got {self.n_augment!r}")
+        if not self.label_seconds > 0:
+            raise ValueError(f"label_seconds must be > 0, got {self.label_seconds!r}")
         if not self.jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
 
@@ -225,7 +237,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         params = super().get_params()
         params.update(n_background=self.n_background, n_augment=self.n_augment,
                       jitter=self.jitter, n_permutations=self.n_permutations,
-                      label_budget=self.label_budget,
+                      label_budget=self.label_budget, label_seconds=self.label_seconds,
                       max_label_rows=self.max_label_rows,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
                       max_iter=self.max_iter, n_networks=self.n_networks)
