@@ -167,6 +167,18 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-state", type=int, default=0)
 
 
+def migrate_command(args: argparse.Namespace) -> int:
+    """An old (pickle) bundle or explainer you trust -> the same in the data-only format."""
+    from scoring.artifacts.migrate import migrate
+
+    try:
+        print(migrate(args.source, args.name, trusted_types=args.trusted_types,
+                      allow_pickle=args.allow_pickle))
+    except (ValueError, TypeError, OSError, BundleError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="importances per raw column, or (--no-get-raw) per engineered column "
                    "(default: raw columns whenever the bundle has transformations)")
     p.set_defaults(run=explain_command)
+
+    p = commands.add_parser(
+        "migrate", help="re-save an old (pickle) bundle or explainer in the data-only format; "
+        "this unpickles it: only for files you trust")
+    p.add_argument("source", help="bundle tag, bundle directory or explainer directory")
+    p.add_argument("--name", default=None, help="new bundle name (default: the old one's)")
+    p.add_argument("--trusted-types", nargs="*", default=[],
+                   help="types outside scikit-learn/numpy/scipy the model holds")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="store a model skops cannot store as a pickle (runs code when loaded)")
+    p.set_defaults(run=migrate_command)
     return parser
 
 
