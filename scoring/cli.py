@@ -44,8 +44,13 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     explainer = distill(model, X, method=args.method, random_state=args.random_state,
                         **distill_kwargs)
     print(f"[distill] global explanation of {min(len(X), 50)} training rows", file=sys.stderr)
-    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X))
-    tag = bundle.save(name)
+    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
+                               trusted_types=getattr(args, "trusted_types", None) or [],
+                               allow_pickle=getattr(args, "allow_pickle", False))
+    try:
+        tag = bundle.save(name)
+    except TypeError as exc:  # types skops cannot store, or not named as trusted
+        raise SystemExit(f"error: cannot save the bundle: {exc}") from None
     print(f"distillation report: {explainer.report_.summary()}", file=sys.stderr)
     print(json.dumps(bundle.metadata()["report"], indent=1, default=str), file=sys.stderr)
     return tag
@@ -193,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training data (.csv or .parquet)")
     p.add_argument("--target", required=True, help="target column, dropped before explaining")
     p.add_argument("--name", default=None, help="bundle name (default: model file stem)")
+    p.add_argument("--trusted-types", nargs="*", default=[],
+                   help="types outside scikit-learn/numpy/scipy the model holds, e.g. "
+                   "lightgbm.sklearn.LGBMClassifier (loaded as trusted)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="store a model skops cannot store as a pickle (runs code when loaded)")
     _add_distill_options(p)
     p.set_defaults(run=distill_command)
 

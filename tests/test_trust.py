@@ -342,3 +342,16 @@ def test_migrate_an_old_explainer(tmp_path, explainers):
     migrate(str(tmp_path))
     assert not (tmp_path / "scoring_explainer.pkl").exists()
     np.testing.assert_array_equal(load(tmp_path).explain(data[:3]), explainer.explain(data[:3]))
+
+
+def test_lightgbm_models_load_once_their_types_are_named(tmp_path, no_pickle):
+    lgb = pytest.importorskip("lightgbm")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y)
+    explainer = TreeScoringExplainer(n_background=10).fit(model, X)
+    with pytest.raises(TypeError, match=r"lightgbm.basic.Booster.*pass trusted_types"):
+        save(explainer, tmp_path)
+    save(explainer, tmp_path, trusted_types=["lightgbm.basic.Booster",
+                                              "lightgbm.sklearn.LGBMClassifier"])
+    manifest = json.loads((tmp_path / "scoring_explainer.json").read_text())
+    assert manifest["versions"]["lightgbm"] == lgb.__version__  # checked at load too
+    np.testing.assert_array_equal(load(tmp_path).explain(X[:4]), explainer.explain(X[:4]))

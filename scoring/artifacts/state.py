@@ -32,6 +32,9 @@ _UNSAFE_STANDARD = re.compile(
     r"tofile|memmap|open|system|exec|eval|_pickle|pickle|testing|f2py|distutils|ctypeslib)"
     r"($|\.|_)")
 
+# plain containers some estimators hold (LightGBM's parameters)
+_SAFE_BUILTINS = {"collections.OrderedDict"}
+
 
 class StateError(ValueError):
     """A file that cannot be read as saved state: damaged, tampered with, or foreign."""
@@ -170,6 +173,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def standard_type(name: str) -> bool:
     """Whether a type a skops file names is in the standard set loaded without being
     listed at save time: scikit-learn, numpy and scipy, minus their file functions."""
+    if name in _SAFE_BUILTINS:
+        return True
     return name.split(".")[0] in STANDARD_MODULES and not _UNSAFE_STANDARD.search(name)
 
 
