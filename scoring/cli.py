@@ -45,8 +45,13 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     explainer = distill(model, X, method=args.method, random_state=args.random_state,
                         **distill_kwargs)
     print(f"[distill] global explanation of {min(len(X), 50)} training rows", file=sys.stderr)
-    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X))
-    tag = bundle.save(name)
+    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
+                               trusted_types=getattr(args, "trusted_types", None) or [],
+                               allow_pickle=getattr(args, "allow_pickle", False))
+    try:
+        tag = bundle.save(name)
+    except TypeError as exc:  # types skops cannot store, or not named as trusted
+        raise SystemExit(f"error: cannot save the bundle: {exc}") from None
     print(f"distillation report: {explainer.report_.summary()}", file=sys.stderr)
     print(json.dumps(bundle.metadata()["report"], indent=1, default=str), file=sys.stderr)
     return tag
@@ -171,6 +176,18 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-state", type=int, default=0)
 
 
+def migrate_command(args: argparse.Namespace) -> int:
+    """An old (pickle) bundle or explainer you trust -> the same in the data-only format."""
+    from scoring.artifacts.migrate import migrate
+
+    try:
+        print(migrate(args.source, args.name, trusted_types=args.trusted_types,
+                      allow_pickle=args.allow_pickle))
+    except (ValueError, TypeError, OSError, BundleError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training data (.csv or .parquet)")
     p.add_argument("--target", required=True, help="target column, dropped before explaining")
     p.add_argument("--name", default=None, help="bundle name (default: model file stem)")
+    p.add_argument("--trusted-types", nargs="*", default=[],
+                   help="types outside scikit-learn/numpy/scipy the model holds, e.g. "
+                   "lightgbm.sklearn.LGBMClassifier (loaded as trusted)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="store a model skops cannot store as a pickle (runs code when loaded)")
     _add_distill_options(p)
     p.set_defaults(run=distill_command)
 
@@ -201,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: raw columns whenever the bundle has transformations)")
     add_batch_options(p)
     p.set_defaults(run=explain_command)
+
+    p = commands.add_parser(
+        "migrate", help="re-save an old (pickle) bundle or explainer in the data-only format; "
+        "this unpickles it: only for files you trust")
+    p.add_argument("source", help="bundle tag, bundle directory or explainer directory")
+    p.add_argument("--name", default=None, help="new bundle name (default: the old one's)")
+    p.add_argument("--trusted-types", nargs="*", default=[],
+                   help="types outside scikit-learn/numpy/scipy the model holds")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="store a model skops cannot store as a pickle (runs code when loaded)")
+    p.set_defaults(run=migrate_command)
     return parser
 
 

@@ -47,7 +47,7 @@ for name, (model, explainer, glob, damage) in joblib.load(sys.argv[1]).items():
     tag = bundle.save(name)
     if damage:
         import bentoml
-        path = Path(bentoml.models.get(tag).path) / "model.pkl"
+        path = Path(bentoml.models.get(tag).path) / "model.skops"
         path.write_bytes(path.read_bytes()[:100])
     print(tag)
 """

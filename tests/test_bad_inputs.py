@@ -237,6 +237,6 @@ def test_save_and_load_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match="no scoring explainer at"):
         load(tmp_path / "missing")
     text = tmp_path / "notes.txt"
-    text.write_text("not a pickle")
+    text.write_text("not a scoring explainer")
     with pytest.raises(ValueError, match="is not a readable scoring explainer file"):
         load(text)

@@ -1,6 +1,8 @@
 """The seed document's local flow end to end, with our imports."""
 
-import joblib
+import json
+import shutil
+
 import numpy as np
 import pytest
 from sklearn import svm
@@ -57,31 +59,40 @@ def test_scoring_explainer_save_load_explain(seed, tmp_path):
     _, classes, _, x_test, model, explainer = seed
     scoring_explainer = KernelScoringExplainer(explainer, nsamples=600)
     path = save(scoring_explainer, directory=tmp_path, exist_ok=True)
-    assert path.name == "scoring_explainer.pkl"
+    assert path.name == "scoring_explainer.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.skops", "scoring_explainer.json", "scoring_explainer.npz"]
     save(scoring_explainer, directory=tmp_path, exist_ok=True)  # overwriting is allowed
     loaded = load(path)
     assert loaded.spec_.classes == classes
     values = loaded.explain(x_test[:3])
     assert values.shape == (2, 3, 30)
-    np.testing.assert_allclose(values, scoring_explainer.explain(x_test[:3]), atol=1e-12)
+    np.testing.assert_array_equal(values, scoring_explainer.explain(x_test[:3]))
     total = values.sum(-1).T + loaded.expected_values
     np.testing.assert_allclose(total, model.predict_proba(x_test[:3]), atol=ATOL)
     assert load(tmp_path).method == "kernel"  # the directory works too
+    assert load(tmp_path / "model.skops").method == "kernel"  # or any file in it
 
-    truncated = tmp_path / "truncated.pkl"
-    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy, ignore=shutil.ignore_patterns("copy"))
+    arrays = copy / "scoring_explainer.npz"
+    arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    with pytest.raises(ValueError, match="is damaged or was altered: the SHA-256 of "
+                                         "scoring_explainer.npz"):
+        load(copy)
+    manifest = copy / "scoring_explainer.json"
+    manifest.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match="truncated or damaged"):
-        load(truncated)
+        load(copy)
 
-    other = tmp_path / "other.pkl"
-    joblib.dump({"model": model}, other)
+    manifest.write_text(json.dumps({"model": "not an explainer"}))
     with pytest.raises(ValueError, match="not a scoring explainer"):
-        load(other)
+        load(copy)
 
-    envelope = joblib.load(path)
-    envelope["versions"]["shap"] = "0.0.1"
-    changed = tmp_path / "changed.pkl"
-    joblib.dump(envelope, changed)
+    content = json.loads(path.read_text())
+    content["versions"]["shap"] = "0.0.1"
+    manifest.write_text(json.dumps(content))
+    shutil.copy(tmp_path / "scoring_explainer.npz", arrays)
     with pytest.raises(ValueError, match=r"incompatible library versions \(shap saved with "
                                          r"0\.0\.1"):
-        load(changed)
+        load(copy)

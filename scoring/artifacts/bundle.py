@@ -11,11 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from scoring.artifacts.explanation import Explanation
-from scoring.artifacts.persistence import library_versions, load, save
+from scoring.artifacts.persistence import (
+    ARRAYS_FILE,
+    FILENAME,
+    OLD_FILENAME,
+    read_explainer,
+    write_explainer,
+)
+from scoring.artifacts.state import (
+    StateError,
+    check_hashes,
+    check_signature,
+    check_versions,
+    read_json,
+    sha256_file,
+    sign,
+    write_atomic,
+)
 from scoring.evaluation.report import DistillReport, as_report
 from scoring.model.layout import ENGINEERED_UNAVAILABLE
 from scoring.model.schema import InputError, InputSchema
@@ -23,8 +38,10 @@ from scoring.model.spec import ModelSpec
 from scoring.plain import plain
 from scoring.scoring_explainers.base import ScoringExplainer
 
-MODEL_FILE = "model.pkl"
 MANIFEST_FILE = "bundle.json"
+OLD_MODEL_FILE = "model.pkl"
+BUNDLE_FORMAT = "scoring.ExplanationBundle"
+BUNDLE_FORMAT_VERSION = 2
 DEFAULT_NAME = "breast_cancer_svc"
 # explained outputs the predictions already computed: the explainer can reuse them
 _REUSED_OUTPUTS = {"predict_proba": "probabilities", "predict": "predictions"}
@@ -65,8 +82,13 @@ class ExplanationBundle:
 
     def __init__(self, model: Any, scoring_explainer: ScoringExplainer, *,
                  global_explanation: Explanation | None = None,
-                 report: DistillReport | dict | None = None, tag: str | None = None) -> None:
+                 report: DistillReport | dict | None = None, tag: str | None = None,
+                 trusted_types: list[str] | tuple = (), allow_pickle: bool = False) -> None:
         scoring_explainer.check_fitted()
+        # what the model file may hold beyond scikit-learn/numpy/scipy (see write)
+        self.trusted_types = list(trusted_types)
+        self.allow_pickle = allow_pickle
+        self.trust: dict = {}
         self.model = model
         self.scoring_explainer = scoring_explainer
         self.global_explanation = global_explanation
@@ -170,6 +192,7 @@ class ExplanationBundle:
                           "model_output": self.spec.function.output,
                           "expected_values": explainer.expected_values},
             "report": None if self.report is None else self.report.to_dict(),
+            "trust": self.trust,
         })
 
     # -- persistence -------------------------------------------------------------------
@@ -179,7 +202,8 @@ class ExplanationBundle:
 
         metadata = {"explainer": self.scoring_explainer.method,
                     "model_class": type(self.model).__name__,
-                    "n_features": len(self.feature_names)}
+                    "n_features": len(self.feature_names),
+                    "allow_pickle": self.allow_pickle}
         with bentoml.models.create(name, labels=labels or {}, metadata=metadata) as ref:
             self.write(Path(ref.path))
             tag = str(ref.tag)
@@ -187,23 +211,36 @@ class ExplanationBundle:
         return tag
 
     def write(self, directory: Path) -> None:
-        """Write the bundle's files into ``directory``."""
+        """Write the bundle's files into ``directory``: the explainer's JSON and arrays,
+        ``model.skops`` (the model, and the explainer's transformations) and the manifest
+        ``bundle.json`` with the SHA-256 of every file (signed with ``SCORING_SIGNING_KEY``
+        when set)."""
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.model, directory / MODEL_FILE)
-        save(self.scoring_explainer, directory, exist_ok=True)
-        manifest = {
-            "format": "scoring.ExplanationBundle",
-            "format_version": 1,
-            "versions": library_versions(),
+        for old in (OLD_MODEL_FILE, OLD_FILENAME):
+            (directory / old).unlink(missing_ok=True)
+        explainer_file = write_explainer(self.scoring_explainer, directory, self.model,
+                                         trusted_types=self.trusted_types,
+                                         allow_pickle=self.allow_pickle)
+        explainer_manifest = json.loads(explainer_file.read_text())
+        model = explainer_manifest["model"]
+        files = [FILENAME, ARRAYS_FILE, model["file"]]
+        self.trust = _trust(model, explainer_manifest)
+        manifest = sign({
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "versions": explainer_manifest["versions"],
             "model_fingerprint": self.spec.fingerprint,
+            "model": model,
+            "files": {name: sha256_file(directory / name) for name in files},
             "global_explanation": None if self.global_explanation is None
             else self.global_explanation.to_dict(),
             "report": None if self.report is None else self.report.to_dict(),
-        }
-        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        })
+        write_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
 
     @classmethod
-    def load(cls, tag: str = f"{DEFAULT_NAME}:latest") -> ExplanationBundle:
+    def load(cls, tag: str = f"{DEFAULT_NAME}:latest", *,
+             allow_pickle: bool = False) -> ExplanationBundle:
         """Load a bundle from the BentoML model store and check that its parts belong
         together. Raises :class:`BundleError` with the reason otherwise."""
         import bentoml
@@ -213,35 +250,71 @@ class ExplanationBundle:
         except bentoml.exceptions.NotFound:
             raise BundleError(f"no bundle {tag!r} in the BentoML model store; build one with "
                               "`scoring demo` or `scoring distill`") from None
-        return cls.read(Path(ref.path), tag=str(ref.tag))
+        return cls.read(Path(ref.path), tag=str(ref.tag), allow_pickle=allow_pickle)
 
     @classmethod
-    def read(cls, directory: Path, tag: str | None = None) -> ExplanationBundle:
-        """Read bundle files from ``directory`` (see :meth:`write`) and check them."""
-        label = tag or str(directory)
+    def read(cls, directory: Path, tag: str | None = None, *,
+             allow_pickle: bool = False) -> ExplanationBundle:
+        """Read bundle files from ``directory`` (see :meth:`write`) and check them: the
+        signature, then the SHA-256 of every file before reading any, the library versions,
+        the model's types; nothing is unpickled (``allow_pickle`` aside, see
+        :func:`~scoring.load`)."""
+        label = f"bundle {tag or directory}"
+        manifest_path = directory / MANIFEST_FILE
+        old = (f"{label} was saved by an older version of scoring as pickles, which can run "
+               "code when loaded, so it is not loaded; re-save it: run `scoring distill` "
+               f"again, or, if you trust who wrote it, `scoring migrate {tag or directory}`")
+        if not manifest_path.exists() and (directory / OLD_MODEL_FILE).exists():
+            raise BundleError(old)
         try:
-            manifest = json.loads((directory / MANIFEST_FILE).read_text())
-            model = joblib.load(directory / MODEL_FILE)
-            explainer = load(directory)
-        except (OSError, ValueError, EOFError) as exc:
-            raise BundleError(f"bundle {label} is damaged: {exc}") from None
-        except Exception as exc:  # unpickling a damaged model raises anything
-            raise BundleError(f"bundle {label} is damaged: {type(exc).__name__}: {exc}") \
-                from None
+            manifest = read_json(manifest_path, label, "bundle manifest")
+            if manifest.get("format") != BUNDLE_FORMAT or manifest.get(
+                    "format_version") != BUNDLE_FORMAT_VERSION:
+                if (directory / OLD_MODEL_FILE).exists():
+                    raise StateError(old)
+                raise StateError(f"{label} is damaged: {MANIFEST_FILE} is not a bundle manifest "
+                                 f"of format version {BUNDLE_FORMAT_VERSION}")
+            check_signature(manifest, label)
+            model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+            check_hashes(directory, manifest.get("files"), label,
+                         (FILENAME, ARRAYS_FILE, str(model.get("file"))))
+            check_versions(manifest.get("versions"), label)
+            explainer, models = read_explainer(directory, label, allow_pickle=allow_pickle)
+        except StateError as exc:
+            message = str(exc)
+            raise BundleError(message if message.startswith(label)
+                              else f"{label}: {message}") from None
+        except OSError as exc:
+            raise BundleError(f"{label} is damaged: {exc}") from None
+        model = models.get("model")
         spec = explainer.spec_
+        if model is None:
+            raise BundleError(f"{label} is damaged: its model file holds no model")
         if manifest.get("model_fingerprint") != spec.fingerprint:
-            raise BundleError(f"bundle {label}: its explainer was built for model "
+            raise BundleError(f"{label}: its explainer was built for model "
                               f"{spec.fingerprint[:12]}, the manifest names "
                               f"{str(manifest.get('model_fingerprint'))[:12]}")
         try:
             # one model object in memory, the bundle's, checked on the probe rows
             spec.bind(model)
         except ValueError as exc:
-            raise BundleError(f"bundle {label}: {exc}") from None
+            raise BundleError(f"{label}: {exc}") from None
         glob = manifest.get("global_explanation")
-        return cls(model, explainer,
-                   global_explanation=None if glob is None else Explanation.from_dict(glob),
-                   report=manifest.get("report"), tag=tag)
+        bundle = cls(model, explainer,
+                     global_explanation=None if glob is None else Explanation.from_dict(glob),
+                     report=manifest.get("report"), tag=tag,
+                     trusted_types=manifest["model"].get("trusted_types", []),
+                     allow_pickle=bool(manifest["model"].get("allow_pickle")))
+        bundle.trust = _trust(manifest["model"], manifest)
+        return bundle
+
+
+def _trust(model: dict, manifest: dict) -> dict:
+    """What ``GET /metadata`` shows of how far the bundle can be trusted."""
+    return {"model_format": model.get("format"),
+            "allow_pickle": bool(model.get("allow_pickle")),
+            "trusted_types": list(model.get("trusted_types", [])),
+            "signed": "signature" in manifest}
 
 
 @contextmanager

@@ -153,6 +153,61 @@ class ModelSpec:
                 "rows differ from the ones recorded at fit time (model fingerprint "
                 f"{self.fingerprint[:12]})")
 
+    # -- saved state (data only; the models live in a skops file) -----------------------
+    def to_state(self, arrays: Any) -> dict:
+        """The spec as JSON (arrays put in ``arrays``, see :mod:`scoring.artifacts.state`).
+        The model objects are not in it: :meth:`models` gives them for the model file."""
+        from scoring.artifacts.state import encode
+
+        schema = self.schema
+        return {
+            "schema": {"columns": schema.columns, "kinds": schema.kinds,
+                       "categories": encode(schema.categories, arrays, "schema.categories"),
+                       "allow_nan": schema.allow_nan, "from_dataframe": schema.from_dataframe,
+                       "dtypes": schema.dtypes},
+            "raw_map": None if self.raw_map is None else self.raw_map.to_state(arrays),
+            "output": self.function.output,
+            "classes": encode(self.classes, arrays, "classes"),
+            "fingerprint": self.fingerprint,
+            "split_pipeline": self.split_pipeline,
+            "probe_rows": encode(self.probe_rows, arrays, "probe_rows"),
+            "probe_outputs": encode(self.probe_outputs, arrays, "probe_outputs"),
+        }
+
+    def models(self) -> dict:
+        """The objects :meth:`from_state` needs back: the explained model and the
+        transformations (stored in the skops model file)."""
+        return {"explained_model": self.function.model,
+                "transformations": None if self.raw_map is None else
+                self.raw_map.transformations}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: Any, models: dict) -> ModelSpec:
+        """The spec :meth:`to_state` saved, explaining ``models["explained_model"]``."""
+        from scoring.artifacts.state import decode
+
+        spec = cls.__new__(cls)
+        s = state["schema"]
+        spec.schema = InputSchema(list(s["columns"]), list(s["kinds"]),
+                                  decode(s["categories"], arrays), allow_nan=bool(s["allow_nan"]),
+                                  from_dataframe=bool(s["from_dataframe"]),
+                                  dtypes=dict(s["dtypes"]))
+        spec.split_pipeline = bool(state["split_pipeline"])
+        spec.raw_map = None if state["raw_map"] is None else RawFeatureMap.from_state(
+            state["raw_map"], arrays, models.get("transformations"))
+        spec.function = ModelFunction(models["explained_model"], state["output"])
+        spec.classes = decode(state["classes"], arrays)
+        spec.raw_features = list(spec.schema.columns)
+        spec.engineered_features = (spec.raw_map.engineered_features if spec.raw_map is not None
+                                    else list(spec.raw_features))
+        spec.layout = OutputLayout(spec.classes, spec.function.output,
+                                   None if spec.raw_map is None else spec.raw_map.matrix,
+                                   spec.raw_features, spec.engineered_features)
+        spec.fingerprint = str(state["fingerprint"])
+        spec.probe_rows = decode(state["probe_rows"], arrays)
+        spec.probe_outputs = decode(state["probe_outputs"], arrays)
+        return spec
+
     def bind(self, model: Any) -> None:
         """Explain with ``model`` from now on (say, the copy a bundle loaded) once
         :meth:`verify` accepts it."""

@@ -94,6 +94,36 @@ class RawFeatureMap:
                              "this explainer was built with")
         self._column_transformer = column_transformer
 
+    @property
+    def transformations(self) -> Any:
+        """The fitted transformations: the ``ColumnTransformer`` or the ``(columns,
+        transformer)`` list."""
+        return self._column_transformer if self._column_transformer is not None \
+            else [tuple(step) for step in self._steps]
+
+    def to_state(self, arrays: Any) -> dict:
+        """Names and matrix as JSON (the transformers go to the model file)."""
+        return {"raw_features": self.raw_features,
+                "engineered_features": self.engineered_features,
+                "matrix": {"__array__": arrays.put(self.matrix)}}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: Any, transformations: Any) -> RawFeatureMap:
+        from scoring.artifacts.state import decode
+
+        raw_map = cls.__new__(cls)
+        raw_map.raw_features = list(state["raw_features"])
+        raw_map.engineered_features = list(state["engineered_features"])
+        raw_map.matrix = decode(state["matrix"], arrays)
+        if isinstance(transformations, ColumnTransformer):
+            raw_map._column_transformer, raw_map._steps = transformations, None
+        elif isinstance(transformations, (list, tuple)):
+            raw_map._column_transformer = None
+            raw_map._steps = [(list(cols), trans) for cols, trans in transformations]
+        else:
+            raise ValueError("the model file holds no transformations for this explainer")
+        return raw_map
+
     def transform(self, raw_rows: pd.DataFrame) -> np.ndarray:
         """Raw rows -> dense engineered array ``(n_rows, n_engineered)``."""
         if self._column_transformer is not None:

@@ -33,6 +33,8 @@ class ScoringExplainer:
     """
 
     method: ClassVar[str] = "base"
+    # fitted attributes that are not saved but rebuilt by _restore() when loaded
+    transient: ClassVar[tuple[str, ...]] = ()
     # whether the explainer can play each raw column's engineered columns as one player
     plays_raw_columns: ClassVar[bool] = False
 
@@ -180,6 +182,47 @@ class ScoringExplainer:
         rows, _ = sample_rows(evaluation_examples, max_rows,
                               np.random.default_rng(self.random_state))
         return self.explain_local(rows).without_local()
+
+    # -- saved state: data only ----------------------------------------------------------
+    def to_state(self, arrays: Any) -> dict:
+        """Every attribute (parameters and fitted state) as JSON, its arrays put in
+        ``arrays`` (see :mod:`scoring.artifacts.state`); ``TypeError`` naming an attribute
+        that is not plain data. The models are not in it (:meth:`ModelSpec.models`)."""
+        from scoring.artifacts.state import encode
+
+        self.check_fitted()
+        attributes = {}
+        for name, value in vars(self).items():
+            if name in self.transient or name == "spec_":
+                continue
+            if name == "report_":
+                value = None if value is None else value.to_dict()
+            attributes[name] = encode(value, arrays, f"{type(self).__name__}.{name}")
+        return {"class": type(self).__name__, "method": self.method,
+                "spec": self.spec_.to_state(arrays), "attributes": attributes}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: Any, models: dict) -> ScoringExplainer:
+        """The explainer :meth:`to_state` saved, explaining the models of the model file."""
+        from scoring.artifacts.state import StateError, decode
+        from scoring.evaluation.report import DistillReport
+
+        if state.get("class") != cls.__name__:
+            raise StateError(f"the state is of a {state.get('class')}, not a {cls.__name__}")
+        explainer = cls.__new__(cls)
+        for name, value in state["attributes"].items():
+            if not name.isidentifier() or name.startswith("__") or name in cls.transient:
+                raise StateError(f"the state holds an unexpected attribute {name!r}")
+            value = decode(value, arrays)
+            if name == "report_" and value is not None:
+                value = DistillReport.from_dict(value)
+            setattr(explainer, name, value)
+        explainer.spec_ = ModelSpec.from_state(state["spec"], arrays, models)
+        explainer._restore()
+        return explainer
+
+    def _restore(self) -> None:
+        """Rebuild the :attr:`transient` attributes after loading."""
 
     def get_params(self) -> dict:
         """The constructor parameters that matter for reports and metadata."""

@@ -38,6 +38,7 @@ class TreeScoringExplainer(ScoringExplainer):
     """
 
     method = "tree"
+    transient = ("tree_explainer_",)
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 100, model_output: str | None = None,
@@ -55,19 +56,16 @@ class TreeScoringExplainer(ScoringExplainer):
         return None
 
     def _fit(self, X: Any) -> None:
-        import shap
 
         rng = np.random.default_rng(self.random_state)
         background, _ = sample_background(np.asarray(X, dtype=float), self.n_background, rng)
         output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
+        self.background_ = background
         try:
-            self.tree_explainer_ = shap.TreeExplainer(
-                self.spec_.model, data=background,
-                feature_perturbation="interventional", model_output=output)
+            self._restore()
         except Exception as exc:  # shap raises bare Exception for unsupported models
             raise TypeError(f"TreeScoringExplainer cannot explain "
                             f"{type(self.spec_.model).__name__}: {exc}") from None
-        self.background_ = background
         expected = np.asarray(self.tree_explainer_.expected_value, dtype=float).reshape(-1)
         n_outputs = self.spec_.function(background[:1]).shape[1]
         # binary boosting: shap explains the probability of the second class only; the
@@ -78,6 +76,15 @@ class TreeScoringExplainer(ScoringExplainer):
             expected = np.array([1.0 - expected[0], expected[0]])
         self.expected_values_ = expected
         self._check_additivity(np.asarray(X, dtype=float)[:_N_CHECK_ROWS])
+
+    def _restore(self) -> None:
+        """shap's explainer of the model on the background (rebuilt when loaded)."""
+        import shap
+
+        output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
+        self.tree_explainer_ = shap.TreeExplainer(
+            self.spec_.model, data=self.background_,
+            feature_perturbation="interventional", model_output=output)
 
     def _check_additivity(self, X: np.ndarray) -> None:
         """Refuse a model whose TreeSHAP values do not add up to its own outputs (shap

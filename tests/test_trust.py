@@ -1,0 +1,357 @@
+"""Saved explainers and bundles are data: loading never unpickles, every file is hashed
+(and signed with a key), and whatever was tampered with is refused before it runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from scoring import (
+    AmortizedScoringExplainer,
+    KernelScoringExplainer,
+    LinearScoringExplainer,
+    PermutationScoringExplainer,
+    TreeScoringExplainer,
+    load,
+    save,
+)
+from scoring.artifacts.bundle import BundleError, ExplanationBundle
+from scoring.artifacts.migrate import migrate
+from scoring.artifacts.state import sha256_file
+from scoring.datasets import make_credit
+from tests.conftest import credit_pipeline
+
+X, Y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
+CREDIT_X, CREDIT_Y = make_credit(n_rows=300)
+
+
+class Evil:
+    """Runs a command when unpickled: the marker file proves it ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class Scaled(LogisticRegression):
+    """A custom model class: skops stores it, but only loads it when trusted."""
+
+
+class Phased(LogisticRegression):
+    """A model holding a complex number, which skops cannot store."""
+
+    def fit(self, X, y):
+        self.phase_ = 1j
+        return super().fit(X, y)
+
+
+def _black_box():
+    """A pipeline that is not split (two steps before the estimator): the permutation
+    explainer's background is the raw mixed-type DataFrame."""
+    prep = credit_pipeline(LogisticRegression()).steps[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Pipeline([prep, ("scale", StandardScaler()),
+                         ("model", LogisticRegression(max_iter=500))]).fit(CREDIT_X, CREDIT_Y)
+
+
+@pytest.fixture(scope="module")
+def explainers():
+    svc = SVC(probability=True, random_state=0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = credit_pipeline(MLPClassifier((8,), max_iter=50, random_state=0)).fit(
+            CREDIT_X, CREDIT_Y)
+    black_box = _black_box()
+    out = {
+        "linear": (LinearScoringExplainer().fit(LogisticRegression().fit(X, Y), X), X),
+        "tree": (TreeScoringExplainer(n_background=10).fit(
+            GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, Y), X), X),
+        "kernel": (KernelScoringExplainer(nsamples=30).fit(svc, X), X),
+        "permutation": (PermutationScoringExplainer(n_background=10).fit(svc, X), X),
+        "permutation_split": (PermutationScoringExplainer(n_background=10).fit(
+            mlp, CREDIT_X), CREDIT_X),
+        "permutation_dataframe": (PermutationScoringExplainer(n_background=10).fit(
+            black_box, CREDIT_X), CREDIT_X),
+        "amortized": (AmortizedScoringExplainer(
+            hidden_layer_sizes=(8,), max_iter=5, n_networks=2, n_permutations=4,
+            max_label_rows=100).fit(svc, X), X),
+    }
+    assert isinstance(out["permutation_dataframe"][0].background_, pd.DataFrame)
+    return {**out, "credit_model": mlp}
+
+
+@pytest.fixture
+def no_pickle(monkeypatch):
+    """``pickle.load(s)`` and ``joblib.load`` fail while the test loads."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("bundle content was unpickled")
+
+    for target, name in ((pickle, "loads"), (pickle, "load"), (joblib, "load")):
+        monkeypatch.setattr(target, name, refuse)
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    model = LogisticRegression().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    ExplanationBundle(model, explainer).write(tmp_path / "bundle")
+    return tmp_path / "bundle"
+
+
+def _rehash(directory: Path) -> None:
+    """What a writer of the store without the signing key can do: fix the hashes."""
+    manifest = json.loads((directory / "bundle.json").read_text())
+    manifest["files"] = {name: sha256_file(directory / name) for name in manifest["files"]}
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+    inner = json.loads((directory / "scoring_explainer.json").read_text())
+    inner["files"] = {name: sha256_file(directory / name) for name in inner["files"]}
+    (directory / "scoring_explainer.json").write_text(json.dumps(inner))
+    manifest["files"]["scoring_explainer.json"] = sha256_file(
+        directory / "scoring_explainer.json")
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+
+
+def _edit(path: Path, change) -> None:
+    content = json.loads(path.read_text())
+    change(content)
+    path.write_text(json.dumps(content))
+
+
+# -- every kind loads without pickle, bit for bit ----------------------------------------
+@pytest.mark.parametrize("kind", ["linear", "tree", "kernel", "permutation",
+                                  "permutation_split", "permutation_dataframe", "amortized"])
+def test_every_explainer_loads_without_pickle_and_explains_identically(
+        explainers, kind, tmp_path, no_pickle):
+    explainer, data = explainers[kind]
+    save(explainer, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.skops", "scoring_explainer.json", "scoring_explainer.npz"]
+    loaded = load(tmp_path)
+    assert type(loaded) is type(explainer)
+    rows = data[:6] if isinstance(data, np.ndarray) else data.iloc[:6]
+    np.testing.assert_array_equal(loaded.explain(rows), explainer.explain(rows))
+    np.testing.assert_array_equal(loaded.expected_values, explainer.expected_values)
+    assert loaded.get_params() == explainer.get_params()
+    if isinstance(explainer.spec_.probe_rows, pd.DataFrame):
+        pd.testing.assert_frame_equal(loaded.spec_.probe_rows, explainer.spec_.probe_rows)
+    if isinstance(getattr(explainer, "background_", None), pd.DataFrame):
+        pd.testing.assert_frame_equal(loaded.background_, explainer.background_)
+
+
+def test_bundle_reads_without_pickle(tmp_path, explainers, no_pickle):
+    explainer, _ = explainers["permutation_split"]
+    model = explainers["credit_model"]
+    ExplanationBundle(model, explainer).write(tmp_path)
+    manifest = json.loads((tmp_path / "bundle.json").read_text())
+    assert sorted(manifest["files"]) == ["model.skops", "scoring_explainer.json",
+                                         "scoring_explainer.npz"]
+    bundle = ExplanationBundle.read(tmp_path)
+    assert bundle.spec.split_pipeline and bundle.spec.model is bundle.model.steps[-1][1]
+    scored = bundle.score(CREDIT_X.iloc[:4])
+    np.testing.assert_array_equal(scored.probabilities, model.predict_proba(CREDIT_X.iloc[:4]))
+    trust = bundle.metadata()["trust"]
+    assert trust == {"model_format": "skops", "allow_pickle": False, "signed": False,
+                     "trusted_types": []}
+
+
+# -- tampering ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["model.skops", "scoring_explainer.npz",
+                                  "scoring_explainer.json"])
+def test_flipped_byte_is_refused(bundle_dir, name):
+    path = bundle_dir / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"is damaged or was altered: the SHA-256 of {name}"):
+        ExplanationBundle.read(bundle_dir)
+
+
+@pytest.mark.parametrize("name", ["model.skops", "scoring_explainer.npz"])
+@pytest.mark.parametrize("rehash", [False, True])
+def test_malicious_pickle_in_either_file_never_runs(bundle_dir, tmp_path, name, rehash):
+    marker = tmp_path / "marker"
+    if name.endswith(".npz"):  # an object array, pickled inside the .npz
+        buffer = io.BytesIO()
+        np.savez(buffer, a0=np.array([Evil(marker)], dtype=object))
+        (bundle_dir / name).write_bytes(buffer.getvalue())
+    else:
+        (bundle_dir / name).write_bytes(pickle.dumps(Evil(marker)))
+    if rehash:
+        _rehash(bundle_dir)
+    with pytest.raises(BundleError, match="altered" if not rehash else
+                       "not a readable skops file|holds pickled objects"):
+        ExplanationBundle.read(bundle_dir)
+    with pytest.raises(ValueError):
+        load(bundle_dir)
+    assert not marker.exists()
+
+
+def test_foreign_type_in_the_model_file_is_refused_by_name(bundle_dir, tmp_path):
+    import skops.io as sio
+
+    marker = tmp_path / "marker"
+    (bundle_dir / "model.skops").write_bytes(sio.dumps({"explained_model": Evil(marker),
+                                                        "model": Evil(marker)}))
+    _rehash(bundle_dir)
+    name = f"{Evil.__module__}.Evil"
+    with pytest.raises(BundleError, match=rf"holds type\(s\) \['{name}'\]"):
+        ExplanationBundle.read(bundle_dir)
+    assert not marker.exists()
+
+
+def test_old_pickle_bundles_and_explainers_are_refused_unread(tmp_path):
+    marker = tmp_path / "marker"
+    bundle = tmp_path / "old_bundle"
+    bundle.mkdir()
+    joblib.dump(Evil(marker), bundle / "model.pkl")
+    joblib.dump(Evil(marker), bundle / "scoring_explainer.pkl")
+    (bundle / "bundle.json").write_text(json.dumps({"format": "scoring.ExplanationBundle",
+                                                    "format_version": 1}))
+    with pytest.raises(BundleError, match=r"older version of scoring as pickles.*"
+                                          r"`scoring distill` again.*`scoring migrate"):
+        ExplanationBundle.read(bundle)
+    with pytest.raises(ValueError, match=r"older version of scoring as a pickle.*"
+                                         r"`scoring migrate"):
+        load(bundle / "scoring_explainer.pkl")
+    with pytest.raises(ValueError, match="`scoring migrate"):
+        load(bundle)
+    assert not marker.exists()
+
+
+def test_edited_manifest_is_refused(bundle_dir):
+    _edit(bundle_dir / "bundle.json",
+          lambda m: m.update(model_fingerprint="0" * 64))
+    with pytest.raises(BundleError, match="its explainer was built for model"):
+        ExplanationBundle.read(bundle_dir)
+
+
+def test_edited_trusted_types_are_refused(bundle_dir):
+    # adding a file that is not listed does not get it read; editing the inner manifest
+    # breaks the outer hash
+    _edit(bundle_dir / "scoring_explainer.json",
+          lambda m: m["model"].update(trusted_types=["os.system"]))
+    with pytest.raises(BundleError, match="SHA-256 of scoring_explainer.json"):
+        ExplanationBundle.read(bundle_dir)
+
+
+def test_foreign_library_version_is_refused(bundle_dir):
+    _edit(bundle_dir / "bundle.json", lambda m: m["versions"].update({"scikit-learn": "0.1"}))
+    with pytest.raises(BundleError, match=r"incompatible library versions \(scikit-learn "
+                                          r"saved with 0\.1, running"):
+        ExplanationBundle.read(bundle_dir)
+
+
+def test_model_library_versions_are_checked(tmp_path):
+    model = LogisticRegression().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    ExplanationBundle(model, explainer).write(tmp_path)
+    # a model needing another library records its version: say lightgbm
+    _edit(tmp_path / "bundle.json", lambda m: m["versions"].update({"lightgbm": "0.0.1"}))
+    with pytest.raises(BundleError, match=r"lightgbm saved with 0\.0\.1, running"):
+        ExplanationBundle.read(tmp_path)
+
+
+# -- signatures -------------------------------------------------------------------------
+def test_signed_bundles(tmp_path, monkeypatch):
+    model = LogisticRegression().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    monkeypatch.setenv("SCORING_SIGNING_KEY", "secret one")
+    ExplanationBundle(model, explainer).write(tmp_path / "signed")
+    bundle = ExplanationBundle.read(tmp_path / "signed")
+    assert bundle.metadata()["trust"]["signed"] is True
+
+    edited = tmp_path / "edited"
+    shutil.copytree(tmp_path / "signed", edited)
+    _edit(edited / "bundle.json", lambda m: m.update(report={"method": "forged"}))
+    with pytest.raises(BundleError, match="wrong signature"):
+        ExplanationBundle.read(edited)
+
+    monkeypatch.setenv("SCORING_SIGNING_KEY", "another key")
+    with pytest.raises(BundleError, match="wrong signature"):
+        ExplanationBundle.read(tmp_path / "signed")
+
+    monkeypatch.delenv("SCORING_SIGNING_KEY")
+    ExplanationBundle(model, explainer).write(tmp_path / "unsigned")
+    monkeypatch.setenv("SCORING_SIGNING_KEY", "secret one")
+    with pytest.raises(BundleError, match="is not signed"):
+        ExplanationBundle.read(tmp_path / "unsigned")
+    save(explainer, tmp_path / "unsigned_explainer")
+    monkeypatch.setenv("SCORING_SIGNING_KEY", "secret two")
+    with pytest.raises(ValueError, match="wrong signature"):
+        load(tmp_path / "unsigned_explainer")
+
+
+# -- models outside scikit-learn -------------------------------------------------------------
+def test_custom_model_classes_need_trusted_types(tmp_path):
+    model = Scaled().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    name = f"{Scaled.__module__}.Scaled"
+    with pytest.raises(TypeError, match=rf"\['{name}'\]; pass trusted_types"):
+        save(explainer, tmp_path / "refused")
+    ExplanationBundle(model, explainer, trusted_types=[name]).write(tmp_path / "trusted")
+    bundle = ExplanationBundle.read(tmp_path / "trusted")
+    assert bundle.metadata()["trust"]["trusted_types"] == [name]
+    np.testing.assert_array_equal(bundle.scoring_explainer.explain(X[:3]), explainer.explain(X[:3]))
+
+
+def test_models_skops_cannot_store_need_allow_pickle(tmp_path):
+    model = Phased().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    with pytest.raises(TypeError, match="skops cannot store this model.*allow_pickle=True"):
+        ExplanationBundle(model, explainer).write(tmp_path / "refused")
+    directory = tmp_path / "pickled"
+    ExplanationBundle(model, explainer, allow_pickle=True).write(directory)
+    assert (directory / "model.pickle").exists()
+    with pytest.raises(BundleError, match="stores its model as a pickle"):
+        ExplanationBundle.read(directory)
+    bundle = ExplanationBundle.read(directory, allow_pickle=True)
+    assert bundle.metadata()["trust"]["allow_pickle"] is True
+
+
+# -- migration -----------------------------------------------------------------------------
+def test_migrate_an_old_explainer(tmp_path, explainers):
+    import zlib
+
+    explainer, data = explainers["kernel"]
+    payload = pickle.dumps(explainer)
+    joblib.dump({"format": "scoring.ScoringExplainer", "format_version": 1,
+                 "crc32": zlib.crc32(payload), "payload": payload},
+                tmp_path / "scoring_explainer.pkl")
+    with pytest.raises(ValueError, match="scoring migrate"):
+        load(tmp_path)
+    migrate(str(tmp_path))
+    assert not (tmp_path / "scoring_explainer.pkl").exists()
+    np.testing.assert_array_equal(load(tmp_path).explain(data[:3]), explainer.explain(data[:3]))
+
+
+def test_lightgbm_models_load_once_their_types_are_named(tmp_path, no_pickle):
+    lgb = pytest.importorskip("lightgbm")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y)
+    explainer = TreeScoringExplainer(n_background=10).fit(model, X)
+    with pytest.raises(TypeError, match=r"lightgbm.basic.Booster.*pass trusted_types"):
+        save(explainer, tmp_path)
+    save(explainer, tmp_path, trusted_types=["lightgbm.basic.Booster",
+                                              "lightgbm.sklearn.LGBMClassifier"])
+    manifest = json.loads((tmp_path / "scoring_explainer.json").read_text())
+    assert manifest["versions"]["lightgbm"] == lgb.__version__  # checked at load too
+    np.testing.assert_array_equal(load(tmp_path).explain(X[:4]), explainer.explain(X[:4]))
