@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from bench.realistic import preprocessor
 from scoring import (
     AmortizedScoringExplainer,
     KernelScoringExplainer,
@@ -36,7 +37,6 @@ from scoring.artifacts.bundle import BundleError, ExplanationBundle
 from scoring.artifacts.migrate import migrate
 from scoring.artifacts.state import sha256_file
 from scoring.datasets import make_credit
-from tests.conftest import credit_pipeline
 
 X, Y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
 CREDIT_X, CREDIT_Y = make_credit(n_rows=300)
@@ -67,7 +67,7 @@ class Phased(LogisticRegression):
 def _black_box():
     """A pipeline that is not split (two steps before the estimator): the permutation
     explainer's background is the raw mixed-type DataFrame."""
-    prep = credit_pipeline(LogisticRegression()).steps[0]
+    prep = ("prep", preprocessor())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Pipeline([prep, ("scale", StandardScaler()),
@@ -79,7 +79,8 @@ def explainers():
     svc = SVC(probability=True, random_state=0).fit(X, Y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlp = credit_pipeline(MLPClassifier((8,), max_iter=50, random_state=0)).fit(
+        mlp = Pipeline([("prep", preprocessor()),
+                        ("model", MLPClassifier((8,), max_iter=50, random_state=0))]).fit(
             CREDIT_X, CREDIT_Y)
     black_box = _black_box()
     out = {
