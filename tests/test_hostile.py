@@ -11,12 +11,16 @@ unknown paths and metric series, and ``/score`` orientations.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import bentoml
 import numpy as np
 import pandas as pd
 import psutil
@@ -422,6 +426,8 @@ def test_the_token_opens_every_route(auth_server):
                          timeout=60).ok
     for path in ("/livez", "/readyz", "/metrics"):  # probes and Prometheus need none
         assert requests.get(auth_server.url + path, timeout=10).status_code == 200, path
+    with bentoml.SyncHTTPClient(auth_server.url, token=TOKEN) as client:
+        assert client.predict(rows=[GOOD])["predictions"] == [1]
     # bad input with the token: the usual 4xx
     r = requests.post(auth_server.url + "/predict", json={"rows": [[1.0]]}, headers=auth,
                       timeout=30)
@@ -528,3 +534,39 @@ def test_a_200_mb_body_is_refused_without_growing_the_worker(svc_server, announc
     assert sent["n"] < total, "refused before the whole body was read"
     good = requests.post(svc_server.url + "/predict", json={"rows": [GOOD]}, timeout=60)
     assert good.status_code == 200, good.text
+
+
+# -- the README names every reason ---------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reasons_in_code() -> set[str]:
+    """String constants given as ``reason`` (keyword, ``_body``'s second argument, a
+    ``reason = ...`` assignment, ``_STATUS_REASONS``) in scoring/ and service/."""
+    found: set[str] = set()
+
+    def strings(node: ast.AST) -> set[str]:
+        return {c.value for c in ast.walk(node) if isinstance(c, ast.Constant)
+                and isinstance(c.value, str) and re.fullmatch(r"[a-z_]+", c.value)}
+
+    for path in [*ROOT.joinpath("scoring").rglob("*.py"), *ROOT.joinpath("service").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "reason":
+                found |= strings(node.value)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_body" \
+                    and len(node.args) > 1:
+                found |= strings(node.args[1])
+            elif isinstance(node, ast.Assign) and any(
+                    getattr(t, "id", "") in ("reason", "_STATUS_REASONS") for t in node.targets):
+                found |= strings(node.value) - {"recursion"}
+    return found
+
+
+def test_the_readme_error_table_lists_every_reason():
+    readme = ROOT.joinpath("README.md").read_text()
+    table = readme[readme.index("### Errors"):readme.index("### Limits")]
+    listed = set(re.findall(r"`([a-z_]+)`", "\n".join(
+        line.split("|")[2] for line in table.splitlines() if line.startswith("| 4"))))
+    reasons = _reasons_in_code()
+    assert {"not_finite", "json_too_deep", "method_not_allowed", "unauthorized"} <= reasons
+    assert reasons - {"invalid_input"} <= listed, reasons - listed
