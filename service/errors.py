@@ -24,11 +24,24 @@ class RequestError(InputError):
     def from_input_error(cls, exc: InputError) -> RequestError:
         return cls(str(exc), reason=exc.reason, row=exc.row, field=exc.field)
 
+    def to_dict(self) -> dict:
+        """The body, every text safe to encode and short, whatever the request held."""
+        out = super().to_dict()
+        out["error"] = safe_text(out["error"], MAX_ERROR_CHARS)
+        if "field" in out:
+            out["field"] = safe_text(out["field"], MAX_FIELD_CHARS)
+        return out
+
     def response(self) -> JSONResponse:
         return JSONResponse(self.to_dict(), status_code=self.status)
 
 
 _FIELDS = ("rows", "top_k", "get_raw", "explain")
+_STATUS_REASONS = {404: "not_found", 405: "method_not_allowed"}
+_STATUS_TEXTS = {404: "no such resource; see /docs for the API",
+                 405: "method not allowed on this route; see /docs for the API"}
+MAX_ERROR_CHARS = 2000
+MAX_FIELD_CHARS = 200
 
 
 def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False) -> tuple[int, dict]:
@@ -39,6 +52,8 @@ def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False) -
     ``[{"error": ...}]``; ``empty_body``: the request had no body at all (BentoML reads it
     as ``{}``).
     """
+    if status in _STATUS_REASONS:  # Starlette's plain-text answers on known routes
+        return status, _body(_STATUS_TEXTS[status], _STATUS_REASONS[status])
     try:
         data = json.loads(raw)
     except ValueError:
@@ -94,6 +109,10 @@ def _body(message: str, reason: str, field: str | None = None) -> dict:
     return RequestError(message, reason=reason, field=field).to_dict()
 
 
-def safe_text(value: Any) -> str:
-    """Text that encodes to UTF-8 whatever it held (lone surrogates are escaped)."""
-    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+def safe_text(value: Any, limit: int | None = None) -> str:
+    """``value`` as text that encodes to UTF-8 whatever it held (lone surrogates are
+    escaped), cut to ``limit`` characters."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... ({len(text)} characters)"
+    return text

@@ -12,6 +12,7 @@ from typing import Any
 from _bentoml_sdk import Service
 
 from service.errors import RequestError, translate_bentoml_error
+from service.lifecycle import logger
 from service.metrics import REJECTED, endpoint_label
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -21,16 +22,36 @@ KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | {"/", "/docs", "/docs.json", "/schema.j
                                           "/metadata", "/explanation/global"}
 # BentoML's Swagger UI assets
 KNOWN_PREFIXES = ("/static_content/", "/assets/")
+# BentoML reads form bodies field by field with json.loads (no nesting limit) and fetches
+# URLs given for file fields: the API takes JSON only
+FORM_TYPES = frozenset({b"multipart/form-data", b"application/x-www-form-urlencoded"})
 
 
 def api_token() -> bytes | None:
     """The bearer token from ``SCORING_API_TOKEN``, or the file ``SCORING_API_TOKEN_FILE``
-    names (a mounted secret); ``None`` when neither is set."""
-    token = os.environ.get("SCORING_API_TOKEN", "")
+    names (a mounted secret); ``None`` when neither is set. A file named but missing or
+    empty is an error (``RuntimeError``): the service will not serve without the token it
+    was told to require."""
+    token = os.environ.get("SCORING_API_TOKEN", "").strip()
     path = os.environ.get("SCORING_API_TOKEN_FILE", "")
     if not token and path:
-        token = Path(path).read_text().strip()
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise RuntimeError(f"SCORING_API_TOKEN_FILE={path}: cannot read the token: "
+                               f"{exc.strerror}") from None
+        if not token:
+            raise RuntimeError(f"SCORING_API_TOKEN_FILE={path} is empty")
     return token.encode() if token else None
+
+
+def check_api_token() -> None:
+    """:func:`api_token`, or a clean exit with one log line."""
+    try:
+        api_token()
+    except RuntimeError as exc:
+        logger.critical("not serving: %s", exc)
+        raise SystemExit(str(exc)) from None
 
 
 class GuardMiddleware:
@@ -59,6 +80,11 @@ class GuardMiddleware:
             return await _refuse(send, path, RequestError(
                 "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                 reason="unauthorized", status=401))
+        media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+        if path in API_PATHS and media_type in FORM_TYPES:
+            return await _refuse(send, path, RequestError(
+                "form bodies are not accepted; send JSON with 'Content-Type: "
+                "application/json'", reason="unsupported_media_type", status=415), close=True)
         length = headers.get(b"content-length", b"")
         if length and (not length.isdigit() or int(length) > self.max_body):
             return await _refuse(send, path, self._too_large(), close=True)

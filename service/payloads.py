@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
 import pandas as pd
@@ -15,23 +13,87 @@ from service.errors import RequestError
 from service.schemas import MAX_ROWS
 
 
-def frame_from_json(payload: Any) -> pd.DataFrame:
-    """The seed client's body, ``DataFrame.to_json()`` (any ``orient`` pandas reads)."""
-    if isinstance(payload, dict) and "rows" in payload:
+def frame_from_json(payload: Any, columns: list[str]) -> Any:
+    """The seed client's body, a ``DataFrame.to_json()``, as rows for the bundle.
+
+    The orient is read from the body's keys and the training ``columns``, never from
+    counts: ``columns`` (pandas' default, what the seed sends) when top-level keys name
+    training columns, ``index`` when the keys of the inner objects do, ``split`` and
+    ``table`` by their keys, ``records`` and ``values`` (lists) as ``/predict`` reads rows.
+    A frame without column names (``"0"``, ``"1"``...) is read as ``columns``, positionally.
+    """
+    names = set(columns)
+    if isinstance(payload, dict) and "rows" in payload and "rows" not in names:
         raise RequestError("/score takes a DataFrame's to_json() body; send "
                            '{"rows": ...} bodies to /predict', reason="bad_body")
     if len(payload) == 0:
         raise RequestError("no rows to score: the body must be a non-empty DataFrame.to_json()",
                            reason="empty_input")
-    try:
-        frame = pd.read_json(io.StringIO(json.dumps(payload)), dtype=False)  # no dates
-    except (ValueError, TypeError) as exc:
-        raise RequestError(f"request body is not a DataFrame in JSON: {exc}",
-                           reason="bad_body") from None
-    if len(frame) > MAX_ROWS:
-        raise RequestError(f"{len(frame)} rows in one request; the limit is {MAX_ROWS} rows "
+    rows = payload if isinstance(payload, list) else _from_object(payload, names)
+    if len(rows) > MAX_ROWS:
+        raise RequestError(f"{len(rows)} rows in one request; the limit is {MAX_ROWS} rows "
                            "per request", reason="too_many_rows", status=413)
-    return frame
+    return rows
+
+
+def _from_object(payload: dict, names: set[str]) -> Any:
+    keys = set(payload)
+    inner = [v for v in payload.values() if isinstance(v, dict)]
+    if not keys & names:
+        if "data" in keys and "columns" in keys and keys <= {"columns", "index", "data"}:
+            return _split(payload["columns"], payload["data"])
+        if keys == {"schema", "data"}:
+            return _table(payload["schema"], payload["data"])
+        if len(inner) == len(payload) and any(k in names for v in inner for k in v):
+            return list(inner)  # orient="index": {index: {column: value}}
+        if len(inner) < len(payload):
+            raise RequestError("cannot read the body as a DataFrame: its keys name no training "
+                               "column and it is no to_json() orient", reason="bad_body")
+    # orient="columns": {column: {index: value}}; a Series' or one record's {column: value}
+    if not inner:
+        if any(isinstance(v, list) for v in payload.values()):
+            return _columns_of_lists(payload)
+        return [payload]
+    if len(inner) < len(payload):
+        raise RequestError("orient='columns' bodies map every column to an object "
+                           "{index: value}", reason="bad_body")
+    index = list(dict.fromkeys(k for column in inner for k in column))
+    return pd.DataFrame({c: [v.get(i) for i in index] for c, v in payload.items()},
+                        index=range(len(index)), dtype=object)
+
+
+def _columns_of_lists(payload: dict) -> pd.DataFrame:
+    lengths = {len(v) if isinstance(v, list) else -1 for v in payload.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise RequestError("columns given as lists must all be lists of one length",
+                           reason="bad_shape")
+    return pd.DataFrame(payload, dtype=object)
+
+
+def _split(columns: Any, data: Any) -> pd.DataFrame:
+    if not isinstance(columns, list) or not isinstance(data, list) or any(
+            isinstance(c, (list, dict)) for c in columns):
+        raise RequestError("orient='split' bodies have a list of column names and a list of "
+                           "rows", reason="bad_body")
+    labels = [str(c) for c in columns]
+    if len(set(labels)) != len(labels):
+        raise RequestError("duplicate column names", reason="bad_body")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(labels):
+            n = len(row) if isinstance(row, list) else 1
+            raise RequestError(f"row {i} has {n} values for {len(labels)} columns", row=i,
+                               reason="wrong_column_count")
+    return pd.DataFrame(data, columns=labels, dtype=object)
+
+
+def _table(schema: Any, data: Any) -> list:
+    if not isinstance(schema, dict) or not isinstance(data, list):
+        raise RequestError("orient='table' bodies have a schema object and a list of records",
+                           reason="bad_body")
+    key = schema.get("primaryKey") or []
+    key = set(key) if isinstance(key, list) and all(isinstance(k, str) for k in key) else set()
+    return [{k: v for k, v in r.items() if k not in key} if isinstance(r, dict) else r
+            for r in data]
 
 
 def scoring_response(scored: ScoredRows, top_k: int | None, predictions: bool) -> dict:

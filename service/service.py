@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import bentoml
@@ -12,7 +13,7 @@ from starlette.routing import Route
 
 from scoring.model.schema import InputError
 from service.errors import RequestError
-from service.guard import GuardedService
+from service.guard import GuardedService, check_api_token
 from service.lifecycle import BUNDLE_TAG, load_bundle, logger
 from service.metrics import EXPLAIN_SECONDS, LATENCY_BUCKETS, PREDICT_SECONDS, REQUEST_ROWS
 from service.payloads import frame_from_json, scoring_response
@@ -56,8 +57,10 @@ class ExplainedModel:
     @bentoml.on_deployment
     def check_bundle() -> None:
         """Runs once in ``bentoml serve`` before any worker: a bundle that fails its checks
-        stops the server (exit status 1) instead of a worker crash loop."""
+        stops the server (exit status 1) instead of a worker crash loop; so does a token
+        file that cannot be read."""
         load_bundle(BUNDLE_TAG)
+        check_api_token()
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))
@@ -81,15 +84,17 @@ class ExplainedModel:
         """The seed's ``run(raw_data)``: a ``DataFrame.to_json()`` body."""
         try:
             # the seed's scoring_explainer.explain(data): engineered columns
-            scored = self._score("score", frame_from_json(frame.root), False, True, True)
+            rows = frame_from_json(frame.root, self.bundle.feature_names)
+            scored = self._score("score", rows, False, True, True)
         except RequestError as exc:
             return exc.response()
         return ScoreResponse(**scoring_response(scored, None, True))
 
     def global_explanation(self, top_k: str | None) -> JSONResponse:
         glob = self.bundle.global_explanation
-        if top_k is not None and not (top_k.isdigit() and int(top_k) >= 1):
-            return RequestError(f"top_k must be a positive integer, got {top_k!r}",
+        if top_k is not None and not (re.fullmatch(r"[0-9]{1,9}", top_k) and int(top_k) >= 1):
+            return RequestError(f"top_k must be a positive integer of at most 9 digits, got "
+                                f"{top_k!r}",
                                 reason="bad_top_k", field="top_k").response()
         if glob is None:
             return RequestError("this bundle has no stored global explanation",

@@ -160,8 +160,9 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
 
 
 def start_server(target: str | None, home: Path, log: Path, bundle: str | None = None,
-                 wait: bool = True, cwd: Path = ROOT) -> Server:
-    """``bentoml serve [target]`` from the project root on a free port.
+                 wait: bool = True, cwd: Path = ROOT, env: dict | None = None) -> Server:
+    """``bentoml serve [target]`` from the project root on a free port (``env``: more
+    environment variables for it).
 
     Each server gets its own BentoML home sharing ``home``'s model and bento stores:
     BentoML keeps its Prometheus multiprocess files in the home and wipes them when a
@@ -173,7 +174,8 @@ def start_server(target: str | None, home: Path, log: Path, bundle: str | None =
     for store in ("models", "bentos"):
         (home / store).mkdir(exist_ok=True)
         (own_home / store).symlink_to(home / store)
-    env = {**os.environ, "BENTOML_HOME": str(own_home), "BENTOML_DO_NOT_TRACK": "True"}
+    env = {**os.environ, "BENTOML_HOME": str(own_home), "BENTOML_DO_NOT_TRACK": "True",
+           **(env or {})}
     if bundle is not None:
         env["SCORING_BUNDLE"] = bundle
     args = [BENTOML, "serve", *([target] if target else []), "--host", "127.0.0.1",

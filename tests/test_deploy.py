@@ -65,6 +65,8 @@ def _env(container: dict) -> dict[str, str]:
     """Environment values with Kubernetes' $(VAR) references expanded."""
     env: dict[str, str] = {}
     for item in container["env"]:
+        if "value" not in item:  # valueFrom: a Secret's key
+            continue
         env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
     return env
 
@@ -191,7 +193,8 @@ def test_kubernetes_manifests_validate_against_the_api_schemas(version):
         pytest.fail("kubernetes-validate is missing: pip install -e '.[dev]'")
     version = kubernetes_validate.latest_version() if version == "latest" else version
     objects = _manifests()
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                 "Secret"):
         try:
             kubernetes_validate.validate(objects[kind], version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -237,8 +240,25 @@ def test_kubernetes_objects_agree_with_each_other():
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    # the Secret is applied on its own: `kubectl apply -k` must not overwrite the token
     assert sorted(kustomization["resources"]) == sorted(
-        p.name for p in K8S_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+        p.name for p in K8S_DIR.glob("*.yaml")
+        if p.name not in ("kustomization.yaml", "secret.yaml"))
+
+
+def test_the_api_token_comes_from_an_optional_secret(monkeypatch):
+    objects = _manifests()
+    secret = objects["Secret"]
+    (item,) = [e for e in _container(objects["Deployment"])["env"]
+               if e["name"] == "SCORING_API_TOKEN"]
+    ref = item["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"] and ref["optional"] is True
+    assert ref["key"] in secret["stringData"]
+    # the variable the service reads
+    from service.guard import api_token
+
+    monkeypatch.setenv("SCORING_API_TOKEN", "t0ken")
+    assert api_token() == b"t0ken"
 
 
 def _worker_count(env: dict[str, str], bento_home: Path) -> tuple[str, int]:

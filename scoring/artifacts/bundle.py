@@ -149,6 +149,8 @@ class ExplanationBundle:
             X = spec.transform(rows)
             predictions, probabilities = spec.predict(X) if predict else (
                 np.empty(0), None)
+        _refuse_non_finite("prediction", predictions, 0)
+        _refuse_non_finite("probability", probabilities, 0)
         scored = ScoredRows(len(rows), predictions, probabilities, None,
                             time.perf_counter() - started, warnings=warnings)
         if explain:
@@ -163,6 +165,8 @@ class ExplanationBundle:
             scored.explanation = spec.layout.explanation(
                 values, explainer.expected_values_, rows, X, get_raw, explainer.method,
                 players=explainer.players_)
+            local = scored.explanation.local_importance_values
+            _refuse_non_finite("importance", local, 1 if np.ndim(local) == 3 else 0)
             scored.explain_seconds = time.perf_counter() - started
         return scored
 
@@ -317,6 +321,23 @@ def _trust(model: dict, manifest: dict) -> dict:
             "signed": "signature" in manifest}
 
 
+def _refuse_non_finite(what: str, values: Any, row_axis: int) -> None:
+    """Rows whose values are finite but so far outside the training data that the model or
+    the explainer overflows (NaN or infinite outputs) are refused rather than answered with
+    ``null``: an ``InputError`` (``not_finite``) naming the first such row."""
+    if values is None:
+        return
+    array = np.asarray(values)
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row = int(np.nonzero(bad)[row_axis].min())
+        raise InputError(f"row {row}: the model's {what} is not a finite number for these "
+                         "values; they are too far outside the training data",
+                         row=row, reason="not_finite")
+
+
 @contextmanager
 def _model_errors() -> Iterator[None]:
     """Valid-looking rows the model itself refuses (say, a category its encoder has never
@@ -326,5 +347,7 @@ def _model_errors() -> Iterator[None]:
     except InputError:
         raise
     except ValueError as exc:
+        # scikit-learn's check on what a step gives the next: values that overflowed
+        overflow = "infinity or a value too large" in str(exc)
         raise InputError(f"the model could not score these rows: {exc}",
-                         reason="model_rejected_input") from None
+                         reason="not_finite" if overflow else "model_rejected_input") from None

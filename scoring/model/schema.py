@@ -199,7 +199,7 @@ class InputSchema:
             return pd.DataFrame(frame.to_numpy(dtype=object), columns=self.columns)
         unknown = [c for c in columns if c not in self.columns]
         if unknown:
-            raise InputError(f"unknown column(s) {unknown}; the model takes {self.columns}",
+            raise InputError(f"unknown column(s) {_few(unknown)}; the model takes {self.columns}",
                              field=unknown[0], reason="unknown_column")
         missing = [c for c in self.columns if c not in columns]
         if missing:
@@ -213,7 +213,7 @@ class InputSchema:
         for i, record in enumerate(records):
             unknown = [k for k in record if str(k) not in self.columns]
             if unknown:
-                raise InputError(f"row {i}: unknown field(s) {unknown}; the model takes "
+                raise InputError(f"row {i}: unknown field(s) {_few(unknown)}; the model takes "
                                  f"{self.columns}", row=i, field=str(unknown[0]),
                                  reason="unknown_column")
             missing = [c for c in self.columns if c not in {str(k) for k in record}]
@@ -232,13 +232,17 @@ class InputSchema:
                     values[i] = np.nan
                     continue
                 if isinstance(v, (bool, np.bool_)) or isinstance(v, str):
-                    raise InputError(f"row {i}, field {name!r}: expected a number, got {v!r}",
-                                     row=i, field=name, reason="not_a_number")
+                    raise InputError(f"row {i}, field {name!r}: expected a number, got "
+                                     f"{_short(v)}", row=i, field=name, reason="not_a_number")
                 try:
                     values[i] = float(v)
+                except OverflowError:  # an integer of hundreds of digits
+                    raise InputError(f"row {i}, field {name!r}: {_short(v)} is too large for a "
+                                     "float", row=i, field=name, reason="not_finite") from None
                 except (TypeError, ValueError):
-                    raise InputError(f"row {i}, field {name!r}: expected a number, got {v!r}",
-                                     row=i, field=name, reason="not_a_number") from None
+                    raise InputError(f"row {i}, field {name!r}: expected a number, got "
+                                     f"{_short(v)}", row=i, field=name,
+                                     reason="not_a_number") from None
             bad = ~np.isfinite(values)
             if np.isinf(values).any():
                 i = int(np.flatnonzero(np.isinf(values))[0])
@@ -275,6 +279,20 @@ class InputSchema:
         return out
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages stay short whatever the
+    input held."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _few(names: list, limit: int = 5) -> str:
+    """The first ``limit`` of ``names``, each cut short, and how many more there are."""
+    shown = ", ".join(_short(n, 60) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"[{shown}]{more}"
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
@@ -291,7 +309,7 @@ def _numeric_table(data: Any) -> np.ndarray | None:
         return None
     try:
         array = np.asarray(data)
-    except ValueError:  # ragged
+    except (ValueError, OverflowError):  # ragged, or integers too large for numpy
         return None
     return array if array.ndim == 2 and array.dtype.kind in "fiu" else None
 
