@@ -58,7 +58,7 @@ class GuardMiddleware:
     """Refuses before BentoML sees the request: unknown paths (404, so they create no
     metric series), a missing or wrong bearer token (401) when one is configured, and
     bodies over ``max_body`` bytes (413, as soon as the stream passes the limit, with or
-    without ``Content-Length``). BentoML's own 4xx answers on the API routes are rewritten
+    without ``Content-Length``). BentoML's own 4xx answers on every known route are rewritten
     into ``{"error", "reason", "field"?}``; every 4xx is counted by endpoint and reason."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from scoring.artifacts.bundle import BundleError, ExplanationBundle
+from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
 
-BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", "breast_cancer_svc:latest")
+BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", f"{DEFAULT_NAME}:latest")
 logger = logging.getLogger("bentoml.scoring")
 
 

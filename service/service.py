@@ -83,9 +83,10 @@ class ExplainedModel:
     def score(self, frame: Frame, /) -> ScoreResponse:
         """The seed's ``run(raw_data)``: a ``DataFrame.to_json()`` body."""
         try:
-            # the seed's scoring_explainer.explain(data): engineered columns
             rows = frame_from_json(frame.root, self.bundle.feature_names)
-            scored = self._score("score", rows, False, True, True)
+            # raw columns whenever there are transformations, as /predict: raw-column
+            # explainers have no per-engineered-column values
+            scored = self._score("score", rows, None, True, True)
         except RequestError as exc:
             return exc.response()
         return ScoreResponse(**scoring_response(scored, None, True))

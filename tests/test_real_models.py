@@ -18,6 +18,7 @@ from bench.realistic import preprocessor
 from scoring import (
     ExplanationBundle,
     InputError,
+    InputSchema,
     PermutationScoringExplainer,
     TreeScoringExplainer,
     distill,
@@ -175,3 +176,21 @@ def test_served_null_and_unknown_category(credit_server, bundles):
     assert refused.status_code == 400 and refused.json()["reason"] == "engineered_unavailable"
     meta = requests.get(credit_server.url + "/metadata", timeout=10).json()
     assert set(meta["categories"]["purpose"]) == set(b.X["purpose"].dropna())
+
+
+def test_served_score_takes_the_seed_clients_body(credit_server, bundles):
+    b = bundles["credit"]
+    rows = b.X.iloc[:3]
+    answer = requests.post(credit_server.url + "/score", data=rows.to_json(),
+                           headers={"Content-Type": "application/json"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["local_importance_values"],
+                               b.explainer.explain(rows), atol=1e-12)
+
+
+def test_null_in_a_boolean_column_stays_missing():
+    frame = pd.DataFrame({"x": [1.0, 2.0], "flag": [True, False]})
+    schema = InputSchema.from_data(frame)
+    schema.allow_nan = True
+    rows = schema.validate([{"x": 1.0, "flag": None}, {"x": 2.0, "flag": "no"}])
+    assert pd.isna(rows["flag"].iloc[0]) and rows["flag"].iloc[1] == "no"

@@ -170,14 +170,6 @@ class ExplanationBundle:
             scored.explain_seconds = time.perf_counter() - started
         return scored
 
-    def self_check(self) -> None:
-        """Raise :class:`BundleError` unless the model reproduces the outputs recorded when
-        the explainer was built (the readiness check of the service)."""
-        try:
-            self.spec.verify(self.model)
-        except ValueError as exc:
-            raise BundleError(f"bundle {self.tag or ''}: {exc}") from None
-
     def metadata(self) -> dict:
         explainer = self.scoring_explainer
         schema = self.input_schema

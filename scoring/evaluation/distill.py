@@ -317,7 +317,8 @@ def _ladder(run: _Distillation, params: dict) -> list[_Candidate]:
     explained row: one antithetic pair per background row while the training rows last."""
     bar = run.bar["explainer"]
     unit = len(bar.background_) * len(bar.coalitions_)
-    M, n_train = len(bar.spec_.engineered_features), n_rows(run.train)
+    # players, as the bar's coalitions count them: raw columns for a split pipeline
+    M, n_train = bar.coalitions_.shape[1], n_rows(run.train)
     rungs = []
     for factor in _PERMUTATION_BUDGETS:
         budget = factor * unit

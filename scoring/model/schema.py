@@ -29,6 +29,9 @@ class InputError(ValueError):
         return out
 
 
+_STRING_DTYPES = ("str", "string")
+
+
 @dataclass
 class InputSchema:
     """Column names, kinds (``"numeric"`` or ``"categorical"``) and, for categorical
@@ -270,12 +273,11 @@ class InputSchema:
                 raise InputError(f"row {i}, field {name!r}: expected a category, got "
                                  f"{type(v).__name__}", row=i, field=name, reason="bad_value")
         out = pd.Series(values, index=column.index, name=name, dtype=object)
-        dtype = self.dtypes.get(name)
-        if dtype is not None and dtype != "object":
-            try:  # the training column's own dtype: "str" for pandas' strings, categories...
-                out = out.astype(dtype)
-            except (TypeError, ValueError):
-                pass  # values that dtype cannot hold: the model's encoder decides
+        if self.dtypes.get(name) in _STRING_DTYPES:
+            # pandas' own strings, as the training column had them (NaN for missing); other
+            # dtypes stay objects: a cast to bool would make null True, a cast to category
+            # would drop the training categories
+            out = out.astype(self.dtypes[name])
         return out
 
 

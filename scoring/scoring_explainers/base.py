@@ -179,7 +179,8 @@ class ScoringExplainer:
         """Global importances (mean absolute value) over a uniform sample of at most
         ``max_rows`` rows of ``evaluation_examples``, per raw column when fitted with
         transformations; the local values are not kept."""
-        rows, _ = sample_rows(evaluation_examples, max_rows,
+        self.check_fitted()
+        rows, _ = sample_rows(self.spec_.validate(evaluation_examples), max_rows,
                               np.random.default_rng(self.random_state))
         return self.explain_local(rows).without_local()
 

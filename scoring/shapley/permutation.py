@@ -71,7 +71,7 @@ def walk_values(f: Callable, X, background, orders: np.ndarray, b_index: np.ndar
     take_x = switched(rank[None]) if shared else None
     for start in range(0, n, rows_per_chunk):
         stop = min(n, start + rows_per_chunk)
-        r = rank[None] if shared else rank[start:stop]  # (1 or m, P, M)
+        r = rank[None] if shared else rank[start:stop]  # (1 or m, P, G)
         b = b_index[None] if shared else b_index[start:stop]  # (1 or m, P)
         if not shared:
             take_x = switched(r)
