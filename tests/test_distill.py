@@ -55,9 +55,8 @@ def test_auto_tries_tree_first_for_trees_and_keeps_the_fastest_faithful(data):
     assert tried[0] == "tree" and tried[-1] == "kernel"
     faithful = [t for t in report.tried if "missed" in t and not t["missed"]]
     assert any(t["method"] == "tree" for t in faithful)
-    # the chosen one is the fastest faithful candidate, given the model outputs
-    fastest = min(faithful, key=lambda t: t["latency"]["row_given_outputs_ms"])
-    assert report.method == fastest["method"]
+    # a faithful candidate is shipped: 20x faster than the bar, or else the most faithful
+    assert report.method in {t["method"] for t in faithful}
     assert report.fidelity["relative_l2_error"] < 0.5
 
 
@@ -139,16 +138,16 @@ def test_auto_permutation_ladder_before_the_sdk_configuration():
     bar = report["criteria"]["min_fidelity"]
     assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
     assert report["fidelity"]["top5_precision"] >= bar["top5_precision"] - 1e-12
-    # the fastest faithful candidate is shipped; a rung is faithful only when clearly as
-    # good as the SDK configuration on top-5
+    # a faithful candidate is shipped; a rung is faithful only when clearly as good as the
+    # SDK configuration on top-5
     faithful = [t for t in report["tried"] if "missed" in t and not t["missed"]]
-    fastest = min(faithful, key=lambda t: t["latency"]["row_given_outputs_ms"])
-    assert report["method"] == fastest["method"]
+    assert report["method"] in {t["method"] for t in faithful}
     if sdk is None:
         assert report["method"] == "permutation"
         assert report["fidelity"]["top5_precision"] >= min(1.0, bar["top5_precision"] + 0.02)
-        # refitted on all rows with the rung's parameters
-        assert explainer.get_params()["n_background"] == fastest["params"]["n_background"]
+        # refitted on all rows with the parameters of a faithful rung
+        assert explainer.get_params()["n_background"] in {
+            t["params"]["n_background"] for t in faithful if t["method"] == "permutation"}
     # permutation parameters from the caller: no ladder, one candidate as they asked
     explainer = distill(model, X, verbose=False, n_background=50, **tiny, **QUICK_REFERENCE)
     rungs = [t for t in explainer.report_.to_dict()["tried"] if t["method"] == "permutation"]
