@@ -41,6 +41,7 @@ from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.permutation import PermutationScoringExplainer
 from scoring.scoring_explainers.tree import TreeScoringExplainer
 from scoring.shapley.exact import exact_shapley_values
+from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import stratified_permutation_values
 
 RESULTS = Path(__file__).parent / "results"
@@ -177,36 +178,39 @@ def _take(X: Any, n: int) -> Any:
     return X.iloc[index].reset_index(drop=True) if isinstance(X, pd.DataFrame) else X[index]
 
 
-def _layout(phi: np.ndarray, inputs: Any) -> np.ndarray:
-    """``(n, M, O)`` -> the library's layout (a binary margin keeps both classes)."""
-    return inputs.values(phi, get_raw=False)
+def _layout(phi: np.ndarray, layout: Any, players: str = "engineered") -> np.ndarray:
+    """``(n, players, O)`` -> the library's layout at the raw columns when the case has
+    transformations (a binary margin keeps both classes)."""
+    return layout.values(phi, get_raw=layout.has_raw, players=players)
 
 
 def ground_truth(case: Case, f: ModelFunction, engineer: Callable, rows: Any, args: Any,
-                 rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+                 rng: np.random.Generator, groups: np.ndarray | None) -> tuple[np.ndarray, dict]:
     """Interventional Shapley values ``(n, M, O)`` on a uniform sample of training rows:
     exact where cheap, else stratified antithetic permutation sampling, as two independent
     halves whose disagreement estimates the ground truth's own error (``info["noise"]``).
 
     The sampling budget is ``args.gt_budget`` model rows per explained row, raised (up to
     20x) to what the model evaluates in ``args.gt_seconds``: cheap models get a tighter
-    ground truth."""
+    ground truth. With ``groups`` (a case with transformations) the players are the raw
+    columns: each one's engineered columns switch together."""
     train = np.asarray(engineer(case.X_train), dtype=float)
     X = np.asarray(engineer(rows), dtype=float)
     n_bg = min(len(train), args.gt_background)
     background = train[np.sort(rng.choice(len(train), n_bg, replace=False))]
-    M = X.shape[1]
+    M = n_players(X, groups)
     if 2**M * n_bg <= args.gt_budget * 4:
-        return exact_shapley_values(f, X, background), {
+        return exact_shapley_values(f, X, background, groups=groups), {
             "kind": "exact", "background_rows": n_bg}
-    probe = np.resize(background, (20_000, M))
+    probe = np.resize(background, (20_000, X.shape[1]))
     started = time.perf_counter()
     f(probe)
     rows_per_second = len(probe) / (time.perf_counter() - started)
     budget = min(20 * args.gt_budget,
                  max(args.gt_budget, rows_per_second * args.gt_seconds / len(X)))
     pairs = max(1, int(round(budget / (4 * M * n_bg))))  # per half
-    halves = [stratified_permutation_values(f, X, background, pairs, rng) for _ in range(2)]
+    halves = [stratified_permutation_values(f, X, background, pairs, rng, groups)
+              for _ in range(2)]
     return (halves[0] + halves[1]) / 2, {
         "kind": "permutation (antithetic, stratified over background)", "background_rows": n_bg,
         "permutations_per_background_row": 4 * pairs, "halves": halves}
@@ -287,14 +291,15 @@ def run_case(case: Case, args: Any) -> dict:
         return base.spec_.transform(base.spec_.validate(raw))
     rows = _take(case.X_test, args.n_explain)
     started = time.perf_counter()
-    truth, truth_info = ground_truth(case, f, engineer, rows, args, rng)
+    groups = base.spec_.raw_map.groups if class_axis.has_raw else None
+    truth, truth_info = ground_truth(case, f, engineer, rows, args, rng, groups)
     truth_info["seconds"] = time.perf_counter() - started
     _log(f"  ground truth for {len(rows)} held-out rows in {truth_info['seconds']:.1f} s "
          f"({truth_info['kind']})")
-    truth = _layout(truth, class_axis)
+    truth = _layout(truth, class_axis, "raw")
     if "halves" in truth_info:
         # the mean of two independent halves is off by about half their distance
-        a, b = (_layout(h, class_axis) for h in truth_info.pop("halves"))
+        a, b = (_layout(h, class_axis, "raw") for h in truth_info.pop("halves"))
         truth_info["noise"] = {"relative_l2_error": relative_l2_error(a, b) / 2,
                                "top5_precision_between_halves": top_k_precision(a, b)}
         _log(f"  ground truth noise: {truth_info['noise']}")
