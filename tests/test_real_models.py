@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import requests
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
@@ -194,3 +195,17 @@ def test_null_in_a_boolean_column_stays_missing():
     schema.allow_nan = True
     rows = schema.validate([{"x": 1.0, "flag": None}, {"x": 2.0, "flag": "no"}])
     assert pd.isna(rows["flag"].iloc[0]) and rows["flag"].iloc[1] == "no"
+
+
+def test_nulls_reach_a_pipeline_of_strings_only():
+    X, y = make_credit(n_rows=300)
+    strings = X[["employment", "home", "purpose"]]
+    pipe = _pipeline(LogisticRegression(max_iter=500)).fit(strings, y)
+    bundle = ExplanationBundle(pipe, PermutationScoringExplainer(n_background=10).fit(
+        pipe, strings))
+    records = strings.iloc[:2].to_dict("records")
+    records[0]["home"] = None
+    expected = strings.iloc[:2].copy()
+    expected.loc[expected.index[0], "home"] = np.nan
+    np.testing.assert_array_equal(bundle.score(records).probabilities,
+                                  pipe.predict_proba(expected))

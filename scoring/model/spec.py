@@ -283,13 +283,12 @@ def _resolve_classes(model: Any, output: str, classes: list | None) -> list | No
 def accepts_nan(function: Callable, transform: Callable, schema: InputSchema,
                 rows: Any) -> bool:
     """Whether the model (after ``transform``) takes a missing value in the first numeric
-    column: a pipeline with an imputer does, a bare SVC does not."""
+    column (the first column when none is numeric): a pipeline with an imputer does, a bare
+    SVC does not."""
     numeric = [c for c, k in zip(schema.columns, schema.kinds, strict=True) if k == "numeric"]
-    if not numeric:
-        return False
     if isinstance(rows, pd.DataFrame):
         probe = rows.iloc[:1].copy()
-        probe[numeric[0]] = np.nan
+        probe[(numeric or schema.columns)[0]] = np.nan
     else:
         probe = np.array(rows[:1], dtype=float)
         probe[0, 0] = np.nan
