@@ -221,20 +221,38 @@ def servers() -> type[Servers]:
     return Servers
 
 
-def _serving(name: str):
-    """A session fixture: ``bentoml serve`` of bundle ``name``, stopped at the end."""
-
-    @pytest.fixture(scope="session")
-    def served(bundles, bento_home, tmp_path_factory):
-        server = start_server(None, bento_home,
-                              tmp_path_factory.mktemp("logs") / f"{name}.log",
-                              bundle=bundles[name].tag)
-        yield server
-        stop_server(server)
-
-    return served
+# bundles served by one `bentoml serve` each for the whole session
+SERVED = ("svc", "tabular", "credit", "svc_permutation", "svc_amortized")
 
 
-svc_server = _serving("svc")
-tabular_server = _serving("tabular")
-credit_server = _serving("credit")
+@pytest.fixture(scope="session")
+def served(bundles, bento_home, tmp_path_factory) -> dict[str, Server]:
+    """``bentoml serve`` of each bundle in ``SERVED``, started side by side (a start is
+    mostly imports: two at a time use both cores) and stopped at the end."""
+    logs = tmp_path_factory.mktemp("logs")
+    started: dict[str, Server] = {}
+    try:
+        for name in SERVED:
+            started[name] = start_server(None, bento_home, logs / f"{name}.log",
+                                         bundle=bundles[name].tag, wait=False)
+        for server in started.values():
+            wait_ready(server)
+        yield started
+    finally:
+        for server in started.values():
+            stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def svc_server(served) -> Server:
+    return served["svc"]
+
+
+@pytest.fixture(scope="session")
+def tabular_server(served) -> Server:
+    return served["tabular"]
+
+
+@pytest.fixture(scope="session")
+def credit_server(served) -> Server:
+    return served["credit"]

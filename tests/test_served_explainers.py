@@ -10,24 +10,21 @@ import requests
 
 
 @pytest.mark.parametrize("name", ["svc_permutation", "svc_amortized"])
-def test_served_values_equal_the_library(name, servers, bundles, bento_home, tmp_path):
+def test_served_values_equal_the_library(name, served, bundles):
     b = bundles[name]
-    server = servers.start(None, bento_home, tmp_path / f"{name}.log", bundle=b.tag)
-    try:
-        rows = b.X.iloc[:4].to_numpy()
-        r = requests.post(server.url + "/predict", json={"rows": rows.tolist(), "top_k": 3},
-                          timeout=60)
-        assert r.status_code == 200, r.text
-        out = r.json()
-        np.testing.assert_allclose(out["probabilities"], b.model.predict_proba(rows),
-                                   rtol=1e-9)
-        values = np.asarray(out["local_importance_values"])
-        np.testing.assert_allclose(values, b.explainer.explain(rows), rtol=1e-9, atol=1e-12)
-        recon = values.sum(-1) + np.asarray(out["expected_values"])[:, None]
-        np.testing.assert_allclose(recon.T, out["probabilities"], atol=1e-9)
-        meta = requests.get(server.url + "/metadata", timeout=10).json()
-        assert meta["explainer"]["method"] == b.explainer.method
-        bad = requests.post(server.url + "/predict", json={"rows": [[1.0] * 29]}, timeout=10)
-        assert bad.status_code == 400 and "30" in bad.json()["error"]
-    finally:
-        servers.stop(server)
+    server = served[name]
+    rows = b.X.iloc[:4].to_numpy()
+    r = requests.post(server.url + "/predict", json={"rows": rows.tolist(), "top_k": 3},
+                      timeout=60)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    np.testing.assert_allclose(out["probabilities"], b.model.predict_proba(rows),
+                               rtol=1e-9)
+    values = np.asarray(out["local_importance_values"])
+    np.testing.assert_allclose(values, b.explainer.explain(rows), rtol=1e-9, atol=1e-12)
+    recon = values.sum(-1) + np.asarray(out["expected_values"])[:, None]
+    np.testing.assert_allclose(recon.T, out["probabilities"], atol=1e-9)
+    meta = requests.get(server.url + "/metadata", timeout=10).json()
+    assert meta["explainer"]["method"] == b.explainer.method
+    bad = requests.post(server.url + "/predict", json={"rows": [[1.0] * 29]}, timeout=10)
+    assert bad.status_code == 400 and "30" in bad.json()["error"]
