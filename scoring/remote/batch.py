@@ -70,17 +70,6 @@ def _score_partition(bundle: ExplanationBundle, frame: pd.DataFrame, get_raw: bo
     return scored.predictions, scored.probabilities, scored.explanation
 
 
-def _plain_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dask reads strings as Arrow strings whose missing value is ``pd.NA``; pandas' own
-    readers give NaN. Use NaN so a row gets the same values on either path."""
-    converted = {}
-    for name in frame.columns:
-        column = frame[name]
-        if isinstance(column.dtype, pd.StringDtype) and column.dtype.na_value is pd.NA:
-            converted[name] = column.astype(object).where(column.notna(), np.nan)
-    return frame.assign(**converted) if converted else frame
-
-
 def _local_table(explanation: Explanation, predictions: np.ndarray,
                  probabilities: np.ndarray | None, first_row: int) -> pd.DataFrame:
     """One line per row (and class): ``row``, ``class``, ``prediction``, ``probability``
@@ -113,7 +102,7 @@ def _explain_piece(frame: pd.DataFrame, ref: str | ExplanationBundle, get_raw: b
                    first_row: int) -> pd.DataFrame:
     bundle = _bundle(ref)
     predictions, probabilities, explanation = _score_partition(
-        bundle, _plain_missing(frame.reset_index(drop=True)), get_raw)
+        bundle, frame.reset_index(drop=True), get_raw)
     return _local_table(explanation, predictions, probabilities, first_row)
 
 
@@ -163,7 +152,7 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     if len(head) == 0:
         raise ValueError("no rows to explain")
     predictions, probabilities, sample = _score_partition(
-        local, _plain_missing(head.reset_index(drop=True)), resolved_raw)
+        local, head.reset_index(drop=True), resolved_raw)
     sample_frame = _local_table(sample, predictions, probabilities, 0)
     reserved = {"row", "class", "prediction", "probability", "expected_value"}
     clash = reserved.intersection(sample.features)
