@@ -16,6 +16,7 @@ from scoring.model.layout import OutputLayout
 from scoring.model.rows import dense, n_rows, take_rows
 from scoring.model.schema import InputSchema
 from scoring.model.transformations import RawFeatureMap
+from scoring.plain import plain
 
 _N_PROBE_ROWS = 5
 
@@ -48,15 +49,19 @@ class ModelSpec:
         self.raw_map = raw_map
         self.function = function
         self.classes = classes
-        self.raw_features = list(schema.columns)
-        self.engineered_features = (raw_map.engineered_features if raw_map is not None
-                                    else list(self.raw_features))
-        self.layout = OutputLayout(classes, function.output,
-                                   None if raw_map is None else raw_map.matrix,
-                                   self.raw_features, self.engineered_features)
+        self._derive_layout()
         self.fingerprint = model_fingerprint(function.model)
         self.probe_rows = probe_rows
         self.probe_outputs = self.outputs(self.transform(probe_rows))
+
+    def _derive_layout(self) -> None:
+        """Column names and the output layout, from the schema, map, output and classes."""
+        self.raw_features = list(self.schema.columns)
+        self.engineered_features = (self.raw_map.engineered_features
+                                    if self.raw_map is not None else list(self.raw_features))
+        self.layout = OutputLayout(self.classes, self.function.output,
+                                   None if self.raw_map is None else self.raw_map.matrix,
+                                   self.raw_features, self.engineered_features)
 
     @classmethod
     def from_training_rows(cls, model: Any, X: Any, *, features: Any = None,
@@ -82,19 +87,20 @@ class ModelSpec:
             raise ValueError("initialization_examples is empty; pass the training rows "
                              "(at least 2) the explainer summarises as background")
         features = None if features is None else [str(f) for f in features]
-        split = transformations is None and isinstance(X, pd.DataFrame) and \
-            _mappable(split_pipeline(model), X)
-        if split:
-            transformations, model = split_pipeline(model)
-        function = ModelFunction(model, model_output)
-        if transformations is not None:
+        split = _split_map(model, X) if transformations is None else None
+        if split is not None:
+            raw_map, model = split
+        elif transformations is not None:
             raw_map = RawFeatureMap(transformations, X)
+        else:
+            raw_map = None
+        function = ModelFunction(model, model_output)
+        if raw_map is not None:
             if features is not None and features != raw_map.raw_features:
                 raise ValueError(f"features {features} do not match the raw columns of "
                                  f"initialization_examples {raw_map.raw_features}")
             schema = InputSchema.from_data(X)
         else:
-            raw_map = None
             schema = InputSchema.from_data(X, features)
         schema.allow_nan = True  # read the training rows as they are
         rows = schema.validate(X)
@@ -108,7 +114,7 @@ class ModelSpec:
         names = _resolve_classes(model, function.output,
                                  None if classes is None else list(classes))
         return cls(schema, raw_map, function, names, take_rows(rows, slice(0, _N_PROBE_ROWS)),
-                   split_pipeline=split), rows
+                   split_pipeline=split is not None), rows
 
     # -- request path ------------------------------------------------------------------
     def validate(self, data: Any) -> Any:
@@ -197,12 +203,7 @@ class ModelSpec:
             state["raw_map"], arrays, models.get("transformations"))
         spec.function = ModelFunction(models["explained_model"], state["output"])
         spec.classes = decode(state["classes"], arrays)
-        spec.raw_features = list(spec.schema.columns)
-        spec.engineered_features = (spec.raw_map.engineered_features if spec.raw_map is not None
-                                    else list(spec.raw_features))
-        spec.layout = OutputLayout(spec.classes, spec.function.output,
-                                   None if spec.raw_map is None else spec.raw_map.matrix,
-                                   spec.raw_features, spec.engineered_features)
+        spec._derive_layout()
         spec.fingerprint = str(state["fingerprint"])
         spec.probe_rows = decode(state["probe_rows"], arrays)
         spec.probe_outputs = decode(state["probe_outputs"], arrays)
@@ -248,20 +249,21 @@ def split_pipeline(model: Any) -> tuple[ColumnTransformer, Any] | None:
 def final_estimator(model: Any, X: Any) -> Any:
     """What a spec of ``model`` read from training rows ``X`` explains: the estimator of a
     pipeline it splits, else ``model`` itself."""
-    split = split_pipeline(model)
-    return split[1] if isinstance(X, pd.DataFrame) and _mappable(split, X) else model
+    split = _split_map(model, X)
+    return model if split is None else split[1]
 
 
-def _mappable(split: tuple | None, X: pd.DataFrame) -> bool:
-    """Whether the split pipeline's transformer maps each engineered column to one raw
-    column (else the pipeline is explained as a black box)."""
+def _split_map(model: Any, X: Any) -> tuple[RawFeatureMap, Any] | None:
+    """``(raw_map, estimator)`` of a pipeline :func:`split_pipeline` splits whose
+    transformer maps each engineered column to one raw column of the DataFrame ``X``;
+    ``None`` otherwise (the pipeline is then explained as a black box)."""
+    split = split_pipeline(model) if isinstance(X, pd.DataFrame) else None
     if split is None:
-        return False
+        return None
     try:
-        RawFeatureMap(split[0], X)
+        return RawFeatureMap(split[0], X), split[1]
     except (ValueError, TypeError):
-        return False
-    return True
+        return None
 
 
 def _resolve_classes(model: Any, output: str, classes: list | None) -> list | None:
@@ -271,7 +273,7 @@ def _resolve_classes(model: Any, output: str, classes: list | None) -> list | No
             raise ValueError(f"classes {classes} given for a regression model "
                              f"{type(model).__name__}; leave classes=None")
         return None
-    names = [c.item() if isinstance(c, np.generic) else c for c in model_classes]
+    names = plain(list(model_classes))
     if classes is not None:
         if len(classes) != len(names):
             raise ValueError(f"{len(classes)} class names given for a model with "
