@@ -205,14 +205,16 @@ class _Distillation:
             explainer.verbose = self.verbose
         return explainer.fit(self.model, rows, **self.fit_kwargs)
 
-    def reference(self, explainer: ScoringExplainer, X_train: Any, X: Any) -> tuple:
-        """The reference values of the held-out rows, once per explained output."""
-        output = explainer.spec_.function.output
+    def reference(self, explainer: ScoringExplainer, X: Any) -> tuple:
+        """The reference values of the held-out rows ``X`` (as the model takes them), once
+        per explained output."""
+        spec = explainer.spec_
+        output = spec.function.output
         if output not in self.references:
             self.say(f"computing reference Shapley values for {len(X)} held-out rows")
             self.references[output] = reference_values(
-                explainer.spec_, X_train, X, random_state=self.random_state,
-                **self.reference_kwargs)
+                spec, spec.transform(spec.validate(self.train)), X,
+                random_state=self.random_state, **self.reference_kwargs)
         return self.references[output]
 
     def measure(self, cand: _Candidate) -> dict:
@@ -222,9 +224,8 @@ class _Distillation:
         explainer = self.fit(cand, self.train)
         fit_seconds = time.perf_counter() - started
         spec = explainer.spec_
-        X_train = spec.transform(spec.validate(self.train))
         X = spec.transform(spec.validate(self.held_out))
-        truth, info = self.reference(explainer, X_train, X)
+        truth, info = self.reference(explainer, X)
         # measured at the raw columns, where users read the values
         values = spec.layout.values(explainer.shap_values(X), get_raw=spec.layout.has_raw,
                                     players=explainer.players_)
