@@ -119,18 +119,23 @@ def test_unknown_category_is_answered_with_a_warning(credit):
     assert refused.value.reason == "engineered_unavailable"
 
 
-def test_tree_shap_is_kept_for_forests_with_its_rounding_projected(credit):
+def test_forest_pipeline_gets_exact_raw_column_values(credit):
     X, y, _ = credit
     forest = _pipeline(RandomForestClassifier(n_estimators=30, max_depth=6,
                                               random_state=0)).fit(X, y)
-    explainer = TreeScoringExplainer().fit(forest, X)
-    assert explainer.players_ == "engineered"
-    assert 0 <= explainer.get_params()["shap_additivity_gap"] <= 1e-3
-    values = explainer.explain(X.iloc[:5], get_raw=True)
+    explainer = TreeScoringExplainer(n_background=60).fit(forest, X)
+    assert explainer.get_params()["engine"] == "paths" and explainer.players_ == "raw"
+    rows = X.iloc[:4]
+    values = explainer.explain(rows)
+    np.testing.assert_array_equal(values[0], -values[1])
     np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
-                               forest.predict_proba(X.iloc[:5]), atol=1e-12)
-    engineered = explainer.explain(X.iloc[:5], get_raw=False)
-    np.testing.assert_allclose(engineered.sum(-1), values.sum(-1), atol=1e-12)
+                               forest.predict_proba(rows), atol=1e-12)
+    spec = explainer.spec_
+    exact = exact_shapley_values(spec.function, spec.transform(spec.validate(rows)),
+                                 explainer.background_, groups=spec.raw_map.groups)
+    np.testing.assert_allclose(values, exact.transpose(2, 0, 1), atol=1e-12)
+    with pytest.raises(ValueError, match="one value per raw column"):
+        explainer.explain(rows, get_raw=False)
 
 
 def test_distill_skips_what_cannot_run_with_a_one_line_reason():

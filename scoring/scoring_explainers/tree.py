@@ -6,9 +6,19 @@ from typing import Any
 
 import numpy as np
 
+from scoring.model.trees import additive_trees
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
+from scoring.shapley.masking import n_players
+from scoring.shapley.tree_paths import (
+    background_patterns,
+    interventional_values,
+    players_on_paths,
+    shapley_tables,
+    tabled_path_sizes,
+    tree_paths,
+)
 
 # training rows whose values are checked against the model outputs at fit
 _N_CHECK_ROWS = 20
@@ -16,6 +26,11 @@ _N_CHECK_ROWS = 20
 # to ~1e-4 on forests. Gaps below this share of the output scale are rounding, projected
 # away on every request; larger ones mean shap misreads the model, which is refused
 ADDITIVITY_TOLERANCE = 1e-3
+# the path engine computes the leaves its tables do not cover pattern by pattern, on every
+# request; past this share of the leaves that costs more than the engine saves
+MAX_UNTABLED_LEAF_SHARE = 0.05
+# rows explained together by the path engine (its lookups are (rows, leaves, players))
+_CHUNK_ROWS = 16
 
 
 def _is_tree_model(model: Any) -> bool:
@@ -27,47 +42,92 @@ def _is_tree_model(model: Any) -> bool:
 
 
 class TreeScoringExplainer(ScoringExplainer):
-    """shap's ``TreeExplainer`` with interventional perturbation over a background sample.
+    """Exact interventional Shapley values of tree models (TreeSHAP) on a background sample.
 
-    Values are exact interventional Shapley values of the model output on the background
-    (probabilities for classifiers), computed in time linear in the background size.
+    Two engines, chosen at fit (``engine_``):
+
+    - ``"paths"``: scikit-learn trees, forests, extra trees and gradient boosting whose
+      explained output is a sum over their trees (probabilities of forests, ``predict`` of
+      regressors, ``decision_function`` of boosting classifiers) are read root-to-leaf
+      path by path (:mod:`scoring.shapley.tree_paths`). The values are exact for the
+      raw columns themselves when the model has transformations (each raw column's
+      engineered columns are one player), on up to ``n_background`` training rows, and
+      cost a table lookup per leaf on the request path. Models whose paths test too many
+      columns for those tables are refused.
+    - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (histogram gradient
+      boosting, LightGBM, XGBoost; probabilities of boosting classifiers), per engineered
+      column, on ``n_background`` rows; refused when its values miss the model outputs by
+      more than ``ADDITIVITY_TOLERANCE`` of the output scale, smaller gaps projected away.
 
     Parameters
     ----------
-    n_background : training rows sampled as background (default 100).
+    n_background : training rows sampled uniformly as background (default: 1000 for the
+        paths engine, 100 for shap's, whose cost is linear in it).
+    players : as for every scoring explainer (raw columns with the paths engine).
     """
 
     method = "tree"
-    transient = ("tree_explainer_",)
+    transient = ("tree_explainer_", "paths_", "tables_")
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
-                 n_background: int = 100, model_output: str | None = None,
-                 random_state: int | None = 0) -> None:
+                 n_background: int | None = None, model_output: str | None = None,
+                 random_state: int | None = 0, players: str = "auto") -> None:
         self.n_background = n_background
         super().__init__(explainer, initialization_examples, model_output=model_output,
-                         random_state=random_state)
+                         random_state=random_state, players=players)
 
     @classmethod
     def unsupported(cls, model: Any, output: str) -> str | None:
         if not _is_tree_model(model):
             return "it is not a tree model that shap's TreeExplainer reads"
-        if output == "decision_function":
+        if output == "decision_function" and _path_reason(model, output) is not None:
             return "TreeScoringExplainer explains predict_proba or predict, not decision_function"
         return None
 
-    def _fit(self, X: Any) -> None:
+    @property
+    def plays_raw_columns(self) -> bool:  # type: ignore[override]
+        return getattr(self, "engine_", None) == "paths"
 
+    def fit_spec(self, spec: Any, X: Any) -> TreeScoringExplainer:
+        self.engine_ = "paths" if _path_reason(spec.model, spec.function.output) is None \
+            else "shap"
+        return super().fit_spec(spec, X)
+
+    def _fit(self, X: Any) -> None:
+        if self.n_background is not None and (
+                not isinstance(self.n_background, (int, np.integer)) or self.n_background < 1):
+            raise ValueError(f"n_background must be a positive integer, got "
+                             f"{self.n_background!r}")
         rng = np.random.default_rng(self.random_state)
-        background, _ = sample_background(np.asarray(X, dtype=float), self.n_background, rng)
-        output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
+        default = 1000 if self.engine_ == "paths" else 100
+        background, _ = sample_background(np.asarray(X, dtype=float),
+                                          self.n_background or default, rng)
         self.background_ = background
+        if self.engine_ == "paths":
+            self._fit_paths(np.asarray(X, dtype=float))
+        else:
+            self._fit_shap(np.asarray(X, dtype=float))
+
+    def _fit_paths(self, X: np.ndarray) -> None:
+        self._restore()
+        check = X[:_N_CHECK_ROWS]
+        gap = self.spec_.function(check) - self.paths_.output(check)
+        # the trees add to a constant (boosting's initial prediction), the same for every row
+        if np.ptp(gap, axis=0).max() > 1e-9 * max(1.0, float(np.abs(gap).max())):
+            raise TypeError(f"TreeScoringExplainer cannot read "
+                            f"{type(self.spec_.model).__name__}'s trees: their leaves do not "
+                            f"add up to its {self.spec_.function.output}")
+        self.expected_values_ = self.spec_.function(self.background_).mean(axis=0)
+
+    def _fit_shap(self, X: np.ndarray) -> None:
+        output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
         try:
             self._restore()
         except Exception as exc:  # shap raises bare Exception for unsupported models
             raise TypeError(f"TreeScoringExplainer cannot explain "
                             f"{type(self.spec_.model).__name__}: {exc}") from None
         expected = np.asarray(self.tree_explainer_.expected_value, dtype=float).reshape(-1)
-        n_outputs = self.spec_.function(background[:1]).shape[1]
+        n_outputs = self.spec_.function(self.background_[:1]).shape[1]
         # binary boosting: shap explains the probability of the second class only; the
         # first class's probability is one minus it, so its values are the negatives
         self.binary_second_class_ = bool(output == "probability" and n_outputs == 2
@@ -75,10 +135,27 @@ class TreeScoringExplainer(ScoringExplainer):
         if self.binary_second_class_:
             expected = np.array([1.0 - expected[0], expected[0]])
         self.expected_values_ = expected
-        self._check_additivity(np.asarray(X, dtype=float)[:_N_CHECK_ROWS])
+        self._check_additivity(X[:_N_CHECK_ROWS])
 
     def _restore(self) -> None:
-        """shap's explainer of the model on the background (rebuilt when loaded)."""
+        """The engine's structures from the model and the background (rebuilt when
+        loaded)."""
+        if getattr(self, "engine_", "shap") == "paths":  # bundles saved before the engines
+            groups = self.groups_ if self.groups_ is not None \
+                else np.arange(self.background_.shape[1])
+            self.paths_ = tree_paths(additive_trees(self.spec_.model, self.spec_.function.output),
+                                     groups)
+            k = players_on_paths(self.paths_)
+            tabled = int(np.isin(k, tabled_path_sizes(k)).sum())
+            if tabled < (1 - MAX_UNTABLED_LEAF_SHARE) * len(k):
+                raise TypeError(
+                    f"TreeScoringExplainer's exact tables cover {tabled} of the "
+                    f"{len(k)} leaves of {type(self.spec_.model).__name__} (paths test up to "
+                    f"{int(k.max())} columns): too deep to explain fast on the request path; "
+                    "use method='amortized' or 'permutation', or limit max_depth")
+            patterns = background_patterns(self.paths_, self.background_)
+            self.tables_ = shapley_tables(self.paths_, patterns)
+            return
         import shap
 
         output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
@@ -112,6 +189,12 @@ class TreeScoringExplainer(ScoringExplainer):
 
     def _shap_values(self, X: Any, outputs: np.ndarray | None = None) -> np.ndarray:
         X = np.asarray(X, dtype=float)
+        if self.engine_ == "paths":
+            players = n_players(X, self.groups_)
+            return np.concatenate([interventional_values(self.paths_, self.tables_,
+                                                         X[start:start + _CHUNK_ROWS], players)
+                                   for start in range(0, len(X), _CHUNK_ROWS)]
+                                  or [np.zeros((0, players, len(self.expected_values_)))])
         values = np.asarray(self.tree_explainer_.shap_values(X, check_additivity=False),
                             dtype=float)
         if values.ndim == 2:
@@ -125,6 +208,18 @@ class TreeScoringExplainer(ScoringExplainer):
 
     def get_params(self) -> dict:
         params = {**super().get_params(), "n_background": self.n_background}
+        if hasattr(self, "engine_"):
+            params.update(engine=self.engine_, background_rows=len(self.background_))
         if hasattr(self, "additivity_gap_"):
             params["shap_additivity_gap"] = self.additivity_gap_
         return params
+
+
+def _path_reason(model: Any, output: str) -> str | None:
+    """Why the paths engine cannot read ``output`` of ``model``, or ``None``."""
+    try:
+        additive_trees(model, output)
+    except TypeError as exc:
+        return str(exc)
+    return None
+

@@ -1,0 +1,296 @@
+"""Exact interventional Shapley values of additive tree ensembles, one player per column
+group, from the root-to-leaf paths of scikit-learn's trees.
+
+For one explained row ``x`` and one background row ``b``, a leaf is reached by the hybrid
+row (players ``S`` from ``x``, the rest from ``b``) exactly when every player that only
+``x`` sends down the leaf's path is in ``S`` (set ``A``) and every player that only ``b``
+sends down it is not (set ``D``). That game has closed-form Shapley values: the leaf value
+``v`` times ``(|A|-1)! |D|! / (|A|+|D|)!`` for each player of ``A`` and minus
+``|A|! (|D|-1)! / (|A|+|D|)!`` for each player of ``D`` (Laberge & Pequignot 2022,
+"Understanding interventional TreeSHAP"). The ensemble's output is a sum of leaf values,
+so its values are the sum over leaves, averaged over the background.
+
+Players are column groups (a raw column's one-hot columns together, say), so the values
+are the groups' own Shapley values, not sums of per-column ones. Background rows that
+cross a leaf's path the same way are counted once: the background is summarised without
+loss, and the request-path cost grows with the distinct patterns, not the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from math import factorial
+from typing import Any
+
+import numpy as np
+
+# a (leaf, mask) pattern is one uint64: the mask's bits, one per distinct player on the
+# leaf's path, below the leaf's number
+MAX_PLAYERS_ON_A_PATH = 40
+# leaves whose every reach mask has a precomputed row of coefficients, at most this many
+# float64s in all (the deepest paths are computed pattern by pattern instead)
+MAX_TABLE_ENTRIES = 2**23
+
+
+@dataclass
+class TreePaths:
+    """Every root-to-leaf path of an additive tree ensemble, flattened.
+
+    Nodes of all trees share one numbering; ``entry_*`` list, leaf after leaf, the
+    (node, direction) steps of each leaf's path; ``leaf_players`` holds each leaf's distinct
+    players (padded with -1), whose positions are the bits of the leaf's masks.
+    """
+
+    node_feature: np.ndarray  # (n_nodes,) column tested at each internal node
+    node_threshold: np.ndarray  # (n_nodes,) go left when x <= threshold
+    node_missing_left: np.ndarray  # (n_nodes,) where a missing value goes
+    entry_node: np.ndarray  # (n_entries,)
+    entry_left: np.ndarray  # (n_entries,) the step goes left
+    entry_bit: np.ndarray  # (n_entries,) uint64 bit of the step's player in its leaf
+    leaf_start: np.ndarray  # (n_leaves,) first entry of each leaf (entries are by leaf)
+    leaf_value: np.ndarray  # (n_leaves, n_outputs) contribution to the ensemble output
+    leaf_players: np.ndarray  # (n_leaves, max players on a path) player ids, -1 padded
+    leaf_mask: np.ndarray  # (n_leaves,) uint64 bits of every player on the path
+
+    def output(self, X: np.ndarray) -> np.ndarray:
+        """The ensemble output less its constant, rebuilt from the leaves,
+        ``(n_rows, n_outputs)``: a check that the paths read the model as scikit-learn
+        does."""
+        reached = self.reach_masks(X) == self.leaf_mask
+        return reached.astype(float) @ self.leaf_value
+
+    def reach_masks(self, X: np.ndarray) -> np.ndarray:
+        """``(n_rows, n_leaves)`` uint64: per leaf, the bits of the players whose own
+        values send each row down that leaf's path."""
+        # scikit-learn compares float32 features to float64 thresholds
+        values = np.asarray(X, dtype=np.float32).astype(np.float64)[:, self.node_feature]
+        left = np.where(np.isnan(values), self.node_missing_left,
+                        values <= self.node_threshold)
+        off_path = left[:, self.entry_node] != self.entry_left
+        failed = np.bitwise_or.reduceat(np.where(off_path, self.entry_bit, np.uint64(0)),
+                                        self.leaf_start, axis=1)
+        return self.leaf_mask & ~failed
+
+
+def _flatten_tree(tree: Any, values: np.ndarray, groups: np.ndarray, node_base: int,
+                  out: dict) -> None:
+    """Append ``tree``'s leaves to ``out``; ``values`` is each of its nodes' contribution
+    ``(n_nodes, n_outputs)`` (only leaves are read)."""
+    left, right = tree.children_left, tree.children_right
+    stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if left[node] == -1:
+            players: list[int] = []
+            for step_node, _ in path:
+                player = int(groups[tree.feature[step_node]])
+                if player not in players:
+                    players.append(player)
+            if len(players) > MAX_PLAYERS_ON_A_PATH:
+                raise ValueError(f"a leaf's path tests {len(players)} players; at most "
+                                 f"{MAX_PLAYERS_ON_A_PATH} are supported")
+            out["leaf_start"].append(len(out["entry_node"]))
+            for step_node, went_left in path:
+                out["entry_node"].append(node_base + step_node)
+                out["entry_left"].append(went_left)
+                out["entry_bit"].append(1 << players.index(int(groups[tree.feature[step_node]])))
+            if not path:  # a stump with no split: a leaf every row reaches
+                out["entry_node"].append(node_base)
+                out["entry_left"].append(True)
+                out["entry_bit"].append(0)
+            out["leaf_value"].append(values[node])
+            out["leaf_players"].append(players)
+            continue
+        stack.append((right[node], [*path, (node, False)]))
+        stack.append((left[node], [*path, (node, True)]))
+
+
+def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray) -> TreePaths:
+    """The paths of ``trees``, each ``(sklearn Tree, per-node contributions)``; ``groups``
+    maps each column to its player."""
+    out: dict[str, list] = {key: [] for key in ("entry_node", "entry_left", "entry_bit",
+                                                "leaf_start", "leaf_value", "leaf_players")}
+    features, thresholds, missing_left = [], [], []
+    node_base = 0
+    for tree, values in trees:
+        _flatten_tree(tree, values, groups, node_base, out)
+        features.append(np.maximum(tree.feature, 0))
+        thresholds.append(tree.threshold)
+        missing = getattr(tree, "missing_go_to_left", None)
+        missing_left.append(np.zeros(tree.node_count, bool) if missing is None
+                            else np.asarray(missing, bool))
+        node_base += tree.node_count
+    width = max(1, max(len(players) for players in out["leaf_players"]))
+    leaf_players = np.full((len(out["leaf_players"]), width), -1, dtype=np.int64)
+    for i, players in enumerate(out["leaf_players"]):
+        leaf_players[i, :len(players)] = players
+    n_players_on_path = (leaf_players >= 0).sum(axis=1).astype(np.uint64)
+    leaf_mask = (np.uint64(1) << n_players_on_path) - np.uint64(1)
+    return TreePaths(
+        node_feature=np.concatenate(features), node_threshold=np.concatenate(thresholds),
+        node_missing_left=np.concatenate(missing_left),
+        entry_node=np.asarray(out["entry_node"], dtype=np.int64),
+        entry_left=np.asarray(out["entry_left"], dtype=bool),
+        entry_bit=np.asarray(out["entry_bit"], dtype=np.uint64),
+        leaf_start=np.asarray(out["leaf_start"], dtype=np.int64),
+        leaf_value=np.asarray(out["leaf_value"], dtype=float),
+        leaf_players=leaf_players, leaf_mask=leaf_mask)
+
+
+@dataclass
+class BackgroundPatterns:
+    """The background as distinct (leaf, reach mask) patterns with their weights."""
+
+    leaf: np.ndarray  # (n_patterns,)
+    mask: np.ndarray  # (n_patterns,) uint64
+    weight: np.ndarray  # (n_patterns,) share of the background rows with that pattern
+
+
+def background_patterns(paths: TreePaths, background: np.ndarray,
+                        chunk_rows: int = 64) -> BackgroundPatterns:
+    """Summarise ``background`` for :func:`interventional_values` (no loss: the values are
+    those of the whole background)."""
+    n_leaves = len(paths.leaf_mask)
+    width = paths.leaf_players.shape[1]
+    keys, counts = [], []
+    for start in range(0, len(background), chunk_rows):
+        reach = paths.reach_masks(background[start:start + chunk_rows])
+        # one integer per (leaf, mask): the mask has at most ``width`` low bits
+        key = (np.arange(n_leaves, dtype=np.uint64) << np.uint64(width)) | reach
+        unique, count = np.unique(key, return_counts=True)
+        keys.append(unique), counts.append(count)
+    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    weight = np.bincount(inverse, weights=np.concatenate(counts)) / len(background)
+    mask = unique & ((np.uint64(1) << np.uint64(width)) - np.uint64(1))
+    return BackgroundPatterns((unique >> np.uint64(width)).astype(np.int64), mask, weight)
+
+
+@lru_cache(maxsize=4)
+def _size_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, d)`` tables: the Shapley weight of a player of ``A`` (``(a-1)! d! / (a+d)!``)
+    and of ``D`` (``a! (d-1)! / (a+d)!``), zero where that set is empty."""
+    gain = np.zeros((width + 1, width + 1))
+    loss = np.zeros((width + 1, width + 1))
+    for a in range(width + 1):
+        for d in range(width + 1 - a):
+            if a:
+                gain[a, d] = factorial(a - 1) * factorial(d) / factorial(a + d)
+            if d:
+                loss[a, d] = factorial(a) * factorial(d - 1) / factorial(a + d)
+    return gain, loss
+
+
+@dataclass
+class ShapleyTables:
+    """Per number of players ``k`` on a path, the leaves with ``k`` players and, for each
+    and each of the ``2**k`` reach masks of an explained row, the signed coefficient of
+    each player, ``(n_leaves_k, 2**k, k)``; the other leaves' background patterns."""
+
+    leaves: dict[int, np.ndarray]
+    coefficients: dict[int, np.ndarray]
+    rest: BackgroundPatterns
+
+
+def _pattern_coefficients(x_mask: np.ndarray, b_mask: np.ndarray, weight: np.ndarray,
+                          width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs of an explained row's and a background pattern's reach masks on a leaf:
+    which pairs count, and each player position's signed Shapley weight ``(n, width)``.
+
+    A player only ``x`` sends the leaf's way must join the coalition (set ``A``), one only
+    ``b`` sends that way must stay out (set ``D``); a player neither sends that way makes
+    the leaf unreachable, and with ``A`` and ``D`` empty it adds to ``f(x)`` and ``f(b)``
+    alike."""
+    full = x_mask | b_mask
+    gain_set = x_mask & ~b_mask
+    loss_set = b_mask & ~x_mask
+    a = np.bitwise_count(gain_set).astype(np.int64)
+    d = np.bitwise_count(loss_set).astype(np.int64)
+    gain, loss = _size_weights(MAX_PLAYERS_ON_A_PATH)
+    bits = np.uint64(1) << np.arange(width, dtype=np.uint64)
+    signed = (((gain_set[:, None] & bits) != 0) * (weight * gain[a, d])[:, None]
+              - ((loss_set[:, None] & bits) != 0) * (weight * loss[a, d])[:, None])
+    return full, signed
+
+
+def players_on_paths(paths: TreePaths) -> np.ndarray:
+    """``(n_leaves,)`` how many distinct players each leaf's path tests."""
+    return (paths.leaf_players >= 0).sum(axis=1)
+
+
+def tabled_path_sizes(players_on_path: np.ndarray,
+                      max_entries: int = MAX_TABLE_ENTRIES) -> list[int]:
+    """The path sizes whose leaves get tables: the smallest first, while the tables of
+    every leaf of those sizes fit ``max_entries`` coefficients."""
+    sizes, used = [], 0
+    for k, count in enumerate(np.bincount(players_on_path)):
+        used += int(count) * 2**k * k
+        if used > max_entries:
+            break
+        if count:
+            sizes.append(k)
+    return sizes
+
+
+def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
+                   max_entries: int = MAX_TABLE_ENTRIES) -> ShapleyTables:
+    """Precompute, for the leaves with the fewest players on their paths (as many as fit
+    ``max_entries``), every reach mask's coefficients: a row then costs one lookup per
+    leaf, whatever the background."""
+    k_of_leaf = players_on_paths(paths)
+    leaves, coefficients = {}, {}
+    for k in tabled_path_sizes(k_of_leaf, max_entries):
+        leaf_ids = np.flatnonzero(k_of_leaf == k)
+        local = np.full(len(k_of_leaf), -1)
+        local[leaf_ids] = np.arange(len(leaf_ids))
+        mine = local[patterns.leaf] >= 0
+        owner = local[patterns.leaf[mine]]
+        b_mask, weight = patterns.mask[mine], patterns.weight[mine]
+        table = np.zeros((len(leaf_ids), 2**k, k))
+        for x_code in range(2**k):
+            x_mask = np.full(len(b_mask), x_code, dtype=np.uint64)
+            full, signed = _pattern_coefficients(x_mask, b_mask, weight, k)
+            live = (full == np.uint64(2**k - 1)) & (b_mask != x_mask)
+            index = (owner[live][:, None] * k + np.arange(k)).ravel()
+            table[:, x_code, :] = np.bincount(index, weights=signed[live].ravel(),
+                                              minlength=len(leaf_ids) * k).reshape(-1, k)
+        leaves[k], coefficients[k] = leaf_ids, table
+    tabled = np.zeros(len(k_of_leaf), bool)
+    for leaf_ids in leaves.values():
+        tabled[leaf_ids] = True
+    rest = ~tabled[patterns.leaf]
+    return ShapleyTables(leaves, coefficients, BackgroundPatterns(
+        patterns.leaf[rest], patterns.mask[rest], patterns.weight[rest]))
+
+
+def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray,
+                          n_players: int) -> np.ndarray:
+    """Shapley values ``(n_rows, n_players, n_outputs)`` of the ensemble for rows ``X`` on
+    the background the ``tables`` were built from: exact, and additive to the ensemble
+    output minus its mean over the background."""
+    n_rows, n_outputs = len(X), paths.leaf_value.shape[1]
+    reach = paths.reach_masks(X)
+    flat = np.zeros((n_rows * n_players, n_outputs))
+    rows = np.arange(n_rows)[:, None, None]
+    for k, leaf_ids in tables.leaves.items():
+        coefficient = tables.coefficients[k][np.arange(len(leaf_ids)), reach[:, leaf_ids]]
+        index = (rows * n_players + paths.leaf_players[leaf_ids, :k][None]).ravel()
+        for out in range(n_outputs):
+            weights = coefficient * paths.leaf_value[leaf_ids, out][None, :, None]
+            flat[:, out] += np.bincount(index, weights=weights.ravel(),
+                                        minlength=n_rows * n_players)
+    phi = flat.reshape(n_rows, n_players, n_outputs)
+    rest = tables.rest
+    width = paths.leaf_players.shape[1]
+    for row in range(n_rows if len(rest.leaf) else 0):
+        x_mask = reach[row, rest.leaf]
+        full, signed = _pattern_coefficients(x_mask, rest.mask, rest.weight, width)
+        live = (full == paths.leaf_mask[rest.leaf]) & (x_mask != rest.mask)
+        leaf = rest.leaf[live]
+        players = paths.leaf_players[leaf]
+        on_path = players >= 0
+        for out in range(n_outputs):
+            contribution = signed[live] * paths.leaf_value[leaf, out][:, None]
+            phi[row, :, out] += np.bincount(players[on_path], weights=contribution[on_path],
+                                            minlength=n_players)
+    return phi
