@@ -71,7 +71,8 @@ def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, ca
     assert report["method"] in ("amortized", "permutation", "kernel")
     bar = report["criteria"]["min_fidelity"]
     assert report["fidelity"]["relative_l2_error"] <= bar["relative_l2_error"] + 1e-12
-    assert "[distill]" in capsys.readouterr().err  # progress on stderr
+    err = capsys.readouterr().err
+    assert "[distill]" in err and "[distill] reference" in err  # progress on stderr, each step
     assert explainer.report_.summary().startswith(report["method"])
 
 

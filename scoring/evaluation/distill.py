@@ -214,7 +214,7 @@ class _Distillation:
             self.say(f"computing reference Shapley values for {len(X)} held-out rows")
             self.references[output] = reference_values(
                 spec, spec.transform(spec.validate(self.train)), X,
-                random_state=self.random_state, **self.reference_kwargs)
+                random_state=self.random_state, verbose=self.verbose, **self.reference_kwargs)
         return self.references[output]
 
     def measure(self, cand: _Candidate) -> dict:

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from scoring.model.rows import take_rows
 from scoring.model.spec import ModelSpec
@@ -19,7 +20,8 @@ _MIN_BACKGROUND = 100
 
 def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 1000,
                      nsamples: int = 64, seconds: float = 20.0,
-                     random_state: int | None = 0) -> tuple[np.ndarray, dict]:
+                     random_state: int | None = 0,
+                     verbose: bool = False) -> tuple[np.ndarray, dict]:
     """Ground truth for rows ``X`` (as the model takes them): interventional Shapley values
     of the raw columns (each raw column's engineered columns switched together, as the
     rows users send) with up to ``n_background`` rows of ``X_train`` (a uniform sample) as
@@ -29,7 +31,8 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     otherwise antithetic permutation sampling stratified over the background rows, with as
     many walks as fit in ``seconds`` but at least ``nsamples`` model rows (one antithetic
     pair) per background row and explained row. A model too slow for that keeps fewer
-    background rows (down to 100) so the reference stays near ``seconds``.
+    background rows (down to 100) so the reference stays near ``seconds``. ``verbose``
+    shows a progress bar over the explained rows on stderr.
     """
     rng = np.random.default_rng(random_state)
     background, _ = sample_background(X_train, n_background, rng)
@@ -52,11 +55,24 @@ def reference_values(spec: ModelSpec, X_train: Any, X: Any, n_background: int = 
     background = take_rows(background, np.arange(keep))
     affordable = per_row / len(background)
     if M <= MAX_EXACT_FEATURES and 2**M <= affordable:
-        phi = exact_shapley_values(f, X, background, groups=groups)
+        def values(rows: Any) -> np.ndarray:
+            return exact_shapley_values(f, rows, background, groups=groups)
         info = {"kind": "exact", "n_coalitions": 2**M}
     else:
         pairs = max(1, int(max(affordable, nsamples) / (2 * M)))
-        phi = stratified_permutation_values(f, X, background, pairs, rng, groups)
+
+        def values(rows: Any) -> np.ndarray:
+            return stratified_permutation_values(f, rows, background, pairs, rng, groups)
         info = {"kind": "permutation", "permutations_per_background_row": 2 * pairs}
     info["background_rows"] = len(background)
+    n = X.shape[0]
+    # about ten steps, so the bar moves on a slow model without many small model calls
+    step = max(1, -(-n // 10))
+    parts = []
+    with tqdm(total=n, disable=not verbose, unit="row", leave=False,
+              desc=f"[distill] reference ({info['kind']})") as bar:
+        for start in range(0, n, step):
+            parts.append(values(take_rows(X, np.arange(start, min(n, start + step)))))
+            bar.update(min(step, n - start))
+    phi = np.concatenate(parts)
     return spec.layout.values(phi, get_raw=spec.layout.has_raw, players="raw"), info
