@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from scoring.model.schema import InputError
-from service.schemas import MAX_ROWS
+from service.schemas import MAX_ROWS, ExplainRequest, PredictRequest
 
 
 class RequestError(InputError):
@@ -36,7 +36,9 @@ class RequestError(InputError):
         return JSONResponse(self.to_dict(), status_code=self.status)
 
 
-_FIELDS = ("rows", "top_k", "get_raw", "explain")
+# the body fields each JSON API accepts, from its request schema
+_FIELDS = {"/predict": list(PredictRequest.model_fields),
+           "/explain": list(ExplainRequest.model_fields)}
 _STATUS_REASONS = {404: "not_found", 405: "method_not_allowed"}
 _STATUS_TEXTS = {404: "no such resource; see /docs for the API",
                  405: "method not allowed on this route; see /docs for the API"}
@@ -44,8 +46,10 @@ MAX_ERROR_CHARS = 2000
 MAX_FIELD_CHARS = 200
 
 
-def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False) -> tuple[int, dict]:
-    """BentoML's own 4xx answer (``status``, body ``raw``) as ``(status, our body)``.
+def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False,
+                            path: str = "/predict") -> tuple[int, dict]:
+    """BentoML's own 4xx answer (``status``, body ``raw``) to a request on ``path`` as
+    ``(status, our body)``.
 
     BentoML answers a pydantic ``ValidationError`` on the request body with 400 ``{"error":
     "N validation error...", "detail": [pydantic errors]}`` and other refusals with
@@ -74,10 +78,10 @@ def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False) -
                           "invalid_json")
     # an unknown field explains a missing one (a typo): name it first
     detail = min(details, key=lambda d: d.get("type") != "extra_forbidden")
-    return _from_pydantic(detail)
+    return _from_pydantic(detail, _FIELDS.get(path, _FIELDS["/predict"]))
 
 
-def _from_pydantic(detail: dict) -> tuple[int, dict]:
+def _from_pydantic(detail: dict, fields: list[str]) -> tuple[int, dict]:
     kind, loc = detail.get("type", ""), list(detail.get("loc") or ())
     # BentoML leaves the offending input out of the details
     message = detail.get("msg", "invalid request")
@@ -90,7 +94,7 @@ def _from_pydantic(detail: dict) -> tuple[int, dict]:
     field = safe_text(loc[0])
     if kind == "extra_forbidden":
         return 400, _body(f"unknown field {field!r} in the request body; accepted fields are "
-                          f"{list(_FIELDS)}", "bad_body", field)
+                          f"{fields}", "bad_body", field)
     if kind == "missing":
         return 400, _body(f"the request body has no {field!r} field", "bad_body", field)
     if field == "rows":

@@ -126,7 +126,7 @@ class GuardMiddleware:
                     return
                 status, body = translate_bentoml_error(
                     state["held"]["status"], b"".join(state["chunks"]),
-                    empty_body=state["received"] == 0)
+                    empty_body=state["received"] == 0, path=path)
                 REJECTED.labels(endpoint_label(path), body["reason"]).inc()
                 return await _send_json(send, status, body)
             await send(message)

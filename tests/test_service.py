@@ -243,6 +243,15 @@ def test_bad_input_gets_a_4xx_naming_the_problem(svc_server, body, status, reaso
     assert good.status_code == 200, good.text
 
 
+def test_unknown_field_lists_the_fields_of_that_route(svc_server):
+    on_predict = post(svc_server, "/predict", {"rows": [GOOD], "explian": False}).json()
+    assert on_predict["field"] == "explian"
+    assert "['rows', 'top_k', 'get_raw', 'explain']" in on_predict["error"]
+    on_explain = post(svc_server, "/explain", {"rows": [GOOD], "explain": True}).json()
+    assert on_explain["field"] == "explain"
+    assert on_explain["error"].endswith("accepted fields are ['rows', 'top_k', 'get_raw']")
+
+
 def test_oversized_body_is_refused(svc_server):
     r = post(svc_server, "/explain", data='{"rows": [' + " " * (9 * 1024 * 1024) + "]}")
     assert r.status_code == 413 and r.json()["reason"] == "too_large"
