@@ -147,3 +147,15 @@ def test_auto_permutations_and_the_batched_ensemble(problem):
                                atol=1e-10)
     with pytest.raises(ValueError, match="label_budget"):
         AmortizedScoringExplainer(label_budget=0).fit(model, train)
+
+
+def test_training_stops_adding_networks_at_its_time_budget(problem):
+    model, train, test = problem
+    quick = AmortizedScoringExplainer(**FAST, train_seconds=1e-9).fit(model, train)
+    params = quick.get_params()
+    assert params["networks_trained"] == 1 and params["n_networks"] == 4
+    # one network's values are still its own, averaged over one: exactly additive
+    total = quick.explain(test).sum(axis=-1) + quick.expected_values[:, None]
+    np.testing.assert_allclose(total, quick.spec_.outputs(test).T, atol=1e-9)
+    with pytest.raises(ValueError, match="train_seconds must be > 0"):
+        AmortizedScoringExplainer(train_seconds=0).fit(model, train)

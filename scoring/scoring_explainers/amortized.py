@@ -66,6 +66,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
     n_networks : networks trained on the same labels from different seeds and averaged
         (default 4): averaging cancels much of each network's own error, and the request
         path evaluates them all in one batched pass.
+    train_seconds : no further network is started once another would likely end after
+        this many seconds of training (default 30); at least one is always trained
+        (``n_networks_`` says how many were).
     model_output, random_state : see ``ScoringExplainer``.
     players : ``"auto"`` (default): with transformations, one player per raw column (its
         engineered columns switch together in the labels); ``"engineered"``: one per
@@ -84,7 +87,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
                  n_permutations: int | str = "auto", label_budget: int = 5_000_000,
                  label_seconds: float = 30.0, max_label_rows: int = 6000,
                  hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
-                 max_iter: int = 100, n_networks: int = 4,
+                 max_iter: int = 100, n_networks: int = 4, train_seconds: float = 30.0,
                  model_output: str | None = None,
                  random_state: int | None = 0, players: str = "auto",
                  verbose: bool = False) -> None:
@@ -99,6 +102,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.alpha = alpha
         self.max_iter = max_iter
         self.n_networks = n_networks
+        self.train_seconds = train_seconds
         self.verbose = verbose
         super().__init__(explainer, initialization_examples, model_output=model_output,
                          random_state=random_state, players=players)
@@ -163,8 +167,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
                              f"{self.n_permutations}")
         if not isinstance(self.n_augment, (int, np.integer)) or self.n_augment < 0:
             raise ValueError(f"n_augment must be an integer >= 0, got {self.n_augment!r}")
-        if not self.label_seconds > 0:
-            raise ValueError(f"label_seconds must be > 0, got {self.label_seconds!r}")
+        for name in ("label_seconds", "train_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not self.jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
 
@@ -184,10 +189,14 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.y_scale_ = np.where(y_scale > 0, y_scale, 1.0)
         targets = (labels / self.y_scale_).reshape(n, M * n_out)
         self.n_players_ = M
-        self.networks_ = []
+        nets = []
         self.n_iter_ = 0
+        started = time.perf_counter()
         for k in tqdm(range(self.n_networks), disable=not self.verbose, leave=False,
                       desc="[amortized] networks", unit="net"):
+            elapsed = time.perf_counter() - started
+            if k and elapsed * (k + 1) / k > self.train_seconds:
+                break  # the next network would likely end past the time given
             seed = None if self.random_state is None else _seed(self.random_state + k)
             net = MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes),
                                activation="relu", alpha=self.alpha, batch_size=512,
@@ -198,8 +207,10 @@ class AmortizedScoringExplainer(ScoringExplainer):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 net.fit((inputs - self.x_mean_) / self.x_scale_, targets)
             self.n_iter_ += int(net.n_iter_)
-            # plain arrays: the request path needs no sklearn validation; small pickles
-            self.networks_.append(self._folded(net))
+            nets.append(net)
+        self.n_networks_ = len(nets)
+        # plain arrays: the request path needs no sklearn validation; small pickles
+        self.networks_ = [self._folded(net) for net in nets]
         self.stacked_ = _stack(self.networks_)
 
     def _folded(self, net: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -209,7 +220,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         biases = [np.array(b) for b in net.intercepts_]
         W0 = weights[0] / self.x_scale_[:, None]
         weights[0], biases[0] = W0, biases[0] - self.x_mean_ @ W0
-        out_scale = np.tile(self.y_scale_, self.n_players_) / self.n_networks
+        out_scale = np.tile(self.y_scale_, self.n_players_) / self.n_networks_
         weights[-1] = weights[-1] * out_scale[None, :]  # targets were laid out (M, O)
         biases[-1] = biases[-1] * out_scale
         return [np.ascontiguousarray(w) for w in weights], biases
@@ -239,12 +250,14 @@ class AmortizedScoringExplainer(ScoringExplainer):
                       label_budget=self.label_budget, label_seconds=self.label_seconds,
                       max_label_rows=self.max_label_rows,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
-                      max_iter=self.max_iter, n_networks=self.n_networks)
+                      max_iter=self.max_iter, n_networks=self.n_networks,
+                      train_seconds=self.train_seconds)
         if hasattr(self, "networks_"):
             params.update(background_rows=len(self.background_), epochs=self.n_iter_,
                           permutations=getattr(self, "n_permutations_", self.n_permutations),
                           labelled_in_seconds=round(self.label_seconds_, 2),
-                          train_seconds=round(self.train_seconds_, 2))
+                          trained_in_seconds=round(self.train_seconds_, 2),
+                          networks_trained=len(self.networks_))
         return params
 
 
