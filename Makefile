@@ -38,6 +38,7 @@ bench: install
 	@$(MAKE) --no-print-directory sdk-venv || echo "no Azure SDK environment: benchmarking without it"
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pipelines
+	$(BIN)/python -m bench.scale
 
 # both benchmarks in a few minutes each: fewer rows, smaller ground-truth budgets
 bench-quick: install
