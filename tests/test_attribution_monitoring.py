@@ -5,18 +5,24 @@ alert's expression true on shifted traffic only."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
 import requests
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from bench.processes import wait_http
 from scoring import Explanation, LinearScoringExplainer
 from scoring.artifacts.bundle import ExplanationBundle
 from scoring.monitoring.attribution import (
@@ -25,6 +31,12 @@ from scoring.monitoring.attribution import (
     AttributionMonitor,
     mean_row_shares,
 )
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+sys.path.insert(0, str(DEPLOY))
+import attribution_rules  # noqa: E402  (deploy/ holds scripts, not a package)
+
+sys.path.remove(str(DEPLOY))
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +210,96 @@ def test_engineered_explanations_leave_the_counters_alone(tabular_server, bundle
     after = _scrape(tabular_server.url)
     assert {after[k] - before.get(k, 0) for k in after
             if k[0] == "scoring_attribution_rows_total"} == {3}
+
+
+# -- the rules: generated, and true on shifted traffic only --------------------------------
+def test_the_rule_file_is_what_its_recorded_command_writes():
+    text = (DEPLOY / "prometheus" / "attribution.yml").read_text()
+    options = attribution_rules.recorded_options(text)
+    assert text == attribution_rules.render(**options), \
+        "deploy/prometheus/attribution.yml was edited: regenerate it with the command it names"
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert "attribution.yml" in config["rule_files"]
+
+
+@pytest.mark.parametrize("options", [{"threshold": 1.5}, {"window": "an hour"},
+                                     {"min_rows": 0}, {"for_": "15"}])
+def test_bad_rule_options_are_refused(options):
+    with pytest.raises(ValueError, match=next(iter(options)).rstrip("_")):
+        attribution_rules.rule_group(**options)
+
+
+# short enough for a test: the live shares over 20 s of traffic scraped every second
+WINDOW, MIN_ROWS, THRESHOLD = "20s", 40, 0.2
+
+
+@pytest.fixture
+def drift_prometheus(credit_server, servers, tmp_path):
+    """A real Prometheus with the drift rules over ``WINDOW`` scraping the credit server
+    every second; yields ``query(expr, by)``: the result now as {label ``by``: value}."""
+    rules = tmp_path / "attribution.yml"
+    rules.write_text(attribution_rules.render(THRESHOLD, WINDOW, MIN_ROWS, "0s"))
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+              "rule_files": [str(rules)],
+              "scrape_configs": [{"job_name": "scoring", "static_configs": [
+                  {"targets": [urlsplit(credit_server.url).netloc]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{servers.free_port()}"
+    log = tmp_path / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address={urlsplit(url).netloc}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def query(expr: str, by: str = "output") -> dict[str, float]:
+        body = requests.get(url + "/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert body["status"] == "success", (expr, body)
+        return {s["metric"][by]: float(s["value"][1]) for s in body["data"]["result"]}
+
+    try:
+        wait_http(url + "/-/ready", proc, log, "prometheus", 30)
+        yield query
+    finally:
+        servers.stop_process(proc, 15)
+
+
+def _send_for(url: str, frame: pd.DataFrame, seconds: float) -> int:
+    """POST ``frame``'s rows 20 at a time for ``seconds``; the rows sent."""
+    sent, deadline = 0, time.monotonic() + seconds
+    rng = np.random.default_rng(0)
+    while time.monotonic() < deadline:
+        batch = frame.iloc[rng.choice(len(frame), 20, replace=False)]
+        reply = requests.post(url + "/predict", json={"rows": _records(batch)}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        sent += len(batch)
+        time.sleep(0.1)  # a steady trickle, not a CPU hog on a shared machine
+    return sent
+
+
+def test_shifted_traffic_turns_the_drift_alert_true(drift_prometheus, credit_server,
+                                                    bundles):
+    query = drift_prometheus
+    names = attribution_rules.rule_names(WINDOW)
+    (alert,) = [r["expr"] for r in attribution_rules.rule_group(
+        THRESHOLD, WINDOW, MIN_ROWS, "0s")["rules"] if r.get("alert")]
+    X = bundles["credit"].X  # the training rows: strings, missing values, skewed numbers
+    window = float(WINDOW.removesuffix("s"))
+
+    # the training distribution for a whole window: counted, close to the reference
+    _send_for(credit_server.url, X, window + 5)
+    rows = query(names["rows"])
+    assert set(rows) == {"0", "1"} and min(rows.values()) >= MIN_ROWS, rows
+    distance = query(names["distance"])
+    assert set(distance) == {"0", "1"} and max(distance.values()) < THRESHOLD, distance
+    assert query(alert) == {}
+
+    # one feature far off its training range: its share grows and the alert turns true
+    shifted = X.assign(debt_ratio=X["debt_ratio"].max() * 20)
+    _send_for(credit_server.url, shifted, window + 5)
+    fired = query(alert)
+    assert set(fired) == {"0", "1"} and min(fired.values()) > THRESHOLD, fired
+    shift = query(f'{names["share"]}{{output="1"}} - on (output, feature) '
+                  f'{names["reference"]}', by="feature")
+    assert max(shift, key=shift.get) == "debt_ratio", shift
