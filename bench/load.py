@@ -75,7 +75,7 @@ def _workers_override(workers: int) -> str:
     """BENTOML_CONFIG_OVERRIDES as the Kubernetes Deployment sets it, for ``workers``."""
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     return env["BENTOML_CONFIG_OVERRIDES"].replace("$(SCORING_WORKERS)", str(workers))
 
 
