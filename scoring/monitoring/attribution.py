@@ -67,28 +67,22 @@ class AttributionMonitor:
         self.outputs = [str(c) for c in glob.classes] if glob.is_classification \
             else [glob.model_output or "output"]
         order = np.argsort(-glob.global_importance_values, kind="stable")
-        self._columns = np.sort(order[:top_n])
-        self._other = len(self.features) > top_n
-        top = [self.features[i] for i in self._columns]
+        columns = np.sort(order[:top_n])
+        top = [self.features[i] for i in columns]
         # a feature really called "other" keeps its name: the bucket takes another
         other = OTHER if OTHER not in top else f"{OTHER}_features"
-        self.labels = top + ([other] if self._other else [])
+        self.labels = top + ([other] if len(self.features) > top_n else [])
+        # (n_features, n_labels): 1 where a feature's share goes; shares @ it sums buckets
+        self._buckets = np.zeros((len(self.features), len(self.labels)))
+        self._buckets[:, -1] = 1.0  # the other bucket, unless every feature has its own
+        self._buckets[columns] = 0.0
+        self._buckets[columns, np.arange(len(columns))] = 1.0
         self.exact_reference = REFERENCE_KEY in glob.extra
         reference = np.asarray(glob.extra[REFERENCE_KEY], dtype=float) \
             if self.exact_reference else glob.global_importance_values / max(
                 glob.global_importance_values.sum(), np.finfo(float).tiny)
-        reference = np.broadcast_to(reference, (len(self.outputs), len(self.features)))
-        self.reference_shares = self._bucket(reference, np.ones(len(self.outputs)))
-
-    def _bucket(self, shares: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Share sums per output ``(n_outputs, n_features)`` over ``rows`` rows per output
-        as ``(n_outputs, n_labels)``: the rest is what the top features leave."""
-        top = shares[:, self._columns]
-        if not self._other:
-            return top
-        # per-row shares sum to 1: the other bucket is each row's remainder
-        rest = np.clip(rows - top.sum(-1), 0.0, None)
-        return np.concatenate([top, rest[:, None]], axis=1)
+        self.reference_shares = np.broadcast_to(
+            reference, (len(self.outputs), len(self.features))) @ self._buckets
 
     def share_sums(self, explanation: Explanation) -> tuple[np.ndarray, np.ndarray] | None:
         """``(rows (n_outputs,), sums (n_outputs, n_labels))``: per output, the rows with
@@ -97,9 +91,8 @@ class AttributionMonitor:
         if explanation.features != self.features:
             return None
         absolute = _by_output(np.abs(explanation.local_importance_values))
-        totals = absolute.sum(-1)
+        totals = absolute.sum(-1, keepdims=True)
         attributed = totals > 0
         # rows without attribution have only zeros: dividing them by 1 leaves them out
-        shares = absolute / np.where(attributed, totals, 1.0)[..., None]
-        rows = attributed.sum(1).astype(float)
-        return rows, self._bucket(shares.sum(1), rows)
+        shares = absolute / np.where(attributed, totals, 1.0)
+        return attributed.sum((1, 2)).astype(float), shares.sum(1) @ self._buckets
