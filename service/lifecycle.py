@@ -27,20 +27,22 @@ def load_bundle(tag: str) -> ExplanationBundle:
 def attribution_monitor(bundle: ExplanationBundle) -> AttributionMonitor | None:
     """What the service watches in its explanations: the top ``SCORING_DRIFT_TOP_FEATURES``
     features (default 10) of the bundle's global explanation; ``None`` when
-    ``SCORING_DRIFT_MONITORING=0`` or the bundle has no global explanation. A top-features
-    value that is not a positive integer exits with one log line."""
+    ``SCORING_DRIFT_MONITORING=0`` or the bundle has no global explanation over its input
+    columns (the features of the answers monitored). A top-features value that is not a
+    positive integer exits with one log line."""
     if os.environ.get("SCORING_DRIFT_MONITORING", "1").strip() == "0":
         return None
-    if bundle.global_explanation is None:
-        logger.warning("bundle %s has no global explanation: attributions are not "
-                       "monitored", bundle.tag)
+    glob = bundle.global_explanation
+    if glob is None or glob.features != bundle.feature_names:
+        logger.warning("bundle %s has no global explanation over its input columns: "
+                       "attributions are not monitored", bundle.tag)
         return None
     value = os.environ.get("SCORING_DRIFT_TOP_FEATURES", str(DRIFT_TOP_FEATURES_DEFAULT))
     if not value.strip().isdigit() or int(value) < 1:
         message = f"SCORING_DRIFT_TOP_FEATURES must be a positive integer, got {value!r}"
         logger.critical("not serving: %s", message)
         raise SystemExit(message)
-    monitor = AttributionMonitor(bundle.global_explanation, int(value))
+    monitor = AttributionMonitor(glob, int(value))
     if not monitor.exact_reference:
         logger.warning("bundle %s's global explanation has no mean per-row shares (saved "
                        "before they were recorded): the attribution reference is its "

@@ -126,6 +126,12 @@ def test_engineered_explanations_are_not_counted():
     assert monitor.labels == ["age", "city"]
     assert monitor.share_sums(explainer.explain_local(frame[:3], get_raw=False)) is None
     assert monitor.share_sums(explainer.explain_local(frame[:3]))[0].tolist() == [3, 3]
+    # a bundle whose global explanation is over the engineered columns is not monitored
+    from service.lifecycle import attribution_monitor
+
+    engineered = explainer.explain_local(frame, get_raw=False).without_local()
+    assert attribution_monitor(ExplanationBundle(model, explainer,
+                                                 global_explanation=engineered)) is None
 
 
 def test_the_service_settings_choose_the_features_or_turn_monitoring_off(cancer, monkeypatch):
