@@ -54,10 +54,11 @@ $(SDK_VENV)/bin/activate:
 	touch $(SDK_VENV)/bin/activate
 
 # drives a running-or-started service with wrk, percentiles also read from a real Prometheus
+# (LOAD_ARGS="--compare-monitoring 3000": attribution monitoring on vs off, alternated)
 load: install
 	@command -v wrk >/dev/null && command -v prometheus >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq wrk prometheus; }
-	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) build *.egg-info .pytest_cache .ruff_cache

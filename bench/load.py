@@ -2,17 +2,21 @@
 
     python -m bench.load                      # starts `bentoml serve` on 127.0.0.1 itself
     python -m bench.load --url http://127.0.0.1:3000 --levels 1 4 16 --duration 10
+    python -m bench.load --compare-monitoring 3000   # attribution monitoring on vs off
 
 For each concurrency level wrk POSTs the same /predict body for a fixed time; the table
 shows wrk's throughput, latency percentiles and errors beside the percentiles a real
 Prometheus computes with histogram_quantile over the service's own histograms for the same
 window (deploy/prometheus/prometheus.yml, scraping every second). Needs `wrk` and
-`prometheus` (Debian: `apt-get install -y wrk prometheus`).
+`prometheus` (Debian: `apt-get install -y wrk prometheus`). ``--compare-monitoring``
+serves the bundle twice instead, with and without attribution monitoring, and alternates
+requests between the two: the monitoring's cost on a one-row /predict.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -75,7 +80,7 @@ def _workers_override(workers: int) -> str:
     """BENTOML_CONFIG_OVERRIDES as the Kubernetes Deployment sets it, for ``workers``."""
     deployment = yaml.safe_load(DEPLOYMENT.read_text())
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     return env["BENTOML_CONFIG_OVERRIDES"].replace("$(SCORING_WORKERS)", str(workers))
 
 
@@ -93,12 +98,26 @@ def _ensure_bundle(tag: str) -> None:
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def start_service(bundle: str, workers: int, work: Path) -> tuple[str, subprocess.Popen]:
+def _own_home(work: Path, name: str) -> dict[str, str]:
+    """A BentoML home sharing the model store, for one of two servers side by side:
+    BentoML empties its home's Prometheus directory when a server starts, and servers on
+    one home mix their metrics."""
+    home = work / name
+    home.mkdir()
+    store = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml")) / "models"
+    (home / "models").symlink_to(store)
+    return {"BENTOML_HOME": str(home)}
+
+
+def start_service(bundle: str, workers: int, work: Path, name: str = "bentoml",
+                  env: dict | None = None) -> tuple[str, subprocess.Popen]:
+    """``bentoml serve`` of ``bundle`` (``env``: more environment variables; ``name``: of
+    its log file in ``work``)."""
     _ensure_bundle(bundle)
     port = free_port()
-    log = work / "bentoml.log"
+    log = work / f"{name}.log"
     env = {**os.environ, "SCORING_BUNDLE": bundle, "BENTOML_DO_NOT_TRACK": "True",
-           "BENTOML_CONFIG_OVERRIDES": _workers_override(workers)}
+           "BENTOML_CONFIG_OVERRIDES": _workers_override(workers), **(env or {})}
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     with open(log, "wb") as out:
         proc = subprocess.Popen([bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -113,14 +132,17 @@ def start_service(bundle: str, workers: int, work: Path) -> tuple[str, subproces
     return url, proc
 
 
-def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen]:
-    """The repo's scrape config and rules, the `scoring` job pointed at ``target_url``."""
+def start_prometheus(target_url: str, work: Path,
+                     more_targets: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
+    """The repo's scrape config and rules, the `scoring` job pointed at ``target_url`` (and
+    ``more_targets``)."""
     binary = _need("prometheus")
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / f) for f in config["rule_files"]]
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
-    job["static_configs"] = [{"targets": [urlsplit(target_url).netloc]}]
+    job["static_configs"] = [{"targets": [urlsplit(u).netloc
+                                          for u in (target_url, *more_targets)]}]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = work / "prometheus.log"
@@ -134,7 +156,8 @@ def start_prometheus(target_url: str, work: Path) -> tuple[str, subprocess.Popen
         wait_for(url + "/-/ready", proc, log, "prometheus", 30)
         # target discovery reaches the scrape loop within ~5 s; wait for the first scrape
         deadline = time.monotonic() + 30
-        while _query(url, 'up{job="scoring"} == 1', time.time()) is None:
+        while (_query(url, 'count(up{job="scoring"} == 1)', time.time()) or 0) \
+                < 1 + len(more_targets):
             if time.monotonic() > deadline:
                 sys.exit(f"error: prometheus has not scraped {target_url} after 30s:\n"
                          f"{log.read_text()[-3000:]}")
@@ -243,7 +266,38 @@ def print_table(levels: list[Level]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def _machine() -> str:
+def compare_monitoring(on: str, off: str, body: bytes, pairs: int) -> None:
+    """One-row requests alternating between a service with attribution monitoring (``on``)
+    and one without (``off``), one connection each, which goes first swapped every pair:
+    both see the same moments of a shared, noisy machine. Prints p50/p95/p99 of each and
+    the median of the pairs' differences (what monitoring adds to a request)."""
+    connections = {name: http.client.HTTPConnection(urlsplit(url).netloc, timeout=60)
+                   for name, url in (("on", on), ("off", off))}
+    headers = {"Content-Type": "application/json"}
+    seconds: dict[str, list[float]] = {"on": [], "off": []}
+    for i in range(pairs):
+        for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            started = time.perf_counter()
+            connections[name].request("POST", "/predict", body, headers)
+            reply = connections[name].getresponse()
+            reply.read()
+            seconds[name].append(time.perf_counter() - started)
+            if reply.status != 200:
+                sys.exit(f"error: /predict answered {reply.status} on the {name} service")
+    for connection in connections.values():
+        connection.close()
+    latency = {name: np.asarray(values) * 1e3 for name, values in seconds.items()}
+    print(f"{'':>16}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
+    for name in ("on", "off"):
+        p50, p95, p99 = np.percentile(latency[name], [50, 95, 99])
+        print(f"{'monitoring ' + name:>16}{p50:10.3f}{p95:10.3f}{p99:10.3f}")
+    p50_on, p50_off = (float(np.median(latency[k])) for k in ("on", "off"))
+    difference = float(np.median(latency["on"] - latency["off"])) * 1e3
+    print(f"\n{pairs} pairs: p50 on/off {p50_on / p50_off:.3f} (budget 1.05); median "
+          f"difference within a pair {difference:+.0f} us")
+
+
+def machine_line() -> str:
     load = os.getloadavg()
     return (f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
@@ -262,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per level")
     parser.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--compare-monitoring", type=int, default=0, metavar="PAIRS",
+                        help="instead of the levels: serve the bundle twice, with and "
+                             "without attribution monitoring (SCORING_DRIFT_MONITORING), and "
+                             "send PAIRS pairs of requests alternating between the two")
     args = parser.parse_args(argv)
+    if args.compare_monitoring and args.url:
+        parser.error("--compare-monitoring starts its own two services: leave out --url")
     _need("wrk")
     _need("prometheus")
 
@@ -277,26 +337,43 @@ def main(argv: list[str] | None = None) -> int:
         script = work / "post.lua"
         script.write_text(_WRK_SCRIPT % {"body": body})
         try:
-            url = args.url
+            url, more = args.url, ()
             if url is None:
-                url, proc = start_service(args.bundle, args.workers, work)
+                on = {"SCORING_DRIFT_MONITORING": "1", **_own_home(work, "home-on")} \
+                    if args.compare_monitoring else None
+                url, proc = start_service(args.bundle, args.workers, work, env=on)
                 procs.append(proc)
-            prometheus, proc = start_prometheus(url, work)
+            if args.compare_monitoring:
+                off, proc = start_service(args.bundle, args.workers, work, "monitoring-off",
+                                          {"SCORING_DRIFT_MONITORING": "0",
+                                           **_own_home(work, "home-off")})
+                procs.append(proc)
+                more = (off,)
+            prometheus, proc = start_prometheus(url, work, more)
             procs.append(proc)
-            reply = requests.post(url + "/predict", data=body.read_bytes(), timeout=60,
-                                  headers={"Content-Type": "application/json"})
-            reply.raise_for_status()
+            for target in (url, *more):
+                reply = requests.post(target + "/predict", data=body.read_bytes(), timeout=60,
+                                      headers={"Content-Type": "application/json"})
+                reply.raise_for_status()
             metadata = requests.get(url + "/metadata", timeout=10).json()
-            print(f"machine: {_machine()}")
+            print(f"machine: {machine_line()}")
             explainer = metadata.get("explainer") or {}
             origin = "already running" if args.url else f"started here, {args.workers} worker(s)"
             print(f"service: {url} ({origin}), bundle {metadata.get('tag')}: "
                   f"{metadata.get('model_class')} + {explainer.get('class')} "
                   f"{explainer.get('params')}")
+            for target in (url, *more):
+                run_wrk(target, script, 1, 2)  # warm-up, not counted
+            time.sleep(3)
+            if args.compare_monitoring:
+                print(f"load: {args.compare_monitoring} pairs of POST /predict, {args.rows} "
+                      f"row(s), top_k {args.top_k}, alternating between attribution "
+                      f"monitoring on ({url}) and off ({more[0]}); Prometheus scrapes both "
+                      "every 1s\n")
+                compare_monitoring(url, more[0], body.read_bytes(), args.compare_monitoring)
+                return 0
             print(f"load: wrk POST /predict, {args.rows} row(s), top_k {args.top_k}, "
                   f"{args.duration}s per level; Prometheus scrapes every 1s\n")
-            run_wrk(url, script, 1, 2)  # warm-up, not counted
-            time.sleep(3)
             levels = []
             for concurrency in args.levels:
                 start = time.time()

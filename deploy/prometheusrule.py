@@ -1,4 +1,5 @@
-"""Write deploy/kubernetes/prometheusrule.yaml from deploy/prometheus/rules.yml."""
+"""Write deploy/kubernetes/prometheusrule.yaml from the rule files of
+deploy/prometheus/prometheus.yml."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent
-RULES = DEPLOY / "prometheus" / "rules.yml"
+CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 TARGET = DEPLOY / "kubernetes" / "prometheusrule.yaml"
-_HEADER = ("# Generated from deploy/prometheus/rules.yml for the Prometheus Operator.\n"
+_HEADER = ("# Generated from deploy/prometheus's rule files for the Prometheus Operator.\n"
            "# Regenerate with `python deploy/prometheusrule.py` (tests/test_deploy.py checks).\n")
 
 
@@ -22,9 +23,11 @@ _BlockDumper.add_representer(
         "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
 
 
-def render(rules: Path = RULES) -> str:
-    """The PrometheusRule manifest holding the rule groups of ``rules``."""
-    groups = yaml.safe_load(rules.read_text())["groups"]
+def render(config: Path = CONFIG) -> str:
+    """The PrometheusRule manifest holding the rule groups of every rule file ``config``
+    (a Prometheus configuration) names."""
+    groups = [group for name in yaml.safe_load(config.read_text())["rule_files"]
+              for group in yaml.safe_load((config.parent / name).read_text())["groups"]]
     manifest = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
                 "metadata": {"name": "scoring", "labels": {"app.kubernetes.io/name": "scoring"}},
                 "spec": {"groups": groups}}

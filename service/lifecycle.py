@@ -6,8 +6,10 @@ import logging
 import os
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.monitoring.attribution import AttributionMonitor
 
 BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", f"{DEFAULT_NAME}:latest")
+DRIFT_TOP_FEATURES_DEFAULT = 10
 logger = logging.getLogger("bentoml.scoring")
 
 
@@ -20,3 +22,29 @@ def load_bundle(tag: str) -> ExplanationBundle:
         message = f"scoring bundle {tag} failed its checks; not serving: {exc}"
         logger.critical(message)
         raise SystemExit(message) from None
+
+
+def attribution_monitor(bundle: ExplanationBundle) -> AttributionMonitor | None:
+    """What the service watches in its explanations: the top ``SCORING_DRIFT_TOP_FEATURES``
+    features (default 10) of the bundle's global explanation; ``None`` when
+    ``SCORING_DRIFT_MONITORING=0`` or the bundle has no global explanation over its input
+    columns (the features of the answers monitored). A top-features value that is not a
+    positive integer exits with one log line."""
+    if os.environ.get("SCORING_DRIFT_MONITORING", "1").strip() == "0":
+        return None
+    glob = bundle.global_explanation
+    if glob is None or glob.features != bundle.feature_names:
+        logger.warning("bundle %s has no global explanation over its input columns: "
+                       "attributions are not monitored", bundle.tag)
+        return None
+    value = os.environ.get("SCORING_DRIFT_TOP_FEATURES", str(DRIFT_TOP_FEATURES_DEFAULT))
+    if not value.strip().isdigit() or int(value) < 1:
+        message = f"SCORING_DRIFT_TOP_FEATURES must be a positive integer, got {value!r}"
+        logger.critical("not serving: %s", message)
+        raise SystemExit(message)
+    monitor = AttributionMonitor(glob, int(value))
+    if not monitor.exact_reference:
+        logger.warning("bundle %s's global explanation has no mean per-row shares (saved "
+                       "before they were recorded): the attribution reference is its "
+                       "normalised global importance", bundle.tag)
+    return monitor

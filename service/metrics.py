@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from scoring.artifacts.explanation import Explanation
+from scoring.monitoring.attribution import AttributionMonitor
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                    5, 10)
@@ -16,8 +19,50 @@ REQUEST_ROWS = Histogram("scoring_request_rows", "Rows per accepted request", ["
                          buckets=ROW_BUCKETS)
 REJECTED = Counter("scoring_rejected_requests_total", "Requests refused with a 4xx",
                    ["endpoint", "reason"])
+# attribution monitoring (scoring.monitoring.attribution): share over a window =
+# increase(share) / increase(rows), per output and monitored feature. Counters, not a
+# histogram of shares: the drift rules need the mean share only, and buckets would
+# multiply the series by ~10
+ATTRIBUTION_SHARE = Counter(
+    "scoring_attribution_share",
+    "Sum over explained rows of each feature's share of the row's total |importance|",
+    ["output", "feature"])
+ATTRIBUTION_ROWS = Counter("scoring_attribution_rows",
+                           "Explained rows summed into scoring_attribution_share", ["output"])
+# one value per bundle: every worker sets the same one
+ATTRIBUTION_REFERENCE = Gauge(
+    "scoring_attribution_reference_share",
+    "Mean per-row share of each feature on the rows of the bundle's global explanation",
+    ["output", "feature"], multiprocess_mode="max")
 
 
 def endpoint_label(path: str) -> str:
     """``/explanation/global`` -> ``explanation_global``: one label value per route."""
     return path.strip("/").replace("/", "_") or "root"
+
+
+class AttributionMetrics:
+    """An :class:`AttributionMonitor` as the ``scoring_attribution_*`` series: the reference
+    set and every series created (at zero) once, the share sums added per explanation."""
+
+    def __init__(self, monitor: AttributionMonitor) -> None:
+        self.monitor = monitor
+        # label lookups once, not per request
+        self._rows = [ATTRIBUTION_ROWS.labels(output) for output in monitor.outputs]
+        self._shares = [[ATTRIBUTION_SHARE.labels(output, label) for label in monitor.labels]
+                        for output in monitor.outputs]
+        for output, shares in zip(monitor.outputs, monitor.reference_shares.tolist(),
+                                  strict=True):
+            for label, share in zip(monitor.labels, shares, strict=True):
+                ATTRIBUTION_REFERENCE.labels(output, label).set(share)
+
+    def observe(self, explanation: Explanation) -> None:
+        sums = self.monitor.share_sums(explanation)
+        if sums is None:
+            return
+        rows, shares = sums
+        for counter, n, counters, values in zip(self._rows, rows.tolist(), self._shares,
+                                                shares.tolist(), strict=True):
+            counter.inc(n)
+            for share_counter, value in zip(counters, values, strict=True):
+                share_counter.inc(value)

@@ -14,8 +14,14 @@ from starlette.routing import Route
 from scoring.model.schema import InputError
 from service.errors import RequestError
 from service.guard import GuardedService, check_api_token
-from service.lifecycle import BUNDLE_TAG, load_bundle, logger
-from service.metrics import EXPLAIN_SECONDS, LATENCY_BUCKETS, PREDICT_SECONDS, REQUEST_ROWS
+from service.lifecycle import BUNDLE_TAG, attribution_monitor, load_bundle, logger
+from service.metrics import (
+    EXPLAIN_SECONDS,
+    LATENCY_BUCKETS,
+    PREDICT_SECONDS,
+    REQUEST_ROWS,
+    AttributionMetrics,
+)
 from service.payloads import frame_from_json, scoring_response
 from service.schemas import (
     ExplainRequest,
@@ -58,13 +64,15 @@ class ExplainedModel:
     def check_bundle() -> None:
         """Runs once in ``bentoml serve`` before any worker: a bundle that fails its checks
         stops the server (exit status 1) instead of a worker crash loop; so does a token
-        file that cannot be read."""
-        load_bundle(BUNDLE_TAG)
+        file that cannot be read, or a bad monitoring setting."""
+        attribution_monitor(load_bundle(BUNDLE_TAG))
         check_api_token()
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))
         self.method = self.bundle.scoring_explainer.method
+        monitor = attribution_monitor(self.bundle)
+        self.attribution = None if monitor is None else AttributionMetrics(monitor)
         logger.info("serving scoring bundle %s (%s explainer)", self.bundle.tag, self.method)
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
@@ -129,4 +137,6 @@ class ExplainedModel:
             PREDICT_SECONDS.labels(endpoint, self.method).observe(scored.predict_seconds)
         if explain:
             EXPLAIN_SECONDS.labels(endpoint, self.method).observe(scored.explain_seconds)
+            if self.attribution is not None:
+                self.attribution.observe(scored.explanation)
         return scored

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring.monitoring.attribution import REFERENCE_KEY, mean_row_shares
 from scoring.plain import plain
 
 FORMAT = "scoring.Explanation"
@@ -223,6 +224,9 @@ class Explanation:
     def select_features(self, names: Sequence[str]) -> Explanation:
         """A copy restricted to the given features (in that order)."""
         index = [self._feature_index(n) for n in names]
+        extra = dict(self.extra)
+        if REFERENCE_KEY in extra:  # per feature: keep the selected ones
+            extra[REFERENCE_KEY] = np.asarray(extra[REFERENCE_KEY])[..., index].tolist()
         return Explanation(
             [self.features[i] for i in index],
             local_importance_values=None if self.local_importance_values is None
@@ -234,15 +238,18 @@ class Explanation:
             method=self.method,
             model_output=self.model_output,
             raw=self.raw,
-            extra=self.extra,
+            extra=extra,
         )
 
     def without_local(self) -> Explanation:
         """The global explanation alone (local values and rows dropped); ``extra`` records
-        how many rows it summarises as ``n_rows``."""
+        how many rows it summarises as ``n_rows`` and, per output, the mean share of each
+        feature in a row's attribution as ``mean_row_shares`` (the reference of the
+        service's attribution monitoring, :mod:`scoring.monitoring.attribution`)."""
         extra = dict(self.extra)
         if self.has_local:
             extra["n_rows"] = self.num_examples
+            extra[REFERENCE_KEY] = plain(mean_row_shares(self.local_importance_values))
         return Explanation(self.features, global_importance_values=self.global_importance_values,
                            expected_values=self.expected_values, classes=self.classes,
                            method=self.method, model_output=self.model_output, raw=self.raw,

@@ -1,0 +1,1 @@
+"""What the service watches in the explanations it serves (no web code)."""
