@@ -50,13 +50,13 @@ mmdebstrap --quiet --variant=minbase --include="$packages" \
     "${hooks[@]}" "$suite" "$work/rootfs.tar" "$sources" >&2
 
 # PIP_BREAK_SYSTEM_PACKAGES: BentoML's Dockerfile pip-installs uv into the system Python;
-# SSL_CERT_FILE, UV_NATIVE_TLS: uv trusts the system store (with the certificates above);
+# SSL_CERT_FILE, UV_SYSTEM_CERTS: pip and uv trust the system store (with the certificates above);
 # UV_NO_CACHE, PIP_NO_CACHE_DIR: no download caches in the image's layers
 podman import --quiet \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-    --change 'ENV UV_NATIVE_TLS=1' \
+    --change 'ENV UV_SYSTEM_CERTS=1' \
     --change 'ENV UV_NO_CACHE=1' \
     --change 'ENV PIP_NO_CACHE_DIR=1' \
     --change 'CMD ["/bin/bash"]' \
