@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,22 @@ def test_container_stops_and_is_removed(container):
     container.stop()
     assert container.proc.returncode is not None
     assert not container.exists()
+
+
+def _pem_bodies(text: str) -> set[str]:
+    return {"".join(body.split()) for body in re.findall(
+        r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)}
+
+
+def test_image_trusts_only_debian_certificates(image):
+    """The build machine's extra CA certificates (base.sh adds them for pip and uv behind
+    its proxy) are out of the image's trust store after the build."""
+    out = podman("run", "--rm", "--entrypoint", "sh", image, "-c",
+                 "ls /usr/local/share/ca-certificates; cat /etc/ssl/certs/ca-certificates.crt")
+    assert out.returncode == 0, out.stderr
+    trusted = _pem_bodies(out.stdout)
+    assert len(trusted) > 100  # Debian's own
+    assert ".crt" not in out.stdout.split("-----BEGIN", 1)[0]
+    local = Path("/usr/local/share/ca-certificates")
+    for cert in local.rglob("*.crt") if local.is_dir() else []:
+        assert not _pem_bodies(cert.read_text(errors="replace")) & trusted, cert
