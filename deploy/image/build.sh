@@ -66,7 +66,7 @@ image=${SCORING_IMAGE:-localhost/scoring/explained_model:${bento#*:}}
 start "bentoml containerize $bento --backend $backend"
 mkdir -p "$out/tmp"
 (cd "$out" && TMPDIR="$out/tmp" "$bin/bentoml" containerize "$bento" --backend "$backend" \
-    --opt layers "${build_args[@]}" -t "$image" >&2)
+    --opt layers --opt squash "${build_args[@]}" -t "$image" >&2)
 took containerize
 
 size=$(podman image inspect --format '{{.Size}}' "$image")
