@@ -48,15 +48,19 @@ def image(bundles, bento_home, tmp_path_factory):
     """The image of the ``svc`` bundle, built by deploy/image/build.sh; removed at the end
     (the base image stays, for the next build)."""
     name = f"localhost/scoring-test/explained_model:{uuid.uuid4().hex[:12]}"
-    log = tmp_path_factory.mktemp("image") / "build.log"
+    out_dir = tmp_path_factory.mktemp("image")
+    log = out_dir / "build.log"
+    # no layer cache: a test bundle's layers would be of no use to a later build
     env = {**ENGINE_ENV, "BENTOML_HOME": str(bento_home), "SCORING_BUNDLE": bundles["svc"].tag,
-           "SCORING_IMAGE": name, "VENV_BIN": str(Path(sys.executable).parent)}
+           "SCORING_IMAGE": name, "VENV_BIN": str(Path(sys.executable).parent),
+           "SCORING_IMAGE_LAYERS": "0", "SCORING_IMAGE_OUT": str(out_dir)}
     with open(log, "w") as err:
         out = subprocess.run([str(IMAGE_DIR / "build.sh")], env=env, stdout=subprocess.PIPE,
                              stderr=err, text=True, timeout=BUILD_TIMEOUT)
     try:
         assert out.returncode == 0, log.read_text(errors="replace")[-4000:]
         assert out.stdout.strip().splitlines()[-1] == name
+        print((out_dir / "report.txt").read_text())  # the times and the size, with -s
         yield name
     finally:
         podman("rmi", "--force", name)

@@ -5,11 +5,15 @@
 #   3. `bentoml build` of the bento with the bundle SCORING_BUNDLE names,
 #   4. `bentoml containerize --backend buildah` (BentoML's own Dockerfile and build).
 # Logs go to stderr, the time of each step and the image's size to stderr and to
-# build/image/report.txt; the last line on stdout is the image's name.
+# report.txt in SCORING_IMAGE_OUT (default build/image, beside the generated bentofile);
+# the last line on stdout is the image's name.
 #
 # Environment: SCORING_BUNDLE  bundle to pack (default breast_cancer_svc:latest)
 #              SCORING_IMAGE   image name (default localhost/scoring/explained_model:<bento version>)
 #              SCORING_IMAGE_BACKEND  buildah (default) or podman
+#              SCORING_IMAGE_LAYERS   1 (default): keep buildah's intermediate layers as a
+#                              cache for the next build (a new bundle re-runs the install
+#                              and leaves ~800 MB more); 0: no cache, nothing left behind
 #              VENV_BIN        the project's virtualenv bin directory (default .venv/bin)
 #              BENTOML_HOME    BentoML's store, as for bentoml itself
 #              UV_DEFAULT_INDEX / PIP_INDEX_URL, http(s)_proxy  the package index and proxy
@@ -19,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=${VENV_BIN:-$root/.venv/bin}
 backend=${SCORING_IMAGE_BACKEND:-buildah}
-out=$root/build/image
+out=${SCORING_IMAGE_OUT:-$root/build/image}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 export SCORING_BUNDLE=${SCORING_BUNDLE:-breast_cancer_svc:latest}
 export BENTOML_DO_NOT_TRACK=True
@@ -43,9 +47,12 @@ took() {
 
 # the index uv uses in the build: the one pip uses here, unless it is a local directory
 index=${UV_DEFAULT_INDEX:-${UV_INDEX_URL:-${PIP_INDEX_URL:-$("$bin/pip" config get global.index-url 2>/dev/null || true)}}}
-build_args=()
+builder_opts=()
+if [[ ${SCORING_IMAGE_LAYERS:-1} != 0 ]]; then
+    builder_opts+=(--opt layers)
+fi
 if [[ -n $index && $index != file:* ]]; then
-    build_args+=(--build-arg "UV_DEFAULT_INDEX=$index")
+    builder_opts+=(--opt "build-arg=UV_DEFAULT_INDEX=$index")
 fi
 
 start "base image"
@@ -66,7 +73,7 @@ image=${SCORING_IMAGE:-localhost/scoring/explained_model:${bento#*:}}
 start "bentoml containerize $bento --backend $backend"
 mkdir -p "$out/tmp"
 (cd "$out" && TMPDIR="$out/tmp" "$bin/bentoml" containerize "$bento" --backend "$backend" \
-    --opt layers --opt squash "${build_args[@]}" -t "$image" >&2)
+    --opt squash "${builder_opts[@]}" -t "$image" >&2)
 took containerize
 
 size=$(podman image inspect --format '{{.Size}}' "$image")
