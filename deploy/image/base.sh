@@ -26,8 +26,10 @@ fi
 [[ -n $sources ]] || { echo "base.sh: no apt sources found; set SCORING_APT_SOURCES" >&2; exit 2; }
 
 # what the image is made of: this script, the sources, the certificates
-recipe=$( { cat "$0" "$sources"; [[ -d $ca_dir ]] && find "$ca_dir" -type f -name '*.crt' \
-            -print0 | sort -z | xargs -0r cat; } | sha256sum | cut -c1-12)
+recipe=$( { cat "$0" "$sources"
+            if [[ -d $ca_dir ]]; then
+                find "$ca_dir" -type f -name '*.crt' -print0 | sort -z | xargs -0r cat
+            fi; } | sha256sum | cut -c1-12)
 image=localhost/scoring-base:$suite-$recipe
 if podman image exists "$image"; then
     echo "base.sh: reusing $image" >&2
