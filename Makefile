@@ -7,7 +7,7 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
 
-.PHONY: install demo build-demo serve test lint bench bench-quick sdk-venv load clean
+.PHONY: install demo build-demo serve test lint bench bench-quick sdk-venv load image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,16 @@ load: install
 	@command -v wrk >/dev/null && command -v prometheus >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq wrk prometheus; }
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# the service's OCI image, built with podman/buildah and no image registry (deploy/image/);
+# packs SCORING_BUNDLE, built with `scoring demo` when the store does not have it
+image: install
+	@$(BIN)/bentoml models get $(SCORING_BUNDLE) >/dev/null 2>&1 || $(BIN)/scoring demo
+	deploy/image/build.sh
+
+# builds the image of a test bundle, runs it, compares it with `bentoml serve` (part of `make test`)
+image-test: install
+	$(BIN)/python -m pytest -q tests/test_image.py
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) build *.egg-info .pytest_cache .ruff_cache
