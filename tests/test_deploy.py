@@ -301,9 +301,9 @@ def test_deployment_env_names_what_the_service_reads(tmp_path):
 
 
 def test_deployment_matches_the_image_bentoml_build_generates(bundles, bento_home):
-    """`bentoml build` here (the image itself needs a container engine): the Dockerfile it
-    writes for `bentoml containerize` exposes the container port and runs as the user the
-    Deployment's securityContext names."""
+    """`bentoml build` of the repository's bentofile (tests/test_image.py builds and runs
+    the image itself): the Dockerfile it writes for `bentoml containerize` exposes the
+    container port and runs as the user the Deployment's securityContext names."""
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     out = subprocess.run([bentoml, "build", "-o", "tag"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300,
