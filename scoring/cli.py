@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.dashboard.source import DEFAULT_DATASET_ROWS, explain_dataset
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
 
@@ -48,6 +49,11 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
                                trusted_types=getattr(args, "trusted_types", None) or [],
                                allow_pickle=getattr(args, "allow_pickle", False))
+    if args.dashboard_rows > 0:
+        print(f"[distill] dashboard: explaining {min(len(X), args.dashboard_rows)} training "
+              "rows", file=sys.stderr)
+        bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
+                                                     random_state=args.random_state)
     try:
         tag = bundle.save(name)
     except TypeError as exc:  # types skops cannot store, or not named as trusted
@@ -174,6 +180,9 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest acceptable fidelity (1 - relative L2 error) on "
                         "held-out rows")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--dashboard-rows", type=int, default=DEFAULT_DATASET_ROWS,
+                        help="training rows explained and stored in the bundle for its "
+                        f"dashboard (default {DEFAULT_DATASET_ROWS}; 0: none)")
 
 
 def migrate_command(args: argparse.Namespace) -> int:
