@@ -197,6 +197,56 @@ def migrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard_bundle(args: argparse.Namespace) -> ExplanationBundle:
+    try:
+        bundle = ExplanationBundle.load(args.bundle)
+    except BundleError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.explanation and not Path(args.explanation).is_file():
+        raise SystemExit(f"error: explanation file {args.explanation} does not exist")
+    if not args.explanation and bundle.dataset_explanation is None:
+        raise SystemExit(f"error: bundle {bundle.tag} stores no explained rows for the "
+                         "dashboard: rebuild it with `scoring distill` (--dashboard-rows), or "
+                         "pass --explanation FILE from `scoring explain --output FILE.json`")
+    return bundle
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """The service's dashboard on this machine: ``bentoml serve`` of the bundle (the same
+    page, views, /predict and ICE), nothing deployed."""
+    import os
+    import subprocess
+
+    bundle = _dashboard_bundle(args)
+    env = {**os.environ, "SCORING_BUNDLE": str(bundle.tag)}
+    if args.explanation:
+        env["SCORING_DASHBOARD_EXPLANATION"] = str(Path(args.explanation).resolve())
+    print(f"dashboard of {bundle.tag}: http://{args.host}:{args.port}/dashboard "
+          "(Ctrl-C stops it)", file=sys.stderr)
+    command = [sys.executable, "-m", "bentoml", "serve", "service.service:ExplainedModel",
+               "--host", args.host, "--port", str(args.port)]
+    try:
+        return subprocess.run(command, env=env).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """A self-contained HTML report of the dashboard's global views and sampled local ones."""
+    from scoring.dashboard import dashboard_data
+    from scoring.dashboard.page import report_html
+
+    bundle = _dashboard_bundle(args)
+    try:
+        data = dashboard_data(bundle, args.explanation)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    Path(args.output).write_text(report_html(data, title=f"Explanation report: {bundle.tag}"))
+    print(f"wrote {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB) from "
+          f"{data.n_rows} explained rows", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true",
                    help="store a model skops cannot store as a pickle (runs code when loaded)")
     p.set_defaults(run=migrate_command)
+
+    for name, help_text in (
+            ("dashboard", "serve the explanation dashboard of a bundle on this machine"),
+            ("report", "write the dashboard's global views as one self-contained HTML file")):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("--bundle", default=f"{DEFAULT_NAME}:latest", help="bundle tag")
+        p.add_argument("--explanation", default=None,
+                       help="explained rows to draw: a file of `scoring explain --output "
+                       "FILE.json` (default: the rows stored in the bundle)")
+        if name == "dashboard":
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=3000)
+            p.set_defaults(run=dashboard_command)
+        else:
+            p.add_argument("--output", required=True, help="the HTML file to write")
+            p.set_defaults(run=report_command)
     return parser
 
 

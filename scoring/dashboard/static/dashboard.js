@@ -98,7 +98,7 @@ async function drawData() {
     const colored = numberOrCategory(p.color);
     const div = await draw("data-plot", [{
       type: "scatter", mode: "markers", x: p.x, y: p.y, customdata: p.rows,
-      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu", reversescale: true,
+      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu",
         showscale: true, colorbar: { title: { text: p.color_label }, thickness: 12 } }
         : { size: 5 },
       text: colored ? undefined : p.color,
@@ -142,7 +142,7 @@ async function drawDependence() {
     const colored = numberOrCategory(p.color);
     const div = await draw("dependence-plot", [{
       type: "scatter", mode: "markers", x: p.x, y: p.y, customdata: p.rows,
-      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu", reversescale: true,
+      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu",
         showscale: true, colorbar: { title: { text: p.color_label }, thickness: 12 } }
         : { size: 5 },
       hovertemplate: "row %{customdata}<br>%{x}<br>importance %{y}<extra></extra>",
@@ -163,7 +163,7 @@ async function drawSummary() {
       // a deterministic jitter spreads each feature's points into a band
       y: p.rows.map((_, j) => k - 1 - i + (((j * 0.6180339) % 1) - 0.5) * 0.6),
       marker: { size: 4, color: p.colors[i].map((c) => (c === null ? 0.5 : c)),
-        colorscale: "RdBu", reversescale: true, cmin: 0, cmax: 1, showscale: i === 0,
+        colorscale: "RdBu", cmin: 0, cmax: 1, showscale: i === 0,
         colorbar: { title: { text: "feature value" }, tickvals: [0, 1], ticktext: ["low", "high"], thickness: 12 } },
       name: feature, hovertemplate: `${feature}<br>row %{customdata}<br>importance %{x}<extra></extra>`,
     }));
