@@ -55,13 +55,13 @@ def test_every_view_is_bounded_whatever_the_number_of_rows():
                               expected_values=[0.4, 0.6], classes=["no", "yes"], data=data)
     view = DashboardData(explanation, kinds=["numeric", "categorical", "numeric"])
     points = view.points("value:a", "output", "value:b", output=1)
-    assert points["n_shown"] == 5_000 and len(points["x"]) == 5_000 and points["n_rows"] == n
-    assert len(set(points["rows"])) == 5_000
+    assert points["n_shown"] == 2_000 and len(points["x"]) == 2_000 and points["n_rows"] == n
+    assert len(set(points["rows"])) == 2_000
     i = points["rows"][0]
     assert points["y"][0] == pytest.approx(values[1, i].sum() + 0.6)
     assert points["color"][0] == data[i, 1]
     summary = view.summary_points(output=1, top_k=2)
-    assert len(summary["features"]) == 2 and all(len(v) == 400 for v in summary["importances"])
+    assert len(summary["features"]) == 2 and all(len(v) == 200 for v in summary["importances"])
     with pytest.raises(InputError, match="max_points"):
         view.points("value:a", "output", max_points=MAX_POINTS + 1)
     for bad in ({"x": "value:nope"}, {"output": 2}):

@@ -14,9 +14,10 @@ from scoring.plain import plain
 
 # every payload is bounded whatever the number of explained rows: points are a uniform
 # sample (one fixed random order of the rows, so every view shows the same rows)
-DEFAULT_MAX_POINTS = 5_000
+# defaults: what SVG draws in well under a second on a busy 2-core machine
+DEFAULT_MAX_POINTS = 2_000
 MAX_POINTS = 20_000
-DEFAULT_SUMMARY_POINTS = 400  # per feature, in the summary (beeswarm) view
+DEFAULT_SUMMARY_POINTS = 200  # per feature, in the summary (beeswarm) view
 MAX_SUMMARY_POINTS = 2_000
 DEFAULT_TOP_K = 10
 DEFAULT_GRID_POINTS = 25

@@ -24,8 +24,8 @@ LIVE_NOTE = ("What-if and ICE call the model: they need the live service (GET /d
              "`bentoml serve`, or `scoring dashboard --bundle TAG`).")
 # rows of a static report's views (and of its clickable local explanations)
 REPORT_POINTS = 500
-_SCRIPTS = ('<script src="dashboard/plotly.min.js"></script>\n'
-            '<script src="dashboard/dashboard.js"></script>')
+_SCRIPTS = ('<script src="dashboard/dashboard.js"></script>\n'
+            '<script src="dashboard/plotly.min.js"></script>')
 _SUMMARY_TOP = 20  # as dashboard.js's SUMMARY_TOP
 
 
@@ -71,7 +71,7 @@ def report_html(data: DashboardData, title: str = "Explanation report") -> str:
     payload = json.dumps({"answers": answers, "live_only": LIVE_ONLY, "live_note": LIVE_NOTE},
                          allow_nan=False).replace("</", "<\\/")
     scripts = (f"<script>window.DASHBOARD_STATIC = {payload};</script>\n"
-               f"<script>{_inline(plotly_js())}</script>\n<script>{_inline(dashboard_js())}"
+               f"<script>{_inline(dashboard_js())}</script>\n<script>{_inline(plotly_js())}"
                "</script>")
     html = page_html().replace(_SCRIPTS, scripts)
     return html.replace("<title>Explanation dashboard</title>", f"<title>{title}</title>")
