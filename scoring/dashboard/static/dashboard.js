@@ -293,10 +293,12 @@ async function runIce() {
     const answer = await api("dashboard/api/ice", undefined, { row: state.values, feature });
     const y = answer.probabilities ? answer.probabilities.map((p) => p[state.output]) : answer.predictions;
     const current = state.values[feature];
+    // a dotted line marks the row's own value
+    const shapes = current === null ? [] : [{ type: "line", x0: current, x1: current,
+      yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#888" } }];
     await draw("ice-plot", [
       { type: "scatter", mode: "lines+markers", x: answer.grid, y, name: "ICE" },
-      { type: "scatter", mode: "markers", x: [current], y: [null], name: "row's value" },
-    ], { xaxis: { title: { text: feature } },
+    ], { shapes, xaxis: { title: { text: feature } },
       yaxis: { title: { text: answer.probabilities ? `probability of ${state.summary.outputs[state.output]}` : "prediction" } } });
   } catch (error) { fail("ice-error", error); }
 }
