@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import requests
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -141,6 +142,12 @@ def _explanation_file(folder: Path, home: Path, tag: str, n_rows: int) -> tuple[
     return output, time.perf_counter() - started
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a server and its workers, in MB."""
+    parent = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 1e6
+
+
 def _serve(home: Path, tag: str, explanation: Path, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True",
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             proc, url = _serve(home, tag, explanation, folder / f"serve-{n_rows}.log")
             ready_s = time.perf_counter() - started
+            rss_mb = _rss_mb(proc.pid)
             try:
                 views = _time_views(url, args.repeats)
                 paints = _first_paints(url, args.loads)
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 "explanation_file_bytes": explanation.stat().st_size,
                 "explain_seconds": explain_s, "server_ready_seconds": ready_s,
                 "views": views, "page_loads": paints,
-                "load_average": os.getloadavg()[0],
+                "load_average": os.getloadavg()[0], "server_rss_mb": rss_mb,
                 "first_paint_median_s": statistics.median(
                     p["first_paint_s"] for p in paints["cold"])}
             _print(n_rows, results["sizes"][n_rows])
@@ -209,7 +217,8 @@ def _print(n_rows: int, result: dict) -> None:
     print(f"\n{n_rows:,} explained rows: explanation file "
           f"{result['explanation_file_bytes'] / 1e6:.0f} MB (what a dashboard inlining all "
           f"rows would ship), `scoring explain` {result['explain_seconds']:.0f} s, server "
-          f"ready in {result['server_ready_seconds']:.0f} s")
+          f"ready in {result['server_ready_seconds']:.0f} s, {result['server_rss_mb']:.0f} MB "
+          "resident (server and worker)")
     print(f"  {'view':36s} {'median ms':>10s} {'worst ms':>9s} {'payload kB':>11s}")
     for name, v in result["views"].items():
         flag = "" if v["max_ms"] < REQUEST_GOAL_MS else "  over the goal"

@@ -69,16 +69,20 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
     return int(text)
 
 
-def _view(compute: Callable[[Request], Any]) -> Callable[[Request], JSONResponse]:
-    """A GET view: its answer as JSON, its refusals in the service's error shape. Sync, so
-    Starlette runs it in its thread pool, off the event loop."""
+def _answer(compute: Callable[[], dict]) -> JSONResponse:
+    """``compute``'s answer as JSON, its refusals in the service's error shape."""
+    try:
+        return JSONResponse(compute())
+    except RequestError as exc:
+        return exc.response()
+    except InputError as exc:
+        return RequestError.from_input_error(exc).response()
+
+
+def _view(compute: Callable[[Request], dict]) -> Callable[[Request], JSONResponse]:
+    """A GET view. Sync, so Starlette runs it in its thread pool, off the event loop."""
     def endpoint(request: Request) -> JSONResponse:
-        try:
-            return JSONResponse(compute(request))
-        except RequestError as exc:
-            return exc.response()
-        except InputError as exc:
-            return RequestError.from_input_error(exc).response()
+        return _answer(lambda: compute(request))
     return endpoint
 
 
@@ -112,23 +116,22 @@ def _row(request: Request) -> dict:
     return _data().row(row)
 
 
-def _ice(request: Request) -> dict:
-    body = request.state.body
+def _ice_curve(body: Any) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("feature"), str):
         raise RequestError('send {"row": {feature: value}, "feature": name, "n_points"?: n}',
                            reason="bad_body")
-    n_points = body.get("n_points", DEFAULT_GRID_POINTS)
     return ice_curve(bentoml.get_current_service().bundle, _data(), body.get("row"),
-                     body["feature"], n_points)
+                     body["feature"], body.get("n_points", DEFAULT_GRID_POINTS))
 
 
-async def _ice_endpoint(request: Request) -> JSONResponse:
+async def _ice(request: Request) -> JSONResponse:
     try:
-        request.state.body = json.loads(await request.body())
+        body = json.loads(await request.body())
     except ValueError as exc:
         return RequestError(f"request body is not valid JSON: {exc}",
                             reason="invalid_json").response()
-    return await run_in_threadpool(_view(_ice), request)
+    # the model runs on the grid: off the event loop
+    return await run_in_threadpool(_answer, lambda: _ice_curve(body))
 
 
 routes = [Route(PAGE_PATH, _page, methods=["GET"]),
@@ -138,4 +141,4 @@ routes = [Route(PAGE_PATH, _page, methods=["GET"]),
           Route("/dashboard/api/points", _view(_points), methods=["GET"]),
           Route("/dashboard/api/summary_points", _view(_summary_points), methods=["GET"]),
           Route("/dashboard/api/row", _view(_row), methods=["GET"]),
-          Route(ICE_PATH, _ice_endpoint, methods=["POST"])]
+          Route(ICE_PATH, _ice, methods=["POST"])]

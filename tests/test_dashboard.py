@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,13 +60,14 @@ def test_every_view_is_bounded_whatever_the_number_of_rows():
                               expected_values=[0.4, 0.6], classes=["no", "yes"], data=data)
     view = DashboardData(explanation, kinds=["numeric", "categorical", "numeric"])
     points = view.points("value:a", "output", "value:b", output=1)
-    assert points["n_shown"] == 2_000 and len(points["x"]) == 2_000 and points["n_rows"] == n
-    assert len(set(points["rows"])) == 2_000
+    assert points["n_shown"] == 1_000 and len(points["x"]) == 1_000 and points["n_rows"] == n
+    assert len(set(points["rows"])) == 1_000
+    assert len(view.points("value:a", "output", max_points=MAX_POINTS)["x"]) == MAX_POINTS
     i = points["rows"][0]
     assert points["y"][0] == pytest.approx(values[1, i].sum() + 0.6)
     assert points["color"][0] == data[i, 1]
     summary = view.summary_points(output=1, top_k=2)
-    assert len(summary["features"]) == 2 and all(len(v) == 200 for v in summary["importances"])
+    assert len(summary["features"]) == 2 and all(len(v) == 150 for v in summary["importances"])
     with pytest.raises(InputError, match="max_points"):
         view.points("value:a", "output", max_points=MAX_POINTS + 1)
     for bad in ({"x": "value:nope"}, {"output": 2}):
@@ -132,3 +138,12 @@ def test_bad_ice_requests_and_bundles_without_rows(credit_server, svc_server):
     r = requests.get(svc_server.url + "/dashboard/api/summary", timeout=30)
     assert r.status_code == 404 and r.json()["reason"] == "no_dashboard_data"
     assert "SCORING_DASHBOARD_EXPLANATION" in r.json()["error"]
+
+
+def test_the_commands_refuse_a_bundle_without_rows(bundles, bento_home, tmp_path):
+    out = subprocess.run([str(Path(sys.executable).with_name("scoring")), "report", "--bundle",
+                          bundles["svc"].tag, "--output", str(tmp_path / "report.html")],
+                         env={**os.environ, "BENTOML_HOME": str(bento_home)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "stores no explained rows" in out.stderr
+    assert "--explanation" in out.stderr and not (tmp_path / "report.html").exists()

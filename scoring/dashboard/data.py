@@ -14,10 +14,11 @@ from scoring.plain import plain
 
 # every payload is bounded whatever the number of explained rows: points are a uniform
 # sample (one fixed random order of the rows, so every view shows the same rows)
-# defaults: what SVG draws in well under a second on a busy 2-core machine
-DEFAULT_MAX_POINTS = 2_000
+# defaults: what the browser draws as SVG in about 0.1 s per view on a busy 2-core machine
+# (2,000 points take 0.25-0.5 s)
+DEFAULT_MAX_POINTS = 1_000
 MAX_POINTS = 20_000
-DEFAULT_SUMMARY_POINTS = 200  # per feature, in the summary (beeswarm) view
+DEFAULT_SUMMARY_POINTS = 150  # per feature, in the summary (beeswarm) view
 MAX_SUMMARY_POINTS = 2_000
 DEFAULT_TOP_K = 10
 DEFAULT_GRID_POINTS = 25

@@ -86,6 +86,9 @@ function fail(id, error) { $(id).textContent = String(error.message || error); }
 
 function outputParam() { return state.output; }
 
+// a static report holds one sample: it asks with the default
+function maxPoints() { return STATIC ? undefined : $("max-points").value; }
+
 function featureEntries(prefix) {
   return state.summary.features.map((f) => [prefix + f.name, f.name]);
 }
@@ -99,7 +102,7 @@ async function drawData() {
   try {
     const p = await api("dashboard/api/points", {
       x: $("data-x").value, y: $("data-y").value, color: $("data-color").value,
-      output: outputParam(),
+      output: outputParam(), max_points: maxPoints(),
     });
     const colored = numberOrCategory(p.color);
     const div = await draw("data-plot", [{
@@ -143,7 +146,7 @@ async function drawDependence() {
     const feature = $("dependence-feature").value;
     const p = await api("dashboard/api/points", {
       x: `value:${feature}`, y: `importance:${feature}`, color: $("dependence-color").value,
-      output: outputParam(),
+      output: outputParam(), max_points: maxPoints(),
     });
     const colored = numberOrCategory(p.color);
     const div = await draw("dependence-plot", [{
@@ -332,6 +335,7 @@ async function start() {
     $(id).value = String(Math.min(10, s.features.length));
   }
   $("output").onchange = () => { state.output = Number($("output").value); drawGlobal(); drawLocal(); };
+  $("max-points").onchange = () => { drawData(); drawDependence(); };
   for (const id of ["data-x", "data-y", "data-color"]) $(id).onchange = drawData;
   for (const id of ["dependence-feature", "dependence-color"]) $(id).onchange = drawDependence;
   $("importance-k").oninput = drawImportance;
@@ -343,6 +347,7 @@ async function start() {
   $("ice-run").onclick = runIce;
   if (STATIC) {
     for (const id of ["whatif-run", "ice-run", "local-engineered"]) $(id).disabled = true;
+    $("max-points").parentElement.hidden = true;
     for (const id of ["whatif-error", "ice-error"]) $(id).textContent = STATIC.live_note;
   }
   await drawGlobal();
