@@ -66,6 +66,9 @@ def test_every_view_is_bounded_whatever_the_number_of_rows():
     i = points["rows"][0]
     assert points["y"][0] == pytest.approx(values[1, i].sum() + 0.6)
     assert points["color"][0] == data[i, 1]
+    predicted = view.points("value:a", "predicted", max_points=50)
+    assert predicted["y"] == ["yes" if values[1, r].sum() + 0.6 > 0.5 else "no"
+                              for r in predicted["rows"]]
     summary = view.summary_points(output=1, top_k=2)
     assert len(summary["features"]) == 2 and all(len(v) == 150 for v in summary["importances"])
     with pytest.raises(InputError, match="max_points"):

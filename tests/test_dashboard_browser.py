@@ -90,6 +90,17 @@ def test_every_view_against_the_service(browser, credit_server, bundles):
     for view in ("data", "importance", "dependence", "summary"):
         page.locator(f"#view-{view}").screenshot(path=ARTIFACTS / f"{view}.png")
 
+    # coloured by a category: one trace per category (and missing), every row still drawn
+    drawn = n_points(page, "data-plot")
+    page.select_option("#data-color", "value:employment")
+    wait_rendered(page, "data-plot", 2)
+    names = page.evaluate("document.getElementById('data-plot').data.map((t) => t.name)")
+    assert set(names) == {*credit.X["employment"].dropna().unique(), "(missing)"}
+    assert n_points(page, "data-plot") == drawn
+    page.locator("#view-data").screenshot(path=ARTIFACTS / "data-by-category.png")
+    page.select_option("#data-color", "output")
+    wait_rendered(page, "data-plot", 3)
+
     # a click on a point of each scatter view explains that row as /predict does
     for plot, index in (("data-plot", 5), ("dependence-plot", 11), ("summary-plot", 3)):
         row = click_point(page, plot, index)

@@ -25,6 +25,7 @@ DEFAULT_GRID_POINTS = 25
 MAX_GRID_POINTS = 200
 # axes of the scatter views: the explained model output, a feature's value, its importance
 OUTPUT_AXIS = "output"
+PREDICTED_AXIS = "predicted"  # the class of largest output (classifiers)
 VALUE_PREFIX = "value:"
 IMPORTANCE_PREFIX = "importance:"
 
@@ -113,8 +114,9 @@ class DashboardData:
                max_points: int | None = DEFAULT_MAX_POINTS) -> dict:
         """A uniform sample of at most ``max_points`` rows as ``x``, ``y`` (and ``color``)
         coordinates; each axis is ``"output"`` (the model output of class ``output``),
-        ``"value:FEATURE"`` or ``"importance:FEATURE"`` (for class ``output``). ``rows`` are
-        the rows' positions, for :meth:`row`."""
+        ``"predicted"`` (the class of largest output), ``"value:FEATURE"`` or
+        ``"importance:FEATURE"`` (for class ``output``). ``rows`` are the rows' positions,
+        for :meth:`row`."""
         index = self._sample(_bounded(max_points, MAX_POINTS, "max_points"))
         out = {"rows": index.tolist(), "n_rows": self.n_rows, "n_shown": len(index)}
         for field, spec in (("x", x), ("y", y), ("color", color)):
@@ -210,14 +212,18 @@ class DashboardData:
     def _axis(self, spec: str, field: str, output: int) -> tuple[str, np.ndarray]:
         if spec == OUTPUT_AXIS:
             return f"model output ({self.output_names[output]})", self.outputs[:, output]
+        if spec == PREDICTED_AXIS and len(self.output_names) > 1:
+            names = np.asarray(self.output_names, dtype=object)
+            return "predicted class", names[np.argmax(self.outputs, axis=1)]
         for prefix in (VALUE_PREFIX, IMPORTANCE_PREFIX):
             if spec.startswith(prefix) and spec[len(prefix):] in self.features:
                 j = self.features.index(spec[len(prefix):])
                 if prefix == VALUE_PREFIX:
                     return self.features[j], self.columns[j]
                 return f"importance of {self.features[j]}", self.values[output, :, j]
-        raise InputError(f"{field} must be 'output', 'value:FEATURE' or 'importance:FEATURE' "
-                         f"with a feature of {self.features}, got {spec!r}",
+        raise InputError(f"{field} must be 'output', 'predicted' (classifiers), "
+                         f"'value:FEATURE' or 'importance:FEATURE' with a feature of "
+                         f"{self.features}, got {spec!r}",
                          reason="bad_axis", field=field)
 
     def _scaled(self, j: int, index: np.ndarray) -> np.ndarray:

@@ -93,8 +93,28 @@ function featureEntries(prefix) {
   return state.summary.features.map((f) => [prefix + f.name, f.name]);
 }
 
-function numberOrCategory(values) {
+function numeric(values) {
   return values.length && values.every((v) => v === null || typeof v === "number");
+}
+
+// markers coloured by a numeric value (a colour scale) or by category (a trace each, with
+// a legend); rows stay in customdata for clicks
+function coloredTraces(p, hovertemplate) {
+  const base = { type: "scatter", mode: "markers", hovertemplate };
+  if (!p.color || numeric(p.color)) {
+    return [{ ...base, x: p.x, y: p.y, customdata: p.rows,
+      marker: p.color ? { size: 5, color: p.color, colorscale: "RdBu", showscale: true,
+        colorbar: { title: { text: p.color_label }, thickness: 12 } } : { size: 5 } }];
+  }
+  const groups = new Map();
+  p.color.forEach((c, i) => {
+    const key = c === null ? "(missing)" : String(c);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(i);
+  });
+  return [...groups.entries()].sort().map(([name, index]) => ({
+    ...base, name, x: index.map((i) => p.x[i]), y: index.map((i) => p.y[i]),
+    customdata: index.map((i) => p.rows[i]), marker: { size: 5 } }));
 }
 
 // -- global views --------------------------------------------------------------------
@@ -104,15 +124,9 @@ async function drawData() {
       x: $("data-x").value, y: $("data-y").value, color: $("data-color").value,
       output: outputParam(), max_points: maxPoints(),
     });
-    const colored = numberOrCategory(p.color);
-    const div = await draw("data-plot", [{
-      type: "scatter", mode: "markers", x: p.x, y: p.y, customdata: p.rows,
-      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu",
-        showscale: true, colorbar: { title: { text: p.color_label }, thickness: 12 } }
-        : { size: 5 },
-      text: colored ? undefined : p.color,
-      hovertemplate: "row %{customdata}<br>x %{x}<br>y %{y}<extra></extra>",
-    }], { xaxis: { title: { text: p.x_label } }, yaxis: { title: { text: p.y_label } } });
+    const traces = coloredTraces(p, "row %{customdata}<br>x %{x}<br>y %{y}<extra></extra>");
+    const div = await draw("data-plot", traces, { showlegend: traces.length > 1,
+      xaxis: { title: { text: p.x_label } }, yaxis: { title: { text: p.y_label } } });
     $("data-note").textContent = `${p.n_shown} of ${p.n_rows} rows (uniform sample)`;
     clickable(div);
   } catch (error) { fail("error", error); }
@@ -148,14 +162,9 @@ async function drawDependence() {
       x: `value:${feature}`, y: `importance:${feature}`, color: $("dependence-color").value,
       output: outputParam(), max_points: maxPoints(),
     });
-    const colored = numberOrCategory(p.color);
-    const div = await draw("dependence-plot", [{
-      type: "scatter", mode: "markers", x: p.x, y: p.y, customdata: p.rows,
-      marker: colored ? { size: 5, color: p.color, colorscale: "RdBu",
-        showscale: true, colorbar: { title: { text: p.color_label }, thickness: 12 } }
-        : { size: 5 },
-      hovertemplate: "row %{customdata}<br>%{x}<br>importance %{y}<extra></extra>",
-    }], { xaxis: { title: { text: p.x_label } }, yaxis: { title: { text: p.y_label } } });
+    const traces = coloredTraces(p, "row %{customdata}<br>%{x}<br>importance %{y}<extra></extra>");
+    const div = await draw("dependence-plot", traces, { showlegend: traces.length > 1,
+      xaxis: { title: { text: p.x_label } }, yaxis: { title: { text: p.y_label } } });
     clickable(div);
   } catch (error) { fail("error", error); }
 }
@@ -323,8 +332,9 @@ async function start() {
     String(s.outputs.length > 1 ? 1 : 0));
   state.output = Number($("output").value);
   const first = s.features[0].name;
-  const axes = [["output", "model output"], ...featureEntries("value:")];
-  options($("data-x"), featureEntries("value:"), `value:${first}`);
+  const axes = [["output", "model output"],
+    ...(s.outputs.length > 1 ? [["predicted", "predicted class"]] : []), ...featureEntries("value:")];
+  options($("data-x"), axes, `value:${first}`);
   options($("data-y"), axes, "output");
   options($("data-color"), axes, "output");
   options($("dependence-feature"), s.features.map((f) => [f.name, f.name]), first);
