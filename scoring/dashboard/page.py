@@ -25,7 +25,7 @@ LIVE_NOTE = ("What-if and ICE call the model: they need the live service (GET /d
 # rows of a static report's views (and of its clickable local explanations)
 REPORT_POINTS = 500
 _SCRIPTS = ('<script src="dashboard/dashboard.js"></script>\n'
-            '<script src="dashboard/plotly.min.js"></script>')
+            '<script defer src="dashboard/plotly.min.js"></script>')
 _SUMMARY_TOP = 20  # as dashboard.js's SUMMARY_TOP
 
 

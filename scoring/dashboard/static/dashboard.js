@@ -8,7 +8,8 @@ const SUMMARY_TOP = 20;  // features the summary view asks for; its slider shows
 const TOKEN_KEY = "scoring-api-token";
 const state = { summary: null, output: 0, row: null, values: null };
 const $ = (id) => document.getElementById(id);
-// plotly.js loads after this script: the first data requests run while it is parsed
+// plotly.js loads after this script (deferred: the page paints first), and the first data
+// requests run while it is parsed
 const plotlyReady = new Promise((resolve) => {
   if (document.readyState === "complete") resolve();
   else window.addEventListener("load", resolve);
