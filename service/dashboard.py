@@ -65,7 +65,7 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
         return default
     if not (text.isdigit() and len(text) <= 9):
         raise RequestError(f"{name} must be a non-negative integer, got {text[:40]!r}",
-                           reason=f"bad_{name}", field=name)
+                           reason="bad_query", field=name)
     return int(text)
 
 

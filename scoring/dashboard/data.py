@@ -82,10 +82,10 @@ class DashboardData:
         """What the page needs first: features (kind, range or categories), outputs,
         expected values, the number of rows and the payload limits."""
         features = []
-        for name, kind in zip(self.features, self.kinds, strict=True):
+        for name, kind, (low, high) in zip(self.features, self.kinds, self._ranges,
+                                           strict=True):
             entry: dict[str, Any] = {"name": name, "kind": kind}
             if kind == "numeric":
-                low, high = self._ranges[len(features)]
                 entry.update(min=_finite_or_none(low), max=_finite_or_none(high))
             else:
                 entry["categories"] = self.categories[name]
@@ -117,7 +117,8 @@ class DashboardData:
         ``"predicted"`` (the class of largest output), ``"value:FEATURE"`` or
         ``"importance:FEATURE"`` (for class ``output``). ``rows`` are the rows' positions,
         for :meth:`row`."""
-        index = self._sample(_bounded(max_points, MAX_POINTS, "max_points"))
+        index = self._sample(_bounded(max_points, MAX_POINTS, "max_points",
+                                      reason="bad_max_points"))
         out = {"rows": index.tolist(), "n_rows": self.n_rows, "n_shown": len(index)}
         for field, spec in (("x", x), ("y", y), ("color", color)):
             if spec is None:
@@ -133,7 +134,7 @@ class DashboardData:
         of a uniform sample of rows and each row's feature value scaled to [0, 1] (its
         colour; ``None`` when missing; categories by their rank)."""
         output = self._output(output)
-        n = _bounded(max_points, MAX_SUMMARY_POINTS, "max_points")
+        n = _bounded(max_points, MAX_SUMMARY_POINTS, "max_points", reason="bad_max_points")
         index = self._sample(n)
         top = np.argsort(-self.importance[output], kind="stable")[:self._top_k(top_k)]
         return {"features": [self.features[j] for j in top],
@@ -162,7 +163,7 @@ class DashboardData:
         smallest to its largest value in these rows (integers when the column holds only
         integers), or every category."""
         j = self.feature_index(feature)
-        n = _bounded(n_points, MAX_GRID_POINTS, "n_points")
+        n = _bounded(n_points, MAX_GRID_POINTS, "n_points", reason="bad_n_points")
         if self.kinds[j] == "categorical":
             return list(self.categories[feature])
         column = self.columns[j]
@@ -263,11 +264,11 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _bounded(n: int | None, limit: int, field: str) -> int:
+def _bounded(n: int | None, limit: int, field: str, *, reason: str) -> int:
     """``n`` rows or points, at most ``limit`` (``None``: the limit)."""
     if n is None:
         return limit
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= limit:
         raise InputError(f"{field} must be an integer from 1 to {limit}, got {n!r}",
-                         reason=f"bad_{field}", field=field)
+                         reason=reason, field=field)
     return int(n)
