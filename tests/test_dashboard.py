@@ -80,6 +80,21 @@ def test_every_view_is_bounded_whatever_the_number_of_rows():
     assert view.feature_grid("c", 10) == [0.0, 1.0, 2.0, 3.0, 4.0]  # integers stay integers
 
 
+def test_a_regression_has_one_output_and_no_predicted_class():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(30, 2))
+    data = np.column_stack([rng.normal(size=30), rng.choice(["u", "v"], 30)]).astype(object)
+    view = DashboardData(Explanation(["n", "c"], local_importance_values=values,
+                                     expected_values=3.0, data=data))
+    assert view.summary()["outputs"] == ["prediction"] and view.kinds == ["numeric",
+                                                                           "categorical"]
+    row = view.row(4)
+    np.testing.assert_allclose(row["model_output"], [values[4].sum() + 3.0])
+    assert np.shape(row["importances"]) == (1, 2)
+    with pytest.raises(InputError, match="predicted"):
+        view.points("value:n", "predicted")
+
+
 def test_the_served_views(credit_server, bundles):
     url, credit = credit_server.url, bundles["credit"]
     summary = requests.get(url + "/dashboard/api/summary", timeout=30).json()
