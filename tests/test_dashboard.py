@@ -166,3 +166,19 @@ def test_the_commands_refuse_a_bundle_without_rows(bundles, bento_home, tmp_path
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "stores no explained rows" in out.stderr
     assert "--explanation" in out.stderr and not (tmp_path / "report.html").exists()
+
+
+def test_an_unreadable_explanation_file_stops_the_service(bundles, tmp_path, monkeypatch):
+    from service.lifecycle import check_dashboard_data
+
+    bundle = ExplanationBundle(bundles["credit"].model, bundles["credit"].explainer)
+    global_only = bundles["credit"].explainer.explain_global(bundles["credit"].X, max_rows=5)
+    files = {"garbage.json": "{not json", "global.json": global_only.to_json()}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for name, message in (("garbage.json", "cannot read it"),
+                          ("global.json", "holds no local values"),
+                          ("absent.json", "cannot read it")):
+        monkeypatch.setenv("SCORING_DASHBOARD_EXPLANATION", str(tmp_path / name))
+        with pytest.raises(SystemExit, match=message):
+            check_dashboard_data(bundle)
