@@ -7,7 +7,8 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
 
-.PHONY: install demo build-demo serve test lint bench bench-quick sdk-venv load image image-test clean
+.PHONY: install demo build-demo serve test lint bench bench-quick bench-dashboard sdk-venv load \
+	image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,12 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m bench.run --quick
 	$(BIN)/python -m bench.pipelines --quick
+
+# the dashboard on 20,000 and 200,000 explained rows: each view's request, first paint in
+# Debian's chromium (installed when missing; playwright never downloads a browser)
+bench-dashboard: install
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(BIN)/python -m bench.dashboard
 
 # azureml-interpret in its own environment: it pins shap 0.44 and numpy 1.x
 sdk-venv: $(SDK_VENV)/bin/activate

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.dashboard.source import DEFAULT_DATASET_ROWS, explain_dataset
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
 
@@ -48,6 +49,11 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
                                trusted_types=getattr(args, "trusted_types", None) or [],
                                allow_pickle=getattr(args, "allow_pickle", False))
+    if args.dashboard_rows > 0:
+        print(f"[distill] dashboard: explaining {min(len(X), args.dashboard_rows)} training "
+              "rows", file=sys.stderr)
+        bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
+                                                     random_state=args.random_state)
     try:
         tag = bundle.save(name)
     except TypeError as exc:  # types skops cannot store, or not named as trusted
@@ -174,6 +180,9 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest acceptable fidelity (1 - relative L2 error) on "
                         "held-out rows")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--dashboard-rows", type=int, default=DEFAULT_DATASET_ROWS,
+                        help="training rows explained and stored in the bundle for its "
+                        f"dashboard (default {DEFAULT_DATASET_ROWS}; 0: none)")
 
 
 def migrate_command(args: argparse.Namespace) -> int:
@@ -185,6 +194,56 @@ def migrate_command(args: argparse.Namespace) -> int:
                       allow_pickle=args.allow_pickle))
     except (ValueError, TypeError, OSError, BundleError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
+def _dashboard_bundle(args: argparse.Namespace) -> ExplanationBundle:
+    try:
+        bundle = ExplanationBundle.load(args.bundle)
+    except BundleError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.explanation and not Path(args.explanation).is_file():
+        raise SystemExit(f"error: explanation file {args.explanation} does not exist")
+    if not args.explanation and bundle.dataset_explanation is None:
+        raise SystemExit(f"error: bundle {bundle.tag} stores no explained rows for the "
+                         "dashboard: rebuild it with `scoring distill` (--dashboard-rows), or "
+                         "pass --explanation FILE from `scoring explain --output FILE.json`")
+    return bundle
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """The service's dashboard on this machine: ``bentoml serve`` of the bundle (the same
+    page, views, /predict and ICE), nothing deployed."""
+    import os
+    import subprocess
+
+    bundle = _dashboard_bundle(args)
+    env = {**os.environ, "SCORING_BUNDLE": str(bundle.tag)}
+    if args.explanation:
+        env["SCORING_DASHBOARD_EXPLANATION"] = str(Path(args.explanation).resolve())
+    print(f"dashboard of {bundle.tag}: http://{args.host}:{args.port}/dashboard "
+          "(Ctrl-C stops it)", file=sys.stderr)
+    command = [sys.executable, "-m", "bentoml", "serve", "service.service:ExplainedModel",
+               "--host", args.host, "--port", str(args.port)]
+    try:
+        return subprocess.run(command, env=env).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """A self-contained HTML report of the dashboard's global views and sampled local ones."""
+    from scoring.dashboard import dashboard_data
+    from scoring.dashboard.page import report_html
+
+    bundle = _dashboard_bundle(args)
+    try:
+        data = dashboard_data(bundle, args.explanation)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    Path(args.output).write_text(report_html(data, title=f"Explanation report: {bundle.tag}"))
+    print(f"wrote {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB) from "
+          f"{data.n_rows} explained rows", file=sys.stderr)
     return 0
 
 
@@ -234,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true",
                    help="store a model skops cannot store as a pickle (runs code when loaded)")
     p.set_defaults(run=migrate_command)
+
+    for name, help_text in (
+            ("dashboard", "serve the explanation dashboard of a bundle on this machine"),
+            ("report", "write the dashboard's global views as one self-contained HTML file")):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("--bundle", default=f"{DEFAULT_NAME}:latest", help="bundle tag")
+        p.add_argument("--explanation", default=None,
+                       help="explained rows to draw: a file of `scoring explain --output "
+                       "FILE.json` (default: the rows stored in the bundle)")
+        if name == "dashboard":
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=3000)
+            p.set_defaults(run=dashboard_command)
+        else:
+            p.add_argument("--output", required=True, help="the HTML file to write")
+            p.set_defaults(run=report_command)
     return parser
 
 

@@ -56,18 +56,21 @@ def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False,
     ``[{"error": ...}]``; ``empty_body``: the request had no body at all (BentoML reads it
     as ``{}``).
     """
-    if status in _STATUS_REASONS:  # Starlette's plain-text answers on known routes
-        return status, _body(_STATUS_TEXTS[status], _STATUS_REASONS[status])
     try:
         data = json.loads(raw)
     except ValueError:
-        return status, _body(raw.decode("utf-8", "replace")[:200] or "bad request", "bad_body")
+        data = None
     if isinstance(data, list) and data and isinstance(data[0], dict):
         data = data[0]
+    # our own refusals (a 404 of a route that exists, say) pass as they are
+    if isinstance(data, dict) and "reason" in data and "error" in data:
+        return status, data
+    if status in _STATUS_REASONS:  # Starlette's plain-text answers on known routes
+        return status, _body(_STATUS_TEXTS[status], _STATUS_REASONS[status])
+    if data is None:
+        return status, _body(raw.decode("utf-8", "replace")[:200] or "bad request", "bad_body")
     if not isinstance(data, dict):
         return status, _body(str(data)[:200], "bad_body")
-    if "reason" in data and "error" in data:  # already ours
-        return status, data
     if status == 415:
         return status, _body(str(data.get("error")), "unsupported_media_type")
     details = data.get("detail")

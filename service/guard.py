@@ -11,15 +11,17 @@ from typing import Any
 
 from _bentoml_sdk import Service
 
+from service import dashboard
 from service.errors import RequestError, translate_bentoml_error
 from service.lifecycle import logger
 from service.metrics import REJECTED, endpoint_label
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-API_PATHS = frozenset({"/predict", "/explain", "/score"})
-PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
-KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | {"/", "/docs", "/docs.json", "/schema.json",
-                                          "/metadata", "/explanation/global"}
+API_PATHS = frozenset({"/predict", "/explain", "/score", dashboard.ICE_PATH})
+# the dashboard's page and scripts hold no data (its JSON views need the token)
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"}) | dashboard.PUBLIC_PATHS
+KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | dashboard.DATA_PATHS | {
+    "/", "/docs", "/docs.json", "/schema.json", "/metadata", "/explanation/global"}
 # BentoML's Swagger UI assets
 KNOWN_PREFIXES = ("/static_content/", "/assets/")
 # BentoML reads form bodies field by field with json.loads (no nesting limit) and fetches

@@ -6,10 +6,14 @@ import logging
 import os
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.dashboard import dashboard_data
 from scoring.monitoring.attribution import AttributionMonitor
 
 BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", f"{DEFAULT_NAME}:latest")
 DRIFT_TOP_FEATURES_DEFAULT = 10
+# an explanation file (`scoring explain --output FILE.json`) the dashboard draws instead of
+# the bundle's stored rows
+DASHBOARD_EXPLANATION = "SCORING_DASHBOARD_EXPLANATION"
 logger = logging.getLogger("bentoml.scoring")
 
 
@@ -48,3 +52,17 @@ def attribution_monitor(bundle: ExplanationBundle) -> AttributionMonitor | None:
                        "before they were recorded): the attribution reference is its "
                        "normalised global importance", bundle.tag)
     return monitor
+
+
+def check_dashboard_data(bundle: ExplanationBundle) -> None:
+    """A ``SCORING_DASHBOARD_EXPLANATION`` file that cannot be read stops the server with one
+    clear log line (rather than every worker failing)."""
+    path = os.environ.get(DASHBOARD_EXPLANATION)
+    if not path:
+        return
+    try:
+        dashboard_data(bundle, path)
+    except ValueError as exc:
+        message = f"{DASHBOARD_EXPLANATION}: not serving: {exc}"
+        logger.critical(message)
+        raise SystemExit(message) from None

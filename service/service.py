@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -11,10 +12,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from scoring.dashboard import dashboard_data
 from scoring.model.schema import InputError
+from service import dashboard
 from service.errors import RequestError
 from service.guard import GuardedService, check_api_token
-from service.lifecycle import BUNDLE_TAG, attribution_monitor, load_bundle, logger
+from service.lifecycle import (
+    BUNDLE_TAG,
+    DASHBOARD_EXPLANATION,
+    attribution_monitor,
+    check_dashboard_data,
+    load_bundle,
+    logger,
+)
 from service.metrics import (
     EXPLAIN_SECONDS,
     LATENCY_BUCKETS,
@@ -45,7 +55,8 @@ async def _metadata(request: Request) -> JSONResponse:
 
 
 _routes = Starlette(routes=[Route("/explanation/global", _global_explanation, methods=["GET"]),
-                            Route("/metadata", _metadata, methods=["GET"])])
+                            Route("/metadata", _metadata, methods=["GET"]),
+                            *dashboard.routes])
 
 
 @bentoml.asgi_app(_routes, path="/")
@@ -64,8 +75,11 @@ class ExplainedModel:
     def check_bundle() -> None:
         """Runs once in ``bentoml serve`` before any worker: a bundle that fails its checks
         stops the server (exit status 1) instead of a worker crash loop; so does a token
-        file that cannot be read, or a bad monitoring setting."""
-        attribution_monitor(load_bundle(BUNDLE_TAG))
+        file that cannot be read, a bad monitoring setting or an unreadable dashboard
+        explanation file."""
+        bundle = load_bundle(BUNDLE_TAG)
+        attribution_monitor(bundle)
+        check_dashboard_data(bundle)
         check_api_token()
 
     def __init__(self) -> None:
@@ -73,6 +87,9 @@ class ExplainedModel:
         self.method = self.bundle.scoring_explainer.method
         monitor = attribution_monitor(self.bundle)
         self.attribution = None if monitor is None else AttributionMetrics(monitor)
+        # what GET /dashboard draws: SCORING_DASHBOARD_EXPLANATION's file, else the bundle's
+        # stored explained rows (checked before serving by check_bundle)
+        self.dashboard = dashboard_data(self.bundle, os.environ.get(DASHBOARD_EXPLANATION))
         logger.info("serving scoring bundle %s (%s explainer)", self.bundle.tag, self.method)
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)

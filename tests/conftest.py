@@ -35,15 +35,20 @@ from scoring.datasets import make_credit
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 START_TIMEOUT = 120
+# training rows of the credit bundle explained and stored for its dashboard
+DASHBOARD_ROWS = 300
 
 # saves bundles into the BentoML home of its environment (a subprocess, so the test
 # process's own BentoML configuration is left alone); prints one tag per line
-_SAVE_SCRIPT = """
+_SAVE_SCRIPT = f"""
 import sys, joblib
 from pathlib import Path
 from scoring.artifacts.bundle import ExplanationBundle
-for name, (model, explainer, glob, damage) in joblib.load(sys.argv[1]).items():
+from scoring.dashboard import explain_dataset
+for name, (model, explainer, glob, damage, rows) in joblib.load(sys.argv[1]).items():
     bundle = ExplanationBundle(model, explainer, global_explanation=glob)
+    if rows is not None:  # training rows explained for the dashboard, as distill stores them
+        bundle.dataset_explanation = explain_dataset(bundle, rows, {DASHBOARD_ROWS})
     tag = bundle.save(name)
     if damage:
         import bentoml
@@ -135,14 +140,14 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
         credit.fit(credit_X, credit_y)
     credit_explainer = PermutationScoringExplainer(n_background=20).fit(credit, credit_X)
 
-    objects = {"breast_cancer_svc": (svc, svc_explainer, svc_global, False),
-               "svc_permutation": (svc, permutation, None, False),
-               "svc_amortized": (svc, amortized, None, False),
-               "tabular_lr": (lr, lr_explainer, lr_global, False),
-               "mismatched": (b, wrong, None, False),
-               "damaged": (a, wrong, None, True),
+    objects = {"breast_cancer_svc": (svc, svc_explainer, svc_global, False, None),
+               "svc_permutation": (svc, permutation, None, False, None),
+               "svc_amortized": (svc, amortized, None, False, None),
+               "tabular_lr": (lr, lr_explainer, lr_global, False, None),
+               "mismatched": (b, wrong, None, False, None),
+               "damaged": (a, wrong, None, True, None),
                "credit_mlp": (credit, credit_explainer,
-                              credit_explainer.explain_global(credit_X), False)}
+                              credit_explainer.explain_global(credit_X), False, credit_X)}
     path = tmp_path_factory.mktemp("bundles") / "objects.joblib"
     joblib.dump(objects, path)
     out = subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(path)], cwd=ROOT,

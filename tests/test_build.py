@@ -31,6 +31,7 @@ def test_build_then_serve_the_bento(servers, bundles, bento_home, tmp_path):
     src = bento_home / "bentos" / name / version / "src"
     assert (src / "service" / "service.py").exists()
     assert (src / "scoring" / "artifacts" / "bundle.py").exists()
+    assert (src / "scoring" / "dashboard" / "static" / "dashboard.js").exists()
 
     # serve the bento itself, away from the project sources
     server = servers.start(bento, bento_home, tmp_path / "bento.log", bundle=tag,

@@ -112,9 +112,13 @@ def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
     home = tmp_path / "home"
     built = run_cli("distill", "--model", str(tmp_path / "credit.joblib"), "--data",
                     str(tmp_path / "train.csv"), "--target", "default", "--method",
-                    "permutation", home=home)
+                    "permutation", "--dashboard-rows", "50", home=home)
     assert built.returncode == 0, built.stderr
     tag = built.stdout.strip().splitlines()[-1]
+    # the bundle stores 50 explained training rows for its dashboard
+    report = run_cli("report", "--bundle", tag, "--output", str(tmp_path / "report.html"),
+                     home=home)
+    assert report.returncode == 0 and "from 50 explained rows" in report.stderr, report.stderr
     out = run_cli("explain", "--bundle", tag, "--data", str(tmp_path / "rows.csv"),
                   "--output", str(tmp_path / "values.csv"), home=home)
     assert out.returncode == 0, out.stderr

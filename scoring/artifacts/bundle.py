@@ -39,6 +39,8 @@ from scoring.plain import plain
 from scoring.scoring_explainers.base import ScoringExplainer
 
 MANIFEST_FILE = "bundle.json"
+# optional: the explained sample of training rows the dashboard draws
+DATASET_FILE = "dataset_explanation.json"
 OLD_MODEL_FILE = "model.pkl"
 BUNDLE_FORMAT = "scoring.ExplanationBundle"
 BUNDLE_FORMAT_VERSION = 2
@@ -71,8 +73,9 @@ class ScoredRows:
 
 class ExplanationBundle:
     """A fitted model, the scoring explainer built for it, and what the service shows:
-    feature names, classes, the input schema, a global explanation of the training data
-    and the distillation report.
+    feature names, classes, the input schema, a global explanation of the training data,
+    the distillation report and, optionally, a dataset explanation (local values of a
+    sample of training rows, with the rows) for the dashboard.
 
     Build it from a model and a fitted scoring explainer (:func:`~scoring.distill` or any
     scoring explainer's ``fit``), save it with :meth:`save` (a BentoML model) and get it
@@ -82,6 +85,7 @@ class ExplanationBundle:
 
     def __init__(self, model: Any, scoring_explainer: ScoringExplainer, *,
                  global_explanation: Explanation | None = None,
+                 dataset_explanation: Explanation | None = None,
                  report: DistillReport | dict | None = None, tag: str | None = None,
                  trusted_types: list[str] | tuple = (), allow_pickle: bool = False) -> None:
         scoring_explainer.check_fitted()
@@ -92,6 +96,7 @@ class ExplanationBundle:
         self.model = model
         self.scoring_explainer = scoring_explainer
         self.global_explanation = global_explanation
+        self.dataset_explanation = dataset_explanation
         self.report = as_report(report) or scoring_explainer.report_
         self.tag = tag
 
@@ -220,6 +225,10 @@ class ExplanationBundle:
         explainer_manifest = json.loads(explainer_file.read_text())
         model = explainer_manifest["model"]
         files = [FILENAME, ARRAYS_FILE, model["file"]]
+        (directory / DATASET_FILE).unlink(missing_ok=True)
+        if self.dataset_explanation is not None:
+            write_atomic(directory / DATASET_FILE, self.dataset_explanation.to_json().encode())
+            files.append(DATASET_FILE)
         self.trust = _trust(model, explainer_manifest)
         manifest = sign({
             "format": BUNDLE_FORMAT,
@@ -296,8 +305,12 @@ class ExplanationBundle:
         except ValueError as exc:
             raise BundleError(f"{label}: {exc}") from None
         glob = manifest.get("global_explanation")
+        dataset = None
+        if DATASET_FILE in manifest["files"]:  # its hash was checked with the others
+            dataset = Explanation.from_json((directory / DATASET_FILE).read_text())
         bundle = cls(model, explainer,
                      global_explanation=None if glob is None else Explanation.from_dict(glob),
+                     dataset_explanation=dataset,
                      report=manifest.get("report"), tag=tag,
                      trusted_types=manifest["model"].get("trusted_types", []),
                      allow_pickle=bool(manifest["model"].get("allow_pickle")))
