@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
-from scoring.dashboard.source import DEFAULT_DATASET_ROWS, explain_dataset
+from scoring.dashboard.source import (
+    DEFAULT_DATASET_ROWS,
+    DEFAULT_DATASET_SECONDS,
+    explain_dataset,
+)
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
 
@@ -50,10 +54,13 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
                                trusted_types=getattr(args, "trusted_types", None) or [],
                                allow_pickle=getattr(args, "allow_pickle", False))
     if args.dashboard_rows > 0:
-        print(f"[distill] dashboard: explaining {min(len(X), args.dashboard_rows)} training "
-              "rows", file=sys.stderr)
+        print(f"[distill] dashboard: explaining up to {min(len(X), args.dashboard_rows)} "
+              f"training rows (as many as fit in about {DEFAULT_DATASET_SECONDS:.0f} s)",
+              file=sys.stderr)
         bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
                                                      random_state=args.random_state)
+        print(f"[distill] dashboard: {bundle.dataset_explanation.num_examples} rows stored",
+              file=sys.stderr)
     try:
         tag = bundle.save(name)
     except TypeError as exc:  # types skops cannot store, or not named as trusted
@@ -182,7 +189,8 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--dashboard-rows", type=int, default=DEFAULT_DATASET_ROWS,
                         help="training rows explained and stored in the bundle for its "
-                        f"dashboard (default {DEFAULT_DATASET_ROWS}; 0: none)")
+                        f"dashboard (default {DEFAULT_DATASET_ROWS}, fewer when explaining "
+                        f"them would take over ~{DEFAULT_DATASET_SECONDS:.0f} s; 0: none)")
 
 
 def migrate_command(args: argparse.Namespace) -> int:
