@@ -52,7 +52,9 @@ def test_auto_tries_tree_first_for_trees_and_keeps_the_fastest_faithful(data):
                            "reference_seconds": 5.0})
     report = explainer.report_
     tried = [t["method"] for t in report.tried]
-    assert tried[0] == "tree" and tried[-1] == "kernel"
+    # the exact tree explainer first; taken at once when 20x faster than the bar, else the
+    # later candidates are tried up to the SDK configuration itself
+    assert tried[0] == "tree" and (tried == ["tree"] or tried[-1] == "kernel")
     faithful = [t for t in report.tried if "missed" in t and not t["missed"]]
     assert any(t["method"] == "tree" for t in faithful)
     # a faithful candidate is shipped: 20x faster than the bar, or else the most faithful
