@@ -140,7 +140,9 @@ class TreeScoringExplainer(ScoringExplainer):
     def _restore(self) -> None:
         """The engine's structures from the model and the background (rebuilt when
         loaded)."""
-        if getattr(self, "engine_", "shap") == "paths":  # bundles saved before the engines
+        if not hasattr(self, "engine_"):  # saved before the path engine: shap's
+            self.engine_ = "shap"
+        if self.engine_ == "paths":
             groups = self.groups_ if self.groups_ is not None \
                 else np.arange(self.background_.shape[1])
             self.paths_ = tree_paths(additive_trees(self.spec_.model, self.spec_.function.output),
