@@ -34,6 +34,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import processes
 from bench.processes import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,8 +133,8 @@ def start_service(bundle: str, workers: int, work: Path, name: str = "bentoml",
     return url, proc
 
 
-def start_prometheus(target_url: str, work: Path,
-                     more_targets: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
+def scraping_prometheus(target_url: str, work: Path,
+                        more_targets: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
     """The repo's scrape config and rules, the `scoring` job pointed at ``target_url`` (and
     ``more_targets``)."""
     binary = _need("prometheus")
@@ -143,17 +144,12 @@ def start_prometheus(target_url: str, work: Path,
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
     job["static_configs"] = [{"targets": [urlsplit(u).netloc
                                           for u in (target_url, *more_targets)]}]
-    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = work / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={work / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(url + "/-/ready", proc, log, "prometheus", 30)
+        url, proc = processes.start_prometheus(config, work, binary)
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
+    log = work / "prometheus.log"
+    try:
         # target discovery reaches the scrape loop within ~5 s; wait for the first scrape
         deadline = time.monotonic() + 30
         while (_query(url, 'count(up{job="scoring"} == 1)', time.time()) or 0) \
@@ -349,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                            **_own_home(work, "home-off")})
                 procs.append(proc)
                 more = (off,)
-            prometheus, proc = start_prometheus(url, work, more)
+            prometheus, proc = scraping_prometheus(url, work, more)
             procs.append(proc)
             for target in (url, *more):
                 reply = requests.post(target + "/predict", data=body.read_bytes(), timeout=60,

@@ -53,3 +53,27 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30, group: bool = Fals
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def start_prometheus(config: dict, work: Path, binary: str = "prometheus",
+                     timeout: float = 30) -> tuple[str, subprocess.Popen]:
+    """A real Prometheus on a free loopback port with ``config`` (a prometheus.yml as a
+    dict), its data and log in ``work``: ``(url, process)`` once it is ready; raises
+    ``RuntimeError`` with the end of its log otherwise (the process stopped)."""
+    import yaml
+
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{free_port()}"
+    log = work / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'data'}",
+             f"--web.listen-address={url.removeprefix('http://')}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(url + "/-/ready", proc, log, "prometheus", timeout)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return url, proc

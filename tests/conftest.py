@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
-from bench.processes import free_port, stop_process, wait_http
+from bench.processes import free_port, start_prometheus, stop_process, wait_http
 from bench.realistic import preprocessor
 from scoring import (
     AmortizedScoringExplainer,
@@ -219,6 +219,7 @@ class Servers:
     stop = staticmethod(stop_server)
     stop_process = staticmethod(stop_process)
     free_port = staticmethod(free_port)
+    start_prometheus = staticmethod(start_prometheus)
 
 
 @pytest.fixture(scope="session")

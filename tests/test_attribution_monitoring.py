@@ -5,7 +5,6 @@ alert's expression true on shifted traffic only."""
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,6 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bench.processes import wait_http
 from scoring import Explanation, LinearScoringExplainer
 from scoring.artifacts.bundle import ExplanationBundle
 from scoring.monitoring.attribution import (
@@ -249,15 +247,7 @@ def drift_prometheus(credit_server, servers, tmp_path):
               "rule_files": [str(rules)],
               "scrape_configs": [{"job_name": "scoring", "static_configs": [
                   {"targets": [urlsplit(credit_server.url).netloc]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    url = f"http://127.0.0.1:{servers.free_port()}"
-    log = tmp_path / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address={urlsplit(url).netloc}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url, proc = servers.start_prometheus(config, tmp_path)
 
     def query(expr: str, by: str = "output") -> dict[str, float]:
         body = requests.get(url + "/api/v1/query", params={"query": expr}, timeout=10).json()
@@ -265,7 +255,6 @@ def drift_prometheus(credit_server, servers, tmp_path):
         return {s["metric"][by]: float(s["value"][1]) for s in body["data"]["result"]}
 
     try:
-        wait_http(url + "/-/ready", proc, log, "prometheus", 30)
         yield query
     finally:
         servers.stop_process(proc, 15)

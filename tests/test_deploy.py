@@ -391,25 +391,8 @@ def prometheus(svc_server, servers, tmp_path_factory):
     config["rule_files"] = [str(PROM_DIR / f) for f in config["rule_files"]]
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
     job["static_configs"] = [{"targets": [urlsplit(svc_server.url).netloc]}]
-    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = work / "prometheus.log"
-    port = servers.free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Prometheus(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, f"prometheus exited:\n{log.read_text()[-3000:]}"
-        try:
-            if requests.get(server.url + "/-/ready", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, f"prometheus not ready:\n{log.read_text()[-3000:]}"
-        time.sleep(0.3)
+    url, proc = servers.start_prometheus(config, work, binary)
+    server = Prometheus(url, proc, work / "prometheus.log")
     yield server
     servers.stop_process(proc, 15)
 
