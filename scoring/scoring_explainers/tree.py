@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.model.trees import additive_trees
+from scoring.model.trees import additive_trees, not_additive
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
@@ -80,7 +80,7 @@ class TreeScoringExplainer(ScoringExplainer):
     def unsupported(cls, model: Any, output: str) -> str | None:
         if not _is_tree_model(model):
             return "it is not a tree model that shap's TreeExplainer reads"
-        if output == "decision_function" and _path_reason(model, output) is not None:
+        if output == "decision_function" and not_additive(model, output) is not None:
             return "TreeScoringExplainer explains predict_proba or predict, not decision_function"
         return None
 
@@ -89,7 +89,7 @@ class TreeScoringExplainer(ScoringExplainer):
         return getattr(self, "engine_", None) == "paths"
 
     def fit_spec(self, spec: Any, X: Any) -> TreeScoringExplainer:
-        self.engine_ = "paths" if _path_reason(spec.model, spec.function.output) is None \
+        self.engine_ = "paths" if not_additive(spec.model, spec.function.output) is None \
             else "shap"
         return super().fit_spec(spec, X)
 
@@ -98,15 +98,14 @@ class TreeScoringExplainer(ScoringExplainer):
                 not isinstance(self.n_background, (int, np.integer)) or self.n_background < 1):
             raise ValueError(f"n_background must be a positive integer, got "
                              f"{self.n_background!r}")
+        X = np.asarray(X, dtype=float)
         rng = np.random.default_rng(self.random_state)
         default = 1000 if self.engine_ == "paths" else 100
-        background, _ = sample_background(np.asarray(X, dtype=float),
-                                          self.n_background or default, rng)
-        self.background_ = background
+        self.background_, _ = sample_background(X, self.n_background or default, rng)
         if self.engine_ == "paths":
-            self._fit_paths(np.asarray(X, dtype=float))
+            self._fit_paths(X)
         else:
-            self._fit_shap(np.asarray(X, dtype=float))
+            self._fit_shap(X)
 
     def _fit_paths(self, X: np.ndarray) -> None:
         self._restore()
@@ -215,13 +214,4 @@ class TreeScoringExplainer(ScoringExplainer):
         if hasattr(self, "additivity_gap_"):
             params["shap_additivity_gap"] = self.additivity_gap_
         return params
-
-
-def _path_reason(model: Any, output: str) -> str | None:
-    """Why the paths engine cannot read ``output`` of ``model``, or ``None``."""
-    try:
-        additive_trees(model, output)
-    except TypeError as exc:
-        return str(exc)
-    return None
 
