@@ -30,15 +30,23 @@ def _by_output(values: np.ndarray) -> np.ndarray:
     return values.reshape((-1,) + values.shape[-2:])
 
 
+def row_shares(local_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(shares, attributed)``: each feature's share of its row's total |importance|,
+    ``(n_outputs, n_rows, n_features)`` (zeros for a row without attribution), and which
+    rows have any, ``(n_outputs, n_rows, 1)``."""
+    absolute = _by_output(np.abs(np.asarray(local_values, dtype=float)))
+    totals = absolute.sum(-1, keepdims=True)
+    attributed = totals > 0
+    # rows without attribution have only zeros: dividing them by 1 leaves them out
+    return absolute / np.where(attributed, totals, 1.0), attributed
+
+
 def mean_row_shares(local_values: np.ndarray) -> np.ndarray:
     """The mean per-row share of each feature over the rows with any attribution:
     ``(n_features,)`` for regression values ``(n_rows, n_features)``, ``(n_classes,
     n_features)`` for classification values ``(n_classes, n_rows, n_features)``; zeros
     when no row has any."""
-    absolute = _by_output(np.abs(np.asarray(local_values, dtype=float)))
-    totals = absolute.sum(-1, keepdims=True)
-    attributed = totals > 0
-    shares = np.divide(absolute, totals, out=np.zeros_like(absolute), where=attributed)
+    shares, attributed = row_shares(local_values)
     means = shares.sum(1) / np.maximum(attributed.sum(1), 1)
     return means.reshape(np.shape(local_values)[:-2] + means.shape[-1:])
 
@@ -90,9 +98,5 @@ class AttributionMonitor:
         ``explanation`` is over other features (engineered columns, ``get_raw=False``)."""
         if explanation.features != self.features:
             return None
-        absolute = _by_output(np.abs(explanation.local_importance_values))
-        totals = absolute.sum(-1, keepdims=True)
-        attributed = totals > 0
-        # rows without attribution have only zeros: dividing them by 1 leaves them out
-        shares = absolute / np.where(attributed, totals, 1.0)
+        shares, attributed = row_shares(explanation.local_importance_values)
         return attributed.sum((1, 2)).astype(float), shares.sum(1) @ self._buckets
