@@ -159,3 +159,64 @@ def test_training_stops_adding_networks_at_its_time_budget(problem):
     np.testing.assert_allclose(total, quick.spec_.outputs(test).T, atol=1e-9)
     with pytest.raises(ValueError, match="train_seconds must be > 0"):
         AmortizedScoringExplainer(train_seconds=0).fit(model, train)
+
+
+# -- boosted trees' probabilities: the exact margin base -----------------------------------
+@pytest.fixture(scope="module")
+def triage():
+    """A 3-class HistGradientBoosting pipeline on strings, skewed numbers and gaps."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    from bench.realistic import preprocessor
+    from scoring.datasets import make_triage
+
+    X, y = make_triage(n_rows=700)
+    assert X.isna().any().any() and X.select_dtypes(exclude="number").shape[1] > 0
+    pipe = Pipeline([("prep", preprocessor()),
+                     ("model", HistGradientBoostingClassifier(max_iter=60, random_state=0))])
+    return pipe.fit(X[:600], y[:600]), X[:600], X[600:]
+
+
+def test_boosting_probabilities_learn_the_residual_of_the_exact_margin_base(triage, tmp_path):
+    pipe, train, test = triage
+    settings = {"max_label_rows": 1500, "n_networks": 2, "label_seconds": 5.0,
+                "n_background": 150}
+    based = AmortizedScoringExplainer(**settings).fit(pipe, train)
+    plain = AmortizedScoringExplainer(margin_base=False, **settings).fit(pipe, train)
+    assert based.get_params()["margin_link"] == "softmax"
+    assert plain.get_params()["margin_link"] is None
+    spec = based.spec_
+    rows = spec.transform(spec.validate(test.iloc[:12]))
+    exact = exact_shapley_values(spec.function, rows, based.background_,
+                                 groups=spec.raw_map.groups)
+    errors = {name: relative_l2_error(explainer.shap_values(rows), exact)
+              for name, explainer in (("based", based), ("plain", plain))}
+    # measured 0.13 against 0.42 without the base
+    assert errors["based"] < 0.25 and errors["based"] < 0.6 * errors["plain"], errors
+    values = based.shap_values(rows)
+    np.testing.assert_allclose(values.sum(axis=1) + based.expected_values_,
+                               spec.function(rows), atol=1e-9)
+    # the path engine is rebuilt on load, not saved
+    loaded = load(save(based, tmp_path))
+    np.testing.assert_array_equal(loaded.shap_values(rows), values)
+
+
+def test_margin_base_is_used_only_where_the_link_holds(triage):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = make_classification(n_samples=300, n_features=5, random_state=0)
+    exponential = GradientBoostingClassifier(loss="exponential", n_estimators=20,
+                                             random_state=0).fit(X, y)
+    settings = {"max_label_rows": 300, "n_networks": 1, "n_permutations": 4}
+    auto = AmortizedScoringExplainer(**settings).fit(exponential, X)
+    assert "not a softmax or logistic" in auto.get_params()["margin_link"]
+    with pytest.raises(TypeError, match="margin_base=True"):
+        AmortizedScoringExplainer(margin_base=True, **settings).fit(exponential, X)
+    with pytest.raises(ValueError, match="margin_base must be"):
+        AmortizedScoringExplainer(margin_base="yes", **settings).fit(exponential, X)
+    logistic = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X, y)
+    binary = AmortizedScoringExplainer(**settings).fit(logistic, X)
+    assert binary.get_params()["margin_link"] == "logistic"
+    values = binary.shap_values(X[:5])
+    np.testing.assert_array_equal(values[..., 0], -values[..., 1])

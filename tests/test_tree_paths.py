@@ -17,6 +17,8 @@ from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
 )
 from sklearn.pipeline import Pipeline
@@ -28,6 +30,7 @@ from scoring.datasets import make_claims, make_credit, make_triage
 from scoring.model.trees import additive_trees
 from scoring.shapley.exact import exact_shapley_values
 from scoring.shapley.tree_paths import (
+    PathEngine,
     background_patterns,
     interventional_values,
     shapley_tables,
@@ -178,3 +181,40 @@ def test_forest_pipeline_through_the_cli_and_http_with_missing_values(tmp_path, 
                              timeout=60).status_code == 200
     finally:
         servers.stop(server)
+
+
+@pytest.mark.parametrize("make_model,output,n_classes", [
+    (lambda: HistGradientBoostingRegressor(max_iter=30, random_state=0), "predict", 0),
+    (lambda: HistGradientBoostingClassifier(max_iter=30, random_state=0), "decision_function",
+     2),
+    (lambda: HistGradientBoostingClassifier(max_iter=30, random_state=0), "decision_function",
+     3),
+])
+def test_histogram_boosting_is_read_in_float64_with_its_missing_values(make_model, output,
+                                                                       n_classes):
+    X, y = _skewed(400, 5, seed=4)
+    X[::7, 0] = np.nan
+    if n_classes:
+        y = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    model = make_model().fit(X, y)
+    f = getattr(model, output)
+    rows = np.vstack([X[:3], [[np.nan, 1.0, 2.0, 0.5, 1.0]]])
+    engine = PathEngine.build(model, output, np.arange(5), X[100:140])
+    exact = exact_shapley_values(lambda r: np.asarray(f(r)).reshape(len(r), -1), rows,
+                                 X[100:140])
+    np.testing.assert_allclose(engine.values(rows), exact, atol=1e-10)
+
+
+def test_histogram_boosting_outputs_that_are_not_sums_are_refused():
+    X, y = _skewed(300, 4, seed=5)
+    poisson = HistGradientBoostingRegressor(loss="poisson", max_iter=10).fit(X, np.exp(y / 4))
+    with pytest.raises(TypeError, match="LogLink"):
+        additive_trees(poisson, "predict")
+    classifier = HistGradientBoostingClassifier(max_iter=10).fit(X, y > 1)
+    with pytest.raises(TypeError, match="its decision_function is"):
+        additive_trees(classifier, "predict_proba")
+    categories = np.column_stack([np.round(X[:, 1]) % 4, X[:, 2]])
+    native = HistGradientBoostingRegressor(categorical_features=[0], max_iter=10).fit(
+        categories, y)
+    with pytest.raises(TypeError, match="native categorical"):
+        additive_trees(native, "predict")

@@ -12,20 +12,27 @@ import pandas as pd
 from scoring.artifacts.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, as_3d, global_from_local
 from scoring.model.spec import final_estimator
+from scoring.model.trees import not_additive
 from scoring.scoring_explainers.registry import supporting_methods
+from scoring.shapley.tree_paths import PathEngine
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("auto", "tree", "linear", "kernel")
 _N_TREE_BACKGROUND = 100
+# the path engine's request cost does not grow with its background
+_N_PATHS_BACKGROUND = 1000
 
 
 class TabularExplainer(ModelExplainer):
     """Explain a model with the fitting shap explainer.
 
-    - ``"tree"``: shap's ``TreeExplainer`` (interventional, on up to 100 training rows) for
-      tree models; probabilities for classifiers. Falls back to Kernel when shap cannot
-      read the model (e.g. multi-class gradient boosting).
+    - ``"tree"``: for tree models, exact interventional values; probabilities for
+      classifiers. scikit-learn trees, forests and boosting whose explained output is a
+      sum over their trees go through the path engine
+      (:class:`~scoring.shapley.tree_paths.PathEngine`, on up to 1000 training rows);
+      other tree models through shap's ``TreeExplainer`` (on up to 100 training rows), or
+      Kernel when shap cannot read them (e.g. multi-class gradient boosting).
     - ``"linear"``: shap's ``LinearExplainer`` (interventional, mean of all training rows)
       for models with ``coef_``; it explains ``predict`` for regressors and
       ``decision_function`` (log-odds) for classifiers.
@@ -57,10 +64,11 @@ class TabularExplainer(ModelExplainer):
     ----------
     explainer_kind : ``"tree"``, ``"linear"`` or ``"kernel"``.
     selection_reason_ : the model's class, the kind picked and why.
-    shap_explainer_ : the shap explainer doing the work.
+    shap_explainer_ : the shap explainer doing the work (or the path engine, behind the
+        same ``expected_value`` and ``shap_values``).
     background_, background_weights_ : the rows the values are relative to (Kernel: the
-        kmeans centroids or sampled rows; Tree: up to 100 training rows; Linear: the mean
-        training row) and their weights.
+        kmeans centroids or sampled rows; Tree: up to 1000 or 100 training rows; Linear:
+        the mean training row) and their weights.
     """
 
     def __init__(self, model: Any, initialization_examples: Any, features: Any = None,
@@ -86,7 +94,7 @@ class TabularExplainer(ModelExplainer):
                          model_output)
         if kind == "tree":
             try:
-                self._build_tree()
+                reason += self._build_tree()
             except Exception as exc:  # shap raises bare Exceptions for unsupported trees
                 kind, reason = "kernel", f"shap's TreeExplainer cannot read it ({exc})"
         if kind == "linear":
@@ -99,19 +107,37 @@ class TabularExplainer(ModelExplainer):
                     kind.capitalize(), self.selection_reason_)
 
     # -- the three shap explainers -------------------------------------------------------
-    def _build_tree(self) -> None:
+    def _build_tree(self) -> str:
+        """The path engine where it reads the model, else shap's ``TreeExplainer``; says
+        which."""
         import shap
 
-        rows = np.asarray(self.engineered_rows_, dtype=float)
-        if len(rows) > _N_TREE_BACKGROUND:
-            rng = np.random.default_rng(self.random_state)
-            rows = rows[np.sort(rng.choice(len(rows), _N_TREE_BACKGROUND, replace=False))]
-        output = "probability" if self.spec_.function.output == "predict_proba" else "raw"
+        model, output = self.spec_.model, self.spec_.function.output
+        note = not_additive(model, output)
+        if note is None:
+            rows = self._tree_background(_N_PATHS_BACKGROUND)
+            try:
+                engine = PathEngine.build(model, output, np.arange(rows.shape[1]), rows)
+            except TypeError as exc:  # paths too deep for per-column tables
+                note = str(exc)
+            else:
+                self.shap_explainer_ = _PathEngineExplainer(
+                    engine, self.spec_.function(rows).mean(axis=0))
+                return ": exact path engine"
+        rows = self._tree_background(_N_TREE_BACKGROUND)
         self.shap_explainer_ = shap.TreeExplainer(
-            self.spec_.model, data=rows, feature_perturbation="interventional",
-            model_output=output)
+            model, data=rows, feature_perturbation="interventional",
+            model_output="probability" if output == "predict_proba" else "raw")
+        return f": shap's TreeExplainer ({note})"
+
+    def _tree_background(self, n_rows: int) -> np.ndarray:
+        rows = np.asarray(self.engineered_rows_, dtype=float)
+        if len(rows) > n_rows:
+            rng = np.random.default_rng(self.random_state)
+            rows = rows[np.sort(rng.choice(len(rows), n_rows, replace=False))]
         self.background_ = rows
         self.background_weights_ = np.full(len(rows), 1.0 / len(rows))
+        return rows
 
     def _build_linear(self) -> None:
         import shap
@@ -207,6 +233,17 @@ class TabularExplainer(ModelExplainer):
         the local values are kept unless ``include_local=False``."""
         local = self.explain_local(evaluation_examples, get_raw=get_raw, nsamples=nsamples)
         return global_from_local(local, include_local)
+
+
+class _PathEngineExplainer:
+    """The path engine behind the two members of shap's ``TreeExplainer`` used here."""
+
+    def __init__(self, engine: PathEngine, expected_value: np.ndarray) -> None:
+        self.engine = engine
+        self.expected_value = expected_value
+
+    def shap_values(self, X: np.ndarray, check_additivity: bool = False) -> np.ndarray:
+        return self.engine.values(np.asarray(X, dtype=float))
 
 
 def _choose(model: Any, kind: str, model_output: str | None) -> tuple[str, str]:

@@ -3,6 +3,7 @@ their trees, and each tree's per-node contribution to them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,23 @@ def not_additive(model: Any, output: str) -> str | None:
     :func:`additive_trees` reads), or ``None`` when it is.
 
     Additive: decision trees, random forests and extra trees (``predict``, and
-    ``predict_proba`` as the mean of the trees' class shares), gradient boosting's
-    ``predict`` for regressors and ``decision_function`` for classifiers.
+    ``predict_proba`` as the mean of the trees' class shares), gradient boosting's and
+    histogram gradient boosting's ``predict`` for regressors (identity link) and
+    ``decision_function`` for classifiers.
     """
     name = type(model).__name__
     if getattr(model, "n_outputs_", 1) != 1:
         return f"{name} predicts several targets at once"
     classifier = hasattr(model, "classes_")
+    if name.startswith("HistGradientBoosting") and hasattr(model, "_predictors"):
+        if model.is_categorical_ is not None and np.any(model.is_categorical_):
+            return f"{name} splits on native categorical features (bitsets, not thresholds)"
+        if classifier and output != "decision_function":
+            return f"{name}'s {output} is not a sum over its trees (its decision_function is)"
+        link = type(model._loss.link).__name__
+        if not classifier and (output != "predict" or link != "IdentityLink"):
+            return f"{name}'s {output} is not a sum over its trees (its loss has a {link})"
+        return None
     if name.startswith("GradientBoosting") and hasattr(model, "estimators_"):
         wanted = "decision_function" if classifier else "predict"
         if output != wanted:
@@ -42,6 +53,8 @@ def additive_trees(model: Any, output: str) -> list[tuple[Any, np.ndarray]]:
         raise TypeError(reason)
     if type(model).__name__.startswith("GradientBoosting"):
         return _boosting(model)
+    if type(model).__name__.startswith("HistGradientBoosting"):
+        return _hist_boosting(model)
     members = [model] if hasattr(model, "tree_") else list(model.estimators_)
     trees = []
     for member in members:
@@ -50,6 +63,45 @@ def additive_trees(model: Any, output: str) -> list[tuple[Any, np.ndarray]]:
             total = values.sum(axis=1, keepdims=True)
             values = values / np.where(total == 0.0, 1.0, total)
         trees.append((member.tree_, values / len(members)))
+    return trees
+
+
+def feature_dtype(model: Any) -> type:
+    """The precision ``model``'s trees compare features in: histogram gradient boosting
+    keeps float64, scikit-learn's other trees cast to float32 first."""
+    return np.float64 if type(model).__name__.startswith("HistGradientBoosting") \
+        else np.float32
+
+
+@dataclass
+class HistTree:
+    """One tree of histogram gradient boosting in the arrays of scikit-learn's ``Tree``
+    (leaves have children ``-1``)."""
+
+    children_left: np.ndarray
+    children_right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_go_to_left: np.ndarray
+    node_count: int
+
+
+def _hist_boosting(model: Any) -> list[tuple[Any, np.ndarray]]:
+    trees = []
+    for iteration in model._predictors:  # leaf values already carry the learning rate
+        for k, predictor in enumerate(iteration):
+            nodes = predictor.nodes
+            leaf = nodes["is_leaf"].astype(bool)
+            tree = HistTree(
+                children_left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
+                children_right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
+                feature=nodes["feature_idx"].astype(np.int64),
+                threshold=nodes["num_threshold"].astype(float),
+                missing_go_to_left=nodes["missing_go_to_left"].astype(bool),
+                node_count=len(nodes))
+            values = np.zeros((len(nodes), len(iteration)))
+            values[:, k] = nodes["value"]
+            trees.append((tree, values))
     return trees
 
 

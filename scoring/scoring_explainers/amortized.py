@@ -10,11 +10,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from scoring.model.function import ModelFunction
+from scoring.model.trees import not_additive
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
+from scoring.shapley.link import link_values, probability_link
 from scoring.shapley.masking import n_players
 from scoring.shapley.permutation import permutation_labels
+from scoring.shapley.tree_paths import PathEngine
 
 # bounds on n_permutations="auto": below 16 the labels are too noisy for the ensemble to
 # use; above 64 the network error, not the label noise, dominates (seed SVC)
@@ -42,8 +46,16 @@ class AmortizedScoringExplainer(ScoringExplainer):
        away. With ``f(x)`` as an input the network only learns how the gap
        ``f(x) - E[f]`` splits over features, not the model's own (often sharp) response.
 
-    Request path: a hand-written numpy forward pass (a few microseconds per row) and an
-    exact projection onto ``sum(phi) = f(x) - E[f]``. ``f(x)`` is the model output: pass it
+    4. Boosted trees' probabilities (a softmax or logistic of a sum over trees, as in
+       histogram and plain gradient boosting classifiers): the margin's values are exact
+       (:class:`~scoring.shapley.tree_paths.PathEngine`) and carried through the link
+       (:func:`~scoring.shapley.link.link_values`); both are inputs of the network, which
+       learns only the residual between that base and the labels. The probability game
+       is then mostly known, not learned from a few thousand noisy rows.
+
+    Request path: a hand-written numpy forward pass (a few microseconds per row; with a
+    margin base, the path engine's lookups first) and an exact projection onto
+    ``sum(phi) = f(x) - E[f]``. ``f(x)`` is the model output: pass it
     as ``shap_values(X, outputs)`` when the caller computed it already (the service
     predicts anyway), else the explainer calls the model once for the batch.
 
@@ -55,7 +67,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
     jitter : perturbation scale in standard deviations of each column (default 0.1).
     n_permutations : permutations per input for its label (even), or ``"auto"`` (default):
         as many as fit ``label_budget`` model rows and about ``label_seconds`` of model
-        calls (timed on the training rows), between 16 and 64.
+        calls (timed on the training rows), between 16 and 64; 16 with a margin base.
     label_budget : model rows the ``"auto"`` permutations may spend on labels (default
         5,000,000: 64 permutations for the seed's SVC, 2,275 inputs x 30 features).
     label_seconds : time the ``"auto"`` permutations may spend on labels (default 30): a
@@ -69,6 +81,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
     train_seconds : no further network is started once another would likely end after
         this many seconds of training (default 30); at least one is always trained
         (``n_networks_`` says how many were).
+    margin_base : ``"auto"`` (default): use the exact margin base of step 4 when the
+        model's probabilities are a link of margins the path engine reads; ``False``:
+        never; ``True``: always, or refuse the model.
     model_output, random_state : see ``ScoringExplainer``.
     players : ``"auto"`` (default): with transformations, one player per raw column (its
         engineered columns switch together in the labels); ``"engineered"``: one per
@@ -81,6 +96,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
 
     method = "amortized"
     plays_raw_columns = True
+    transient = ("margin_engine_",)
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
@@ -88,7 +104,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
                  label_seconds: float = 30.0, max_label_rows: int = 6000,
                  hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
                  max_iter: int = 100, n_networks: int = 4, train_seconds: float = 30.0,
-                 model_output: str | None = None,
+                 margin_base: bool | str = "auto", model_output: str | None = None,
                  random_state: int | None = 0, players: str = "auto",
                  verbose: bool = False) -> None:
         self.n_background = n_background
@@ -103,6 +119,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.max_iter = max_iter
         self.n_networks = n_networks
         self.train_seconds = train_seconds
+        self.margin_base = margin_base
         self.verbose = verbose
         super().__init__(explainer, initialization_examples, model_output=model_output,
                          random_state=random_state, players=players)
@@ -119,6 +136,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         # first, so the two classes' values are exact negatives of each other
         self.mirrored_ = bool(self.spec_.function.output == "predict_proba"
                               and len(self.expected_values_) == 2)
+        self._fit_margin_base(X)
         inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
         G = n_players(X, self.groups_)
         self.n_permutations_ = self._permutations(inputs, G)
@@ -128,13 +146,65 @@ class AmortizedScoringExplainer(ScoringExplainer):
             labels = permutation_labels(f, inputs, self.background_, self.n_permutations_,
                                         rng, progress=bar.update, groups=self.groups_)
         outputs = f(inputs)
-        if self.mirrored_:
-            labels, outputs = labels[..., 1:], outputs[:, 1:]
-        labels = project_additive(labels, outputs - self._learned(self.expected_values_))
+        labels = project_additive(self._learned(labels),
+                                  self._learned(outputs - self.expected_values_))
         self.label_seconds_ = time.perf_counter() - started
+        margins, base = self._base(inputs)
+        labels = labels - base  # the networks learn the residual
         started = time.perf_counter()
-        self._train(inputs, outputs, labels)
+        self._train(self._features(inputs, outputs, margins, base), labels)
         self.train_seconds_ = time.perf_counter() - started
+
+    def _fit_margin_base(self, X: np.ndarray) -> None:
+        """Decide on the margin base (step 4) and build it: ``link_`` is ``None`` without
+        one, ``margin_base_note_`` says why."""
+        self.link_, self.margin_base_note_ = None, None
+        if self.margin_base is False:
+            return
+        model, output = self.spec_.model, self.spec_.function.output
+        reason = "the explained output is not predict_proba" if output != "predict_proba" \
+            else not_additive(model, "decision_function")
+        if reason is None:
+            margins = ModelFunction(model, "decision_function")
+            check = X[:200]
+            self.link_ = probability_link(margins(check), self.spec_.function(check))
+            if self.link_ is None:
+                reason = "its probabilities are not a softmax or logistic of its margins"
+        if reason is None:
+            try:
+                self.expected_margin_ = margins(self.background_).mean(axis=0)
+                self._restore()
+            except TypeError as exc:  # paths too deep for the tables
+                self.link_, reason = None, str(exc)
+        if reason is not None:
+            if self.margin_base is True:
+                raise TypeError(f"AmortizedScoringExplainer(margin_base=True): {reason}")
+            self.margin_base_note_ = f"no margin base: {reason}"
+
+    def _restore(self) -> None:
+        if getattr(self, "link_", None) is not None:
+            groups = self.groups_ if self.groups_ is not None \
+                else np.arange(self.background_.shape[1])
+            self.margin_engine_ = PathEngine.build(self.spec_.model, "decision_function",
+                                                   groups, self.background_)
+
+    def _base(self, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """The margin values ``(n, M, n_margins)`` and the learned outputs' base
+        ``(n, M, n_learned)`` (zeros without a margin base)."""
+        if getattr(self, "link_", None) is None:  # or saved before margin bases
+            return None, 0.0
+        margins = self.margin_engine_.values(X)
+        base = link_values(margins, self.expected_margin_, self.link_)
+        return margins, self._learned(base)
+
+    def _features(self, X: np.ndarray, outputs: np.ndarray, margins: np.ndarray | None,
+                  base: np.ndarray | float) -> np.ndarray:
+        """The networks' inputs: the row, its learned outputs and, with a margin base, the
+        margin values and the base."""
+        parts = [X, self._learned(outputs)]
+        if margins is not None:
+            parts += [margins.reshape(len(X), -1), base.reshape(len(X), -1)]
+        return np.concatenate(parts, axis=1)
 
     def _learned(self, values: np.ndarray) -> np.ndarray:
         """The outputs the networks learn: the second class only when mirrored."""
@@ -143,6 +213,10 @@ class AmortizedScoringExplainer(ScoringExplainer):
     def _permutations(self, inputs: np.ndarray, n_players: int) -> int:
         if self.n_permutations != "auto":
             return int(self.n_permutations)
+        if self.link_ is not None:
+            # the exact base carries most of the values: the residual's labels gain little
+            # from more permutations (3-class boosting: 16 and 64 give the same error)
+            return _MIN_AUTO_PERMUTATIONS
         probe = np.resize(inputs, (min(4096, 8 * len(inputs)), inputs.shape[1]))
         started = time.perf_counter()
         self.spec_.function(probe)  # the model's throughput on rows like the labels'
@@ -153,6 +227,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
         return int(min(_MAX_AUTO_PERMUTATIONS, max(_MIN_AUTO_PERMUTATIONS, fits)) // 2 * 2)
 
     def _check_params(self) -> None:
+        if self.margin_base not in ("auto", True, False):
+            raise ValueError(f"margin_base must be 'auto', True or False, got "
+                             f"{self.margin_base!r}")
         if not isinstance(self.n_networks, (int, np.integer)) or self.n_networks < 1:
             raise ValueError(f"n_networks must be an integer >= 1, got {self.n_networks!r}")
         for name in ("n_background", "n_permutations", "max_label_rows", "max_iter",
@@ -173,14 +250,13 @@ class AmortizedScoringExplainer(ScoringExplainer):
         if not self.jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
 
-    def _train(self, inputs: np.ndarray, outputs: np.ndarray, labels: np.ndarray) -> None:
+    def _train(self, inputs: np.ndarray, labels: np.ndarray) -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
+        # the model output is an input too (see _features): the network then only learns
+        # how the gap f(x) - E[f] splits over features, not the model's own response
         n, M, n_out = labels.shape
-        # the model output is an input too: the network then only learns how the gap
-        # f(x) - E[f] splits over features, not the model's own (often sharp) response
-        inputs = np.concatenate([inputs, outputs], axis=1)
         self.x_mean_ = inputs.mean(axis=0)
         x_scale = inputs.std(axis=0)
         self.x_scale_ = np.where(x_scale > 0, x_scale, 1.0)
@@ -231,15 +307,16 @@ class AmortizedScoringExplainer(ScoringExplainer):
         if outputs is None:
             outputs = self.spec_.function(X)
         learned = self._learned(outputs)
+        margins, base = self._base(X)
         W0, b0, weights, biases = self.stacked_
         # every network at once: the first layers side by side, the others batched
-        h = X @ W0[:X.shape[1]] + learned @ W0[X.shape[1]:] + b0  # (n, K * H)
+        h = self._features(X, outputs, margins, base) @ W0 + b0  # (n, K * H)
         h = h.reshape(len(X), len(weights[0]), -1).transpose(1, 0, 2)  # (K, n, H)
         for W, b in zip(weights, biases, strict=True):
             np.maximum(h, 0.0, out=h)
             h = np.matmul(h, W) + b
         h = h.sum(axis=0) if len(h) > 1 else h[0]
-        phi = h.reshape(len(h), self.n_players_, len(self.y_scale_))
+        phi = h.reshape(len(h), self.n_players_, len(self.y_scale_)) + base
         phi = project_additive(phi, learned - self._learned(self.expected_values_))
         return np.concatenate([-phi, phi], axis=-1) if self.mirrored_ else phi
 
@@ -251,13 +328,15 @@ class AmortizedScoringExplainer(ScoringExplainer):
                       max_label_rows=self.max_label_rows,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
                       max_iter=self.max_iter, n_networks=self.n_networks,
-                      train_seconds=self.train_seconds)
+                      train_seconds=self.train_seconds, margin_base=self.margin_base)
         if hasattr(self, "networks_"):
             params.update(background_rows=len(self.background_), epochs=self.n_iter_,
                           permutations=getattr(self, "n_permutations_", self.n_permutations),
                           labelled_in_seconds=round(self.label_seconds_, 2),
                           trained_in_seconds=round(self.train_seconds_, 2),
-                          networks_trained=len(self.networks_))
+                          networks_trained=len(self.networks_),
+                          margin_link=getattr(self, "link_", None)
+                          or getattr(self, "margin_base_note_", None))
         return params
 
 

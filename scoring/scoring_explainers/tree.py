@@ -6,19 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from scoring.model.trees import additive_trees, not_additive
+from scoring.model.trees import not_additive
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
-from scoring.shapley.masking import n_players
-from scoring.shapley.tree_paths import (
-    background_patterns,
-    interventional_values,
-    players_on_paths,
-    shapley_tables,
-    tabled_path_sizes,
-    tree_paths,
-)
+from scoring.shapley.tree_paths import PathEngine
 
 # training rows whose values are checked against the model outputs at fit
 _N_CHECK_ROWS = 20
@@ -26,11 +18,6 @@ _N_CHECK_ROWS = 20
 # to ~1e-4 on forests. Gaps below this share of the output scale are rounding, projected
 # away on every request; larger ones mean shap misreads the model, which is refused
 ADDITIVITY_TOLERANCE = 1e-3
-# the path engine computes the leaves its tables do not cover pattern by pattern, on every
-# request; past this share of the leaves that costs more than the engine saves
-MAX_UNTABLED_LEAF_SHARE = 0.05
-# rows explained together by the path engine (its lookups are (rows, leaves, players))
-_CHUNK_ROWS = 16
 
 
 def _is_tree_model(model: Any) -> bool:
@@ -46,16 +33,18 @@ class TreeScoringExplainer(ScoringExplainer):
 
     Two engines, chosen at fit (``engine_``):
 
-    - ``"paths"``: scikit-learn trees, forests, extra trees and gradient boosting whose
-      explained output is a sum over their trees (probabilities of forests, ``predict`` of
-      regressors, ``decision_function`` of boosting classifiers) are read root-to-leaf
+    - ``"paths"``: scikit-learn trees, forests, extra trees, gradient boosting and
+      histogram gradient boosting whose explained output is a sum over their trees
+      (probabilities of forests, ``predict`` of regressors, ``decision_function`` of
+      boosting classifiers) are read root-to-leaf
       path by path (:mod:`scoring.shapley.tree_paths`). The values are exact for the
       raw columns themselves when the model has transformations (each raw column's
       engineered columns are one player), on up to ``n_background`` training rows, and
       cost a table lookup per leaf on the request path. Models whose paths test too many
       columns for those tables are refused.
-    - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (histogram gradient
-      boosting, LightGBM, XGBoost; probabilities of boosting classifiers), per engineered
+    - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (LightGBM, XGBoost;
+      probabilities of boosting classifiers, which the amortized explainer handles with
+      the path engine's exact margins as its base), per engineered
       column, on ``n_background`` rows; refused when its values miss the model outputs by
       more than ``ADDITIVITY_TOLERANCE`` of the output scale, smaller gaps projected away.
 
@@ -67,7 +56,7 @@ class TreeScoringExplainer(ScoringExplainer):
     """
 
     method = "tree"
-    transient = ("tree_explainer_", "paths_", "tables_")
+    transient = ("tree_explainer_", "path_engine_")
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int | None = None, model_output: str | None = None,
@@ -110,7 +99,7 @@ class TreeScoringExplainer(ScoringExplainer):
     def _fit_paths(self, X: np.ndarray) -> None:
         self._restore()
         check = X[:_N_CHECK_ROWS]
-        gap = self.spec_.function(check) - self.paths_.output(check)
+        gap = self.spec_.function(check) - self.path_engine_.paths.output(check)
         # the trees add to a constant (boosting's initial prediction), the same for every row
         if np.ptp(gap, axis=0).max() > 1e-9 * max(1.0, float(np.abs(gap).max())):
             raise TypeError(f"TreeScoringExplainer cannot read "
@@ -144,18 +133,13 @@ class TreeScoringExplainer(ScoringExplainer):
         if self.engine_ == "paths":
             groups = self.groups_ if self.groups_ is not None \
                 else np.arange(self.background_.shape[1])
-            self.paths_ = tree_paths(additive_trees(self.spec_.model, self.spec_.function.output),
-                                     groups)
-            k = players_on_paths(self.paths_)
-            tabled = int(np.isin(k, tabled_path_sizes(k)).sum())
-            if tabled < (1 - MAX_UNTABLED_LEAF_SHARE) * len(k):
-                raise TypeError(
-                    f"TreeScoringExplainer's exact tables cover {tabled} of the "
-                    f"{len(k)} leaves of {type(self.spec_.model).__name__} (paths test up to "
-                    f"{int(k.max())} columns): too deep to explain fast on the request path; "
-                    "use method='amortized' or 'permutation', or limit max_depth")
-            patterns = background_patterns(self.paths_, self.background_)
-            self.tables_ = shapley_tables(self.paths_, patterns)
+            try:
+                self.path_engine_ = PathEngine.build(self.spec_.model,
+                                                      self.spec_.function.output, groups,
+                                                      self.background_)
+            except TypeError as exc:
+                raise TypeError(f"TreeScoringExplainer: {exc}; use method='amortized' or "
+                                "'permutation', or limit max_depth") from None
             return
         import shap
 
@@ -191,11 +175,7 @@ class TreeScoringExplainer(ScoringExplainer):
     def _shap_values(self, X: Any, outputs: np.ndarray | None = None) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         if self.engine_ == "paths":
-            players = n_players(X, self.groups_)
-            return np.concatenate([interventional_values(self.paths_, self.tables_,
-                                                         X[start:start + _CHUNK_ROWS], players)
-                                   for start in range(0, len(X), _CHUNK_ROWS)]
-                                  or [np.zeros((0, players, len(self.expected_values_)))])
+            return self.path_engine_.values(X)
         values = np.asarray(self.tree_explainer_.shap_values(X, check_additivity=False),
                             dtype=float)
         if values.ndim == 2:

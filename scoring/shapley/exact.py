@@ -28,16 +28,28 @@ def exact_shapley_values(f: Callable, X, background, bg_weights=None,
                          f"got {M}; use a converged sampling estimate instead")
     B = len(background)
     bg_weights = np.full(B, 1.0 / B) if bg_weights is None else np.asarray(bg_weights)
+    v = coalition_values(f, X, background, bg_weights, coalitions(M), groups)  # (n, 2^M, O)
+    return np.einsum("js,iso->ijo", shapley_weights(M), v)
+
+
+def coalitions(M: int) -> np.ndarray:
+    """Every coalition of ``M`` players, ``(2**M, M)`` booleans; row ``c`` holds the bits of
+    ``c``."""
     codes = np.arange(2**M)
-    Z = ((codes[:, None] >> np.arange(M)[None, :]) & 1).astype(bool)  # (2^M, M)
-    v = coalition_values(f, X, background, bg_weights, Z, groups)  # (n, 2^M, O)
+    return ((codes[:, None] >> np.arange(M)[None, :]) & 1).astype(bool)
+
+
+def shapley_weights(M: int) -> np.ndarray:
+    """``(M, 2**M)``: the Shapley values of a game are this matrix times its values on
+    :func:`coalitions`."""
+    Z = coalitions(M)
+    codes = np.arange(2**M)
     sizes = Z.sum(axis=1)
     weight_by_size = np.array([factorial(s) * factorial(M - s - 1) / factorial(M)
                                for s in range(M)])
-    phi = np.zeros((len(X), M, v.shape[-1]))
+    W = np.zeros((M, 2**M))
     for j in range(M):
         without = codes[~Z[:, j]]
-        with_j = without | (1 << j)
-        w = weight_by_size[sizes[without]]
-        phi[:, j, :] = np.einsum("k,iko->io", w, v[:, with_j, :] - v[:, without, :])
-    return phi
+        W[j, without | (1 << j)] += weight_by_size[sizes[without]]
+        W[j, without] -= weight_by_size[sizes[without]]
+    return W

@@ -42,7 +42,7 @@ class TreePaths:
     players (padded with -1), whose positions are the bits of the leaf's masks.
     """
 
-    node_feature: np.ndarray  # (n_nodes,) column tested at each internal node
+    node_feature: np.ndarray  # (n_nodes,) column tested at each node on a path
     node_threshold: np.ndarray  # (n_nodes,) go left when x <= threshold
     node_missing_left: np.ndarray  # (n_nodes,) where a missing value goes
     entry_node: np.ndarray  # (n_entries,)
@@ -52,6 +52,7 @@ class TreePaths:
     leaf_value: np.ndarray  # (n_leaves, n_outputs) contribution to the ensemble output
     leaf_players: np.ndarray  # (n_leaves, max players on a path) player ids, -1 padded
     leaf_mask: np.ndarray  # (n_leaves,) uint64 bits of every player on the path
+    feature_dtype: type = np.float32  # the precision the model compares features in
 
     def output(self, X: np.ndarray) -> np.ndarray:
         """The ensemble output less its constant, rebuilt from the leaves,
@@ -63,13 +64,13 @@ class TreePaths:
     def reach_masks(self, X: np.ndarray) -> np.ndarray:
         """``(n_rows, n_leaves)`` uint64: per leaf, the bits of the players whose own
         values send each row down that leaf's path."""
-        # scikit-learn compares float32 features to float64 thresholds
-        values = np.asarray(X, dtype=np.float32).astype(np.float64)[:, self.node_feature]
+        # most scikit-learn trees compare float32 features to float64 thresholds
+        values = np.asarray(X, dtype=self.feature_dtype).astype(np.float64)[
+            :, self.node_feature]
         left = np.where(np.isnan(values), self.node_missing_left,
                         values <= self.node_threshold)
         off_path = left[:, self.entry_node] != self.entry_left
-        failed = np.bitwise_or.reduceat(np.where(off_path, self.entry_bit, np.uint64(0)),
-                                        self.leaf_start, axis=1)
+        failed = np.bitwise_or.reduceat(off_path * self.entry_bit, self.leaf_start, axis=1)
         return self.leaf_mask & ~failed
 
 
@@ -106,9 +107,11 @@ def _flatten_tree(tree: Any, values: np.ndarray, groups: np.ndarray, node_base: 
         stack.append((left[node], [*path, (node, True)]))
 
 
-def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray) -> TreePaths:
+def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
+               feature_dtype: type = np.float32) -> TreePaths:
     """The paths of ``trees``, each ``(sklearn Tree, per-node contributions)``; ``groups``
-    maps each column to its player."""
+    maps each column to its player; ``feature_dtype`` is the precision the trees compare
+    features in."""
     out: dict[str, list] = {key: [] for key in ("entry_node", "entry_left", "entry_bit",
                                                 "leaf_start", "leaf_value", "leaf_players")}
     features, thresholds, missing_left = [], [], []
@@ -127,15 +130,19 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray) -> TreeP
         leaf_players[i, :len(players)] = players
     n_players_on_path = (leaf_players >= 0).sum(axis=1).astype(np.uint64)
     leaf_mask = (np.uint64(1) << n_players_on_path) - np.uint64(1)
+    # only the nodes on some path are tested on the request path (not the leaves)
+    tested, entry_node = np.unique(np.asarray(out["entry_node"], dtype=np.int64),
+                                   return_inverse=True)
     return TreePaths(
-        node_feature=np.concatenate(features), node_threshold=np.concatenate(thresholds),
-        node_missing_left=np.concatenate(missing_left),
-        entry_node=np.asarray(out["entry_node"], dtype=np.int64),
+        node_feature=np.concatenate(features)[tested],
+        node_threshold=np.concatenate(thresholds)[tested],
+        node_missing_left=np.concatenate(missing_left)[tested],
+        entry_node=entry_node.reshape(-1),
         entry_left=np.asarray(out["entry_left"], dtype=bool),
         entry_bit=np.asarray(out["entry_bit"], dtype=np.uint64),
         leaf_start=np.asarray(out["leaf_start"], dtype=np.int64),
         leaf_value=np.asarray(out["leaf_value"], dtype=float),
-        leaf_players=leaf_players, leaf_mask=leaf_mask)
+        leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype)
 
 
 @dataclass
@@ -185,11 +192,14 @@ def _size_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
 class ShapleyTables:
     """Per number of players ``k`` on a path, the leaves with ``k`` players and, for each
     and each of the ``2**k`` reach masks of an explained row, the signed coefficient of
-    each player, ``(n_leaves_k, 2**k, k)``; the other leaves' background patterns."""
+    each player, ``(n_leaves_k, 2**k, k)``; the other leaves' background patterns.
+    ``scatter[k]`` turns one row's coefficients, flattened, into its values ``(n_players *
+    n_outputs)``: a sparse matrix of the leaves' values at their players."""
 
     leaves: dict[int, np.ndarray]
     coefficients: dict[int, np.ndarray]
     rest: BackgroundPatterns
+    scatter: dict[int, Any]
 
 
 def _pattern_coefficients(x_mask: np.ndarray, b_mask: np.ndarray, weight: np.ndarray,
@@ -259,8 +269,23 @@ def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
     for leaf_ids in leaves.values():
         tabled[leaf_ids] = True
     rest = ~tabled[patterns.leaf]
+    scatter = {k: _scatter(paths, leaf_ids, k) for k, leaf_ids in leaves.items()}
     return ShapleyTables(leaves, coefficients, BackgroundPatterns(
-        patterns.leaf[rest], patterns.mask[rest], patterns.weight[rest]))
+        patterns.leaf[rest], patterns.mask[rest], patterns.weight[rest]), scatter)
+
+
+def _scatter(paths: TreePaths, leaf_ids: np.ndarray, k: int) -> Any:
+    """``(n_leaves_k * k, n_players * n_outputs)``: entry ``(leaf * k + i, player * n_outputs
+    + out)`` is the leaf's value for ``out`` where ``player`` is its ``i``-th player."""
+    from scipy.sparse import csr_matrix
+
+    n_outputs = paths.leaf_value.shape[1]
+    n_players = int(paths.leaf_players.max()) + 1
+    players = paths.leaf_players[leaf_ids, :k].reshape(-1)  # (L * k,)
+    rows = np.repeat(np.arange(len(players)), n_outputs)
+    columns = (players[:, None] * n_outputs + np.arange(n_outputs)).reshape(-1)
+    values = np.repeat(paths.leaf_value[leaf_ids], k, axis=0).reshape(-1)
+    return csr_matrix((values, (rows, columns)), shape=(len(players), n_players * n_outputs))
 
 
 def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray,
@@ -270,15 +295,12 @@ def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray
     output minus its mean over the background."""
     n_rows, n_outputs = len(X), paths.leaf_value.shape[1]
     reach = paths.reach_masks(X)
-    flat = np.zeros((n_rows * n_players, n_outputs))
-    rows = np.arange(n_rows)[:, None, None]
+    flat = np.zeros((n_rows, n_players * n_outputs))
     for k, leaf_ids in tables.leaves.items():
         coefficient = tables.coefficients[k][np.arange(len(leaf_ids)), reach[:, leaf_ids]]
-        index = (rows * n_players + paths.leaf_players[leaf_ids, :k][None]).ravel()
-        for out in range(n_outputs):
-            weights = coefficient * paths.leaf_value[leaf_ids, out][None, :, None]
-            flat[:, out] += np.bincount(index, weights=weights.ravel(),
-                                        minlength=n_rows * n_players)
+        scatter = tables.scatter[k]
+        # the players beyond the paths' own (constant columns) get nothing
+        flat[:, :scatter.shape[1]] += (scatter.T @ coefficient.reshape(n_rows, -1).T).T
     phi = flat.reshape(n_rows, n_players, n_outputs)
     rest = tables.rest
     width = paths.leaf_players.shape[1]
@@ -294,3 +316,47 @@ def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray
             phi[row, :, out] += np.bincount(players[on_path], weights=contribution[on_path],
                                             minlength=n_players)
     return phi
+
+
+# the engine computes the leaves its tables do not cover pattern by pattern, on every
+# request; past this share of the leaves that costs more than the engine saves
+MAX_UNTABLED_LEAF_SHARE = 0.05
+# rows explained together (the lookups are (rows, leaves, players))
+_CHUNK_ROWS = 16
+
+
+@dataclass
+class PathEngine:
+    """Exact interventional Shapley values of one additive tree ensemble on one
+    background, ready for the request path."""
+
+    paths: TreePaths
+    tables: ShapleyTables
+    n_players: int
+
+    @classmethod
+    def build(cls, model: Any, output: str, groups: np.ndarray,
+              background: np.ndarray) -> PathEngine:
+        """The engine of ``model``'s ``output`` (see :func:`scoring.model.trees.not_additive`)
+        with ``groups`` as players; ``TypeError`` naming why when the model is not
+        additive or its paths test too many players for the tables."""
+        from scoring.model.trees import additive_trees, feature_dtype
+
+        paths = tree_paths(additive_trees(model, output), groups, feature_dtype(model))
+        k = players_on_paths(paths)
+        tabled = int(np.isin(k, tabled_path_sizes(k)).sum())
+        if tabled < (1 - MAX_UNTABLED_LEAF_SHARE) * len(k):
+            raise TypeError(f"the exact tables cover {tabled} of the {len(k)} leaves of "
+                            f"{type(model).__name__} (paths test up to {int(k.max())} "
+                            "columns): too deep to explain fast on the request path")
+        tables = shapley_tables(paths, background_patterns(paths, background))
+        return cls(paths, tables, int(groups.max()) + 1)
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        """``(n_rows, n_players, n_outputs)``, additive to the output less its background
+        mean."""
+        chunks = [interventional_values(self.paths, self.tables, X[start:start + _CHUNK_ROWS],
+                                        self.n_players)
+                  for start in range(0, len(X), _CHUNK_ROWS)]
+        return np.concatenate(chunks) if chunks else \
+            np.zeros((0, self.n_players, self.paths.leaf_value.shape[1]))
