@@ -98,7 +98,7 @@ def couple(pairwise: np.ndarray, pairs: list[tuple[int, int]], k: int) -> np.nda
     2004: ``min p'Qp`` subject to ``sum(p) = 1``). libsvm iterates to a tolerance of
     ``0.005 / k``; this solves the same problem exactly, so the two differ by that
     tolerance (up to ~3e-3 in a probability on hybrid rows of the wine SVC)."""
-    if k == 2:  # libsvm takes the pairwise probability as it is
+    if k == 2:  # the minimiser is the pairwise probability itself
         return np.stack([pairwise[0], 1 - pairwise[0]], axis=-1)
     beats = [[None] * k for _ in range(k)]
     for p, (i, j) in enumerate(pairs):
