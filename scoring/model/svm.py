@@ -78,10 +78,11 @@ class RBFMachine:
         """The model output ``(..., O)`` from kernel values ``(..., n_sv)``."""
         flat = kernel.reshape(-1, kernel.shape[-1])
         if not self.classifier:
-            return (flat @ self.coef + self.intercept).reshape(*kernel.shape[:-1], 1)
+            decision = flat @ self.coef.astype(flat.dtype) + self.intercept
+            return decision.reshape(*kernel.shape[:-1], 1)
         # Platt scaling, P(i beats j) = 1 / (1 + exp(A * decision + B)), with A and B folded
         # into the coefficients; pair-major rows keep the arithmetic below contiguous
-        z = self.platt_coef.T @ flat.T  # (n_pairs, N)
+        z = (self.platt_coef.T.astype(flat.dtype) @ flat.T).astype(float)  # (n_pairs, N)
         z += self.platt_intercept[:, None]
         # past |z| = 20 the clip to [_MIN_PROB, 1 - _MIN_PROB] decides anyway (no overflow)
         np.clip(z, -20.0, 20.0, out=z)
