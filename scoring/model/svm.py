@@ -76,25 +76,26 @@ class RBFMachine:
 
     def outputs(self, kernel: np.ndarray) -> np.ndarray:
         """The model output ``(..., O)`` from kernel values ``(..., n_sv)``."""
-        flat = kernel.reshape(-1, kernel.shape[-1])
+        # products batched over the leading axes: one large product of this thin shape
+        # wakes OpenBLAS's threads, which on a busy machine costs more than it saves
         if not self.classifier:
-            decision = flat @ self.coef.astype(flat.dtype) + self.intercept
-            return decision.reshape(*kernel.shape[:-1], 1)
+            return kernel @ self.coef.astype(kernel.dtype) + self.intercept
         # Platt scaling, P(i beats j) = 1 / (1 + exp(A * decision + B)), with A and B folded
         # into the coefficients; pair-major rows keep the arithmetic below contiguous
-        z = (self.platt_coef.T.astype(flat.dtype) @ flat.T).astype(float)  # (n_pairs, N)
-        z += self.platt_intercept[:, None]
+        z = np.array(np.moveaxis(kernel @ self.platt_coef.astype(kernel.dtype), -1, 0),
+                     dtype=float, order="C")  # (n_pairs, ...)
+        z += self.platt_intercept.reshape(-1, *[1] * (z.ndim - 1))
         # past |z| = 20 the clip to [_MIN_PROB, 1 - _MIN_PROB] decides anyway (no overflow)
         np.clip(z, -20.0, 20.0, out=z)
         np.exp(z, out=z)
         z += 1.0
         np.reciprocal(z, out=z)
         np.clip(z, _MIN_PROB, 1 - _MIN_PROB, out=z)
-        return couple(z, self.pairs, self.n_classes).reshape(*kernel.shape[:-1], -1)
+        return couple(z, self.pairs, self.n_classes)
 
 
 def couple(pairwise: np.ndarray, pairs: list[tuple[int, int]], k: int) -> np.ndarray:
-    """Class probabilities ``(N, k)`` from pairwise ones ``(n_pairs, N)`` (``P(class i
+    """Class probabilities ``(..., k)`` from pairwise ones ``(n_pairs, ...)`` (``P(class i
     beats class j)`` for each pair ``(i, j)``), as libsvm couples them (Wu, Lin and Weng
     2004: ``min p'Qp`` subject to ``sum(p) = 1``). libsvm iterates to a tolerance of
     ``0.005 / k``; this solves the same problem exactly, so the two differ by that
