@@ -52,8 +52,9 @@ class SVMScoringExplainer(ScoringExplainer):
     explainer, initialization_examples : as in the Azure SDK (see ``ScoringExplainer``).
     n_background : kmeans centroids of the training rows, weighted by cluster size, as
         background (default 20). Latency is linear in it. Wine SVC (133 training rows, 8
-        raw columns), relative L2 error against exact values on every training row: 0.079
-        with 10 centroids (the Azure SDK's), 0.049 with 20, 0.032 with 30.
+        raw columns, 52 support vectors), relative L2 error against exact values on every
+        training row: 0.079 with 10 centroids (the Azure SDK's), 0.049 with 20, 0.032
+        with 30; 0.45 ms per row with 10, 0.75 ms with 20 (given the model outputs).
     nsamples : coalitions, as ``KernelScoringExplainer``; ``"auto"`` is ``2 * M + 2048``.
     model_output, random_state, players : see ``ScoringExplainer``; ``players="auto"``
         plays each raw column's engineered columns as one player.
