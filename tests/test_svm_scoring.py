@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, SVR
 
 from bench.realistic import preprocessor, wine_svc
-from scoring import SVMScoringExplainer, distill, load, save
+from scoring import ExplanationBundle, SVMScoringExplainer, distill, load, save
 from scoring.datasets import load_diabetes_mixed
 from scoring.model.svm import RBFMachine, couple, unsupported_svm
 from scoring.shapley.exact import exact_shapley_values
@@ -136,6 +136,11 @@ def test_distill_ships_it_for_the_small_wine_set(wine):
     bar = report.criteria["min_fidelity"]
     assert report.fidelity["relative_l2_error"] <= bar["relative_l2_error"]
     assert report.fidelity["top5_precision"] >= bar["top5_precision"]
-    rows = wine.X_test.iloc[:3]
-    np.testing.assert_allclose(explainer.explain(rows).sum(-1).T + explainer.expected_values,
-                               wine.model.predict_proba(rows), atol=1e-10)
+    # the request path: records with a missing value, the probabilities reused
+    records = wine.X_test.iloc[:3].to_dict("records")
+    records[0]["colour_band"] = None
+    scored = ExplanationBundle(wine.model, explainer).score(records)
+    values = np.asarray(scored.explanation.local_importance_values)
+    assert values.shape == (3, 3, wine.X_train.shape[1])
+    np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
+                               scored.probabilities, atol=1e-10)
