@@ -28,6 +28,7 @@ from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.permutation import PermutationScoringExplainer
+from scoring.scoring_explainers.svm import SVMScoringExplainer
 from scoring.scoring_explainers.tree import TreeScoringExplainer
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "PermutationScoringExplainer",
     "RawFeatureMap",
     "SGDExplainableModel",
+    "SVMScoringExplainer",
     "ScoringExplainer",
     "TabularExplainer",
     "TreeScoringExplainer",

@@ -180,7 +180,7 @@ def _local_frame(explanation: Any) -> pd.DataFrame:
 def _add_distill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="auto",
                         help="scoring explainer: auto (the fastest that meets --min-fidelity), "
-                        "linear, tree, amortized, permutation or kernel (default: auto)")
+                        "linear, tree, amortized, svm, permutation or kernel (default: auto)")
     parser.add_argument("--max-latency-ms", type=float, default=None,
                         help="largest acceptable explanation time per row")
     parser.add_argument("--min-fidelity", type=float, default=None,

@@ -9,13 +9,14 @@ from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.permutation import PermutationScoringExplainer
+from scoring.scoring_explainers.svm import SVMScoringExplainer
 from scoring.scoring_explainers.tree import TreeScoringExplainer
 
 # by expected request-path cost, cheapest first: the order distill(method="auto") tries
 SCORING_EXPLAINERS: dict[str, type[ScoringExplainer]] = {
     cls.method: cls for cls in (LinearScoringExplainer, TreeScoringExplainer,
-                                AmortizedScoringExplainer, PermutationScoringExplainer,
-                                KernelScoringExplainer)}
+                                AmortizedScoringExplainer, SVMScoringExplainer,
+                                PermutationScoringExplainer, KernelScoringExplainer)}
 
 
 def scoring_explainer_class(method: str) -> type[ScoringExplainer]:

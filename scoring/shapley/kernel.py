@@ -108,22 +108,27 @@ def coalition_values(f: Callable, X, background, bg_weights: np.ndarray,
     return out
 
 
+def shapley_map(Z: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The constrained solve of :func:`solve_shapley` as the linear map it is for a fixed
+    design: ``phi = T (v - v_empty) + u (v_full - v_empty)``, ``T (M, K)``, ``u (M,)``.
+    Computed once, it saves an explainer the pseudo-inverse on every call."""
+    Zw = Z.astype(float) * weights[:, None]
+    A_inv = np.linalg.pinv(Z.astype(float).T @ Zw)  # (M, M), symmetric
+    u = A_inv.sum(axis=1) / A_inv.sum()
+    R = A_inv @ Zw.T  # (M, K): the unconstrained weighted least squares
+    return R - np.outer(u, R.sum(axis=0)), u
+
+
 def solve_shapley(Z: np.ndarray, weights: np.ndarray, v: np.ndarray, v_empty: np.ndarray,
-                  v_full: np.ndarray) -> np.ndarray:
+                  v_full: np.ndarray,
+                  design: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Constrained weighted least squares for all rows and outputs at once.
 
     Minimises ``sum_k w_k (v[i,k,o] - v_empty[o] - Z_k . phi)^2`` subject to
     ``sum(phi) = v_full[i,o] - v_empty[o]``. Returns ``phi`` of shape ``(n, M, n_outputs)``.
+    ``design``: :func:`shapley_map` of ``Z`` and ``weights`` when the caller kept it.
     """
-    Zf = Z.astype(float)
-    A = Zf.T @ (Zf * weights[:, None])  # (M, M), the same for every row
-    A_inv = np.linalg.pinv(A)
-    ones = np.ones(Z.shape[1])
-    A_inv_1 = A_inv @ ones
-    denom = ones @ A_inv_1
-    y = v - v_empty[None, None, :]  # (n, K, O)
-    b = np.einsum("km,k,iko->imo", Zf, weights, y)  # (n, M, O)
-    A_inv_b = np.einsum("mj,ijo->imo", A_inv, b)
+    T, u = shapley_map(Z, weights) if design is None else design
     gap = v_full - v_empty[None, :]  # (n, O)
-    lam = (A_inv_b.sum(axis=1) - gap) / denom  # (n, O)
-    return A_inv_b - A_inv_1[None, :, None] * lam[:, None, :]
+    return np.einsum("mk,iko->imo", T, v - v_empty[None, None, :]) + u[None, :, None] * \
+        gap[:, None, :]

@@ -1,0 +1,137 @@
+"""RBF support vector machines as arrays: kernel factors per column group, and the model
+output from kernel values (decision values, Platt scaling, pairwise coupling)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# libsvm clips pairwise probabilities to [_MIN_PROB, 1 - _MIN_PROB] before coupling them
+_MIN_PROB = 1e-7
+_CLASSIFIERS, _REGRESSORS = ("c_svc", "nu_svc"), ("epsilon_svr", "nu_svr")
+
+
+def unsupported_svm(model: Any, output: str) -> str | None:
+    """Why :class:`RBFMachine` cannot give ``output`` of ``model``, or ``None``."""
+    impl = getattr(model, "_impl", None)
+    if impl not in _CLASSIFIERS + _REGRESSORS or not hasattr(model, "support_vectors_"):
+        return "it is not a fitted SVC, NuSVC, SVR or NuSVR"
+    if getattr(model, "kernel", None) != "rbf":
+        return f"its kernel is {model.kernel!r}; only 'rbf' factorises over columns"
+    wanted = "predict_proba" if impl in _CLASSIFIERS else "predict"
+    if output != wanted:
+        return f"it explains {wanted} of {type(model).__name__}, not {output}"
+    if impl in _CLASSIFIERS and np.size(getattr(model, "_probA", ())) == 0:
+        return "it has no probabilities (fitted with probability=False)"
+    return None
+
+
+class RBFMachine:
+    """A fitted scikit-learn RBF ``SVC``/``NuSVC`` (``predict_proba``) or ``SVR``/``NuSVR``
+    (``predict``), read from the arrays scikit-learn itself hands libsvm at predict time.
+
+    The kernel ``exp(-gamma ||x - sv||^2)`` is a product over columns, so over column
+    groups: :meth:`log_factors` gives each group's factor and a caller may combine the
+    factors of different rows (hybrid rows) before :meth:`outputs` turns the kernel
+    values into the model output.
+    """
+
+    def __init__(self, model: Any) -> None:
+        sv = model.support_vectors_
+        self.support_vectors = np.asarray(sv.toarray() if hasattr(sv, "toarray") else sv,
+                                          dtype=float)  # (n_sv, P)
+        self.gamma = float(model._gamma)
+        dual = model._dual_coef_
+        dual = np.asarray(dual.toarray() if hasattr(dual, "toarray") else dual, dtype=float)
+        self.intercept = np.asarray(model._intercept_, dtype=float)  # (n_pairs,)
+        self.classifier = model._impl in _CLASSIFIERS
+        if not self.classifier:
+            self.coef = dual.T  # (n_sv, 1)
+            return
+        # one-vs-one: pair (i, j) weighs class i's support vectors by row j - 1 of the dual
+        # coefficients and class j's by row i (libsvm's layout)
+        k = len(model.classes_)
+        starts = np.concatenate([[0], np.cumsum(model._n_support)])
+        self.pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+        self.coef = np.zeros((len(self.support_vectors), len(self.pairs)))
+        for p, (i, j) in enumerate(self.pairs):
+            self.coef[starts[i]:starts[i + 1], p] = dual[j - 1, starts[i]:starts[i + 1]]
+            self.coef[starts[j]:starts[j + 1], p] = dual[i, starts[j]:starts[j + 1]]
+        self.n_classes = k
+        prob_a, prob_b = np.asarray(model._probA, float), np.asarray(model._probB, float)
+        self.platt_coef = self.coef * prob_a
+        self.platt_intercept = self.intercept * prob_a + prob_b
+
+    def log_factors(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        """``(n, G, n_sv)``: ``-gamma`` times the squared distance of each row of ``X`` to
+        each support vector over the columns of each group (``groups``: the group of each
+        column, ``None``: one group per column). The log kernel is their sum over groups."""
+        squared = (X[:, None, :] - self.support_vectors[None]) ** 2  # (n, n_sv, P)
+        if groups is None:
+            return -self.gamma * squared.transpose(0, 2, 1)
+        member = np.zeros((X.shape[1], int(np.max(groups)) + 1))
+        member[np.arange(X.shape[1]), groups] = 1.0
+        return -self.gamma * np.einsum("nsp,pg->ngs", squared, member)
+
+    def outputs(self, kernel: np.ndarray) -> np.ndarray:
+        """The model output ``(..., O)`` from kernel values ``(..., n_sv)``."""
+        # products batched over the leading axes: one large product of this thin shape
+        # wakes OpenBLAS's threads, which on a busy machine costs more than it saves
+        if not self.classifier:
+            return kernel @ self.coef.astype(kernel.dtype) + self.intercept
+        # Platt scaling, P(i beats j) = 1 / (1 + exp(A * decision + B)), with A and B folded
+        # into the coefficients; pair-major rows keep the arithmetic below contiguous
+        z = np.array(np.moveaxis(kernel @ self.platt_coef.astype(kernel.dtype), -1, 0),
+                     dtype=float, order="C")  # (n_pairs, ...)
+        z += self.platt_intercept.reshape(-1, *[1] * (z.ndim - 1))
+        # past |z| = 20 the clip to [_MIN_PROB, 1 - _MIN_PROB] decides anyway (no overflow)
+        np.clip(z, -20.0, 20.0, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        np.reciprocal(z, out=z)
+        np.clip(z, _MIN_PROB, 1 - _MIN_PROB, out=z)
+        return couple(z, self.pairs, self.n_classes)
+
+
+def couple(pairwise: np.ndarray, pairs: list[tuple[int, int]], k: int) -> np.ndarray:
+    """Class probabilities ``(..., k)`` from pairwise ones ``(n_pairs, ...)`` (``P(class i
+    beats class j)`` for each pair ``(i, j)``), as libsvm couples them (Wu, Lin and Weng
+    2004: ``min p'Qp`` subject to ``sum(p) = 1``). libsvm iterates to a tolerance of
+    ``0.005 / k``; this solves the same problem exactly, so the two differ by that
+    tolerance (up to ~3e-3 in a probability on hybrid rows of the wine SVC)."""
+    if k == 2:  # the minimiser is the pairwise probability itself
+        return np.stack([pairwise[0], 1 - pairwise[0]], axis=-1)
+    beats = [[None] * k for _ in range(k)]
+    for p, (i, j) in enumerate(pairs):
+        beats[i][j], beats[j][i] = pairwise[p], 1 - pairwise[p]
+    Q = [[None] * k for _ in range(k)]
+    for t in range(k):
+        Q[t][t] = sum(beats[s][t] ** 2 for s in range(k) if s != t)
+        for s in range(t + 1, k):
+            Q[t][s] = Q[s][t] = -beats[s][t] * beats[t][s]
+    # p is proportional to Q^-1 1; Q is singular when the pairwise probabilities agree
+    # exactly (then p spans its null space): a tiny ridge keeps the elimination defined
+    ridge = 1e-12 * sum(Q[t][t] for t in range(k))
+    for t in range(k):
+        Q[t][t] = Q[t][t] + ridge
+    p = _solve_positive(Q, [np.ones_like(pairwise[0]) for _ in range(k)])
+    total = sum(p)
+    return np.stack([pt / total for pt in p], axis=-1)
+
+
+def _solve_positive(A: list[list[Any]], b: list[Any]) -> list[Any]:
+    """``A x = b`` for a symmetric positive definite ``A`` given entry by entry (arrays of
+    the same shape: many small systems at once), by Gaussian elimination."""
+    k = len(b)
+    A, b = [row[:] for row in A], b[:]
+    for c in range(k):
+        for r in range(c + 1, k):
+            factor = A[r][c] / A[c][c]
+            for j in range(c + 1, k):
+                A[r][j] = A[r][j] - factor * A[c][j]
+            b[r] = b[r] - factor * b[c]
+    x = [None] * k
+    for r in reversed(range(k)):
+        x[r] = (b[r] - sum(A[r][j] * x[j] for j in range(r + 1, k))) / A[r][r]
+    return x
