@@ -41,6 +41,10 @@ def test_auto_picks_linear_for_a_linear_output(data):
     # mean is the mean of every training row
     assert report["refit_on_all_rows"] is True
     np.testing.assert_allclose(explainer.mean_, X.mean(axis=0), atol=1e-12)
+    # which training rows the fidelity was measured on, so it can be checked on them
+    held = report["held_out_rows"]
+    assert len(held) == len(set(held)) == report["n_held_out_rows"] == 4
+    assert all(0 <= i < len(X) for i in held)
 
 
 def test_auto_tries_tree_first_for_trees_and_keeps_the_fastest_faithful(data):

@@ -191,7 +191,8 @@ class _Distillation:
         self.random_state = random_state
         self.verbose = verbose
         n = min(max(1, n_held_out), n_rows(X) // 4)
-        self.train, self.held_out = split_rows(X, n, np.random.default_rng(random_state))
+        self.train, self.held_out, self.held_out_positions = split_rows(
+            X, n, np.random.default_rng(random_state))
         self.references: dict[str, tuple[np.ndarray, dict]] = {}
         self.tried: list[dict] = []
         self.bar: dict | None = None
@@ -284,6 +285,7 @@ class _Distillation:
             params=explainer.get_params(), fidelity=result["fidelity"],
             latency=result["latency"], fit_seconds=result["fit_seconds"],
             n_train_rows=n_rows(self.train), n_held_out_rows=n_rows(self.held_out),
+            held_out_rows=self.held_out_positions.tolist(),
             tried=self.tried, criteria=criteria, refit_on_all_rows=refit)
         self.say(f"done: {explainer.report_.summary()}")
         return explainer

@@ -17,7 +17,8 @@ class DistillReport:
     ``additivity_gap`` and the ``reference`` they were measured against; ``latency``:
     ``row_ms``, ``row_given_outputs_ms``, ``batch100_ms``; ``tried``: one entry per
     candidate (its fidelity and latency, what it missed, or why it could not run);
-    ``criteria``: the bounds applied.
+    ``criteria``: the bounds applied; ``held_out_rows``: the positions in the training
+    rows of the held-out rows fidelity and latency were measured on.
     """
 
     method: str
@@ -31,6 +32,7 @@ class DistillReport:
     tried: list[dict] = field(default_factory=list)
     criteria: dict = field(default_factory=dict)
     refit_on_all_rows: bool = False
+    held_out_rows: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return plain(asdict(self))

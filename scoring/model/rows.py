@@ -35,11 +35,13 @@ def sample_rows(data: Any, n: int, rng: np.random.Generator) -> tuple[Any, np.nd
     return take_rows(data, index), index
 
 
-def split_rows(data: Any, n_held_out: int, rng: np.random.Generator) -> tuple[Any, Any]:
-    """``(kept, held_out)``: ``n_held_out`` rows drawn at random, both in original order."""
+def split_rows(data: Any, n_held_out: int,
+               rng: np.random.Generator) -> tuple[Any, Any, np.ndarray]:
+    """``(kept, held_out, held_out_positions)``: ``n_held_out`` rows drawn at random, both
+    in original order, and where the held-out ones are in ``data``."""
     order = rng.permutation(n_rows(data))
     kept, held_out = np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
-    return take_rows(data, kept), take_rows(data, held_out)
+    return take_rows(data, kept), take_rows(data, held_out), held_out
 
 
 def dense(X: Any) -> Any:

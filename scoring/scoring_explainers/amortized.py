@@ -149,7 +149,15 @@ class AmortizedScoringExplainer(ScoringExplainer):
         labels = project_additive(self._learned(labels),
                                   self._learned(outputs - self.expected_values_))
         self.label_seconds_ = time.perf_counter() - started
-        margins, base = self._base(inputs)
+        margins, base = None, 0.0
+        if self.link_ is not None:
+            with tqdm(total=len(inputs), disable=not self.verbose, unit="row", leave=False,
+                      desc="[amortized] exact margin base") as bar:
+                parts = []
+                for start in range(0, len(inputs), 256):
+                    parts.append(self._base(inputs[start:start + 256]))
+                    bar.update(len(parts[-1][0]))
+            margins, base = (np.concatenate(part) for part in zip(*parts, strict=True))
         labels = labels - base  # the networks learn the residual
         started = time.perf_counter()
         self._train(self._features(inputs, outputs, margins, base), labels)
@@ -165,14 +173,14 @@ class AmortizedScoringExplainer(ScoringExplainer):
         reason = "the explained output is not predict_proba" if output != "predict_proba" \
             else not_additive(model, "decision_function")
         if reason is None:
-            margins = ModelFunction(model, "decision_function")
+            margin = ModelFunction(model, "decision_function")
             check = X[:200]
-            self.link_ = probability_link(margins(check), self.spec_.function(check))
+            self.link_ = probability_link(margin(check), self.spec_.function(check))
             if self.link_ is None:
                 reason = "its probabilities are not a softmax or logistic of its margins"
         if reason is None:
             try:
-                self.expected_margin_ = margins(self.background_).mean(axis=0)
+                self.expected_margin_ = margin(self.background_).mean(axis=0)
                 self._restore()
             except TypeError as exc:  # paths too deep for the tables
                 self.link_, reason = None, str(exc)
@@ -188,7 +196,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
             self.margin_engine_ = PathEngine.build(self.spec_.model, "decision_function",
                                                    groups, self.background_)
 
-    def _base(self, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    def _base(self, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | float]:
         """The margin values ``(n, M, n_margins)`` and the learned outputs' base
         ``(n, M, n_learned)`` (zeros without a margin base)."""
         if getattr(self, "link_", None) is None:  # or saved before margin bases
