@@ -170,24 +170,24 @@ class AmortizedScoringExplainer(ScoringExplainer):
         if self.margin_base is False:
             return
         model, output = self.spec_.model, self.spec_.function.output
-        reason = "the explained output is not predict_proba" if output != "predict_proba" \
+        why_not = "the explained output is not predict_proba" if output != "predict_proba" \
             else not_additive(model, "decision_function")
-        if reason is None:
+        if why_not is None:
             margin = ModelFunction(model, "decision_function")
             check = X[:200]
             self.link_ = probability_link(margin(check), self.spec_.function(check))
             if self.link_ is None:
-                reason = "its probabilities are not a softmax or logistic of its margins"
-        if reason is None:
+                why_not = "its probabilities are not a softmax or logistic of its margins"
+        if why_not is None:
             try:
                 self.expected_margin_ = margin(self.background_).mean(axis=0)
                 self._restore()
             except TypeError as exc:  # paths too deep for the tables
-                self.link_, reason = None, str(exc)
-        if reason is not None:
+                self.link_, why_not = None, str(exc)
+        if why_not is not None:
             if self.margin_base is True:
-                raise TypeError(f"AmortizedScoringExplainer(margin_base=True): {reason}")
-            self.margin_base_note_ = f"no margin base: {reason}"
+                raise TypeError(f"AmortizedScoringExplainer(margin_base=True): {why_not}")
+            self.margin_base_note_ = f"no margin base: {why_not}"
 
     def _restore(self) -> None:
         if getattr(self, "link_", None) is not None:
