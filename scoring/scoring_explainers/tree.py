@@ -36,17 +36,17 @@ class TreeScoringExplainer(ScoringExplainer):
     - ``"paths"``: scikit-learn trees, forests, extra trees, gradient boosting and
       histogram gradient boosting whose explained output is a sum over their trees
       (probabilities of forests, ``predict`` of regressors, ``decision_function`` of
-      boosting classifiers) are read root-to-leaf
-      path by path (:mod:`scoring.shapley.tree_paths`). The values are exact for the
+      boosting classifiers) are read root-to-leaf path by path
+      (:class:`~scoring.shapley.tree_paths.PathEngine`). The values are exact for the
       raw columns themselves when the model has transformations (each raw column's
       engineered columns are one player), on up to ``n_background`` training rows, and
       cost a table lookup per leaf on the request path. Models whose paths test too many
       columns for those tables are refused.
     - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (LightGBM, XGBoost;
       probabilities of boosting classifiers, which the amortized explainer handles with
-      the path engine's exact margins as its base), per engineered
-      column, on ``n_background`` rows; refused when its values miss the model outputs by
-      more than ``ADDITIVITY_TOLERANCE`` of the output scale, smaller gaps projected away.
+      the path engine's exact margins as its base), per engineered column, on
+      ``n_background`` rows; refused when its values miss the model outputs by more than
+      ``ADDITIVITY_TOLERANCE`` of the output scale, smaller gaps projected away.
 
     Parameters
     ----------
