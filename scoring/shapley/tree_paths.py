@@ -25,12 +25,19 @@ from typing import Any
 
 import numpy as np
 
+from scoring.model.trees import additive_trees, feature_dtype
+
 # a (leaf, mask) pattern is one uint64: the mask's bits, one per distinct player on the
 # leaf's path, below the leaf's number
 MAX_PLAYERS_ON_A_PATH = 40
 # leaves whose every reach mask has a precomputed row of coefficients, at most this many
 # float64s in all (the deepest paths are computed pattern by pattern instead)
 MAX_TABLE_ENTRIES = 2**23
+# the engine computes the leaves its tables do not cover pattern by pattern, on every
+# request; past this share of the leaves that costs more than the engine saves
+MAX_UNTABLED_LEAF_SHARE = 0.05
+# rows explained together (the lookups are (rows, leaves, players))
+_CHUNK_ROWS = 16
 
 
 @dataclass
@@ -318,12 +325,6 @@ def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray
     return phi
 
 
-# the engine computes the leaves its tables do not cover pattern by pattern, on every
-# request; past this share of the leaves that costs more than the engine saves
-MAX_UNTABLED_LEAF_SHARE = 0.05
-# rows explained together (the lookups are (rows, leaves, players))
-_CHUNK_ROWS = 16
-
 
 @dataclass
 class PathEngine:
@@ -340,8 +341,6 @@ class PathEngine:
         """The engine of ``model``'s ``output`` (see :func:`scoring.model.trees.not_additive`)
         with ``groups`` as players; ``TypeError`` naming why when the model is not
         additive or its paths test too many players for the tables."""
-        from scoring.model.trees import additive_trees, feature_dtype
-
         paths = tree_paths(additive_trees(model, output), groups, feature_dtype(model))
         k = players_on_paths(paths)
         tabled = int(np.isin(k, tabled_path_sizes(k)).sum())
