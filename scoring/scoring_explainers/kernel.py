@@ -12,6 +12,7 @@ from scoring.shapley.kernel import (
     coalition_design,
     coalition_values,
     default_nsamples,
+    shapley_map,
     solve_shapley,
 )
 from scoring.shapley.masking import n_players
@@ -42,6 +43,7 @@ class KernelScoringExplainer(ScoringExplainer):
 
     method = "kernel"
     plays_raw_columns = True
+    transient = ("design_",)
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 10, background: str = "kmeans",
@@ -55,7 +57,8 @@ class KernelScoringExplainer(ScoringExplainer):
                          random_state=random_state, players=players)
 
     def _fit(self, X: Any) -> None:
-        if self.nsamples != "auto" and (not isinstance(self.nsamples, int) or self.nsamples < 2):
+        if self.nsamples != "auto" and (isinstance(self.nsamples, bool) or not isinstance(
+                self.nsamples, (int, np.integer)) or self.nsamples < 2):
             raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {self.nsamples!r}")
         if self.background not in ("kmeans", "sample"):
             raise ValueError(f"background must be 'kmeans' or 'sample', got {self.background!r}")
@@ -63,18 +66,27 @@ class KernelScoringExplainer(ScoringExplainer):
         summarise = summarise_background if self.background == "kmeans" else sample_background
         self.background_, self.background_weights_ = summarise(X, self.n_background, rng)
         M = n_players(X, self.groups_)
-        budget = default_nsamples(M) if self.nsamples == "auto" else self.nsamples
+        budget = default_nsamples(M) if self.nsamples == "auto" else int(self.nsamples)
         self.coalitions_, self.coalition_weights_ = coalition_design(M, budget, rng)
         outputs = self.spec_.function(self.background_)
         self.expected_values_ = self.background_weights_ @ outputs
+        self._restore()
+
+    def _restore(self) -> None:
+        """The coalition design's solve as a linear map (rebuilt when loaded)."""
+        self.design_ = shapley_map(self.coalitions_, self.coalition_weights_)
 
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
-        f = self.spec_.function
-        v = coalition_values(f, X, self.background_, self.background_weights_,
-                             self.coalitions_, self.groups_)
-        full = f(X) if outputs is None else outputs
-        return solve_shapley(self.coalitions_, self.coalition_weights_, v,
-                             np.asarray(self.expected_values_), full)
+        full = self.spec_.function(X) if outputs is None else outputs
+        return solve_shapley(self.coalitions_, self.coalition_weights_,
+                             self._coalition_values(X), np.asarray(self.expected_values_),
+                             full, self.design_)
+
+    def _coalition_values(self, X: Any) -> np.ndarray:
+        """``v[i, k, o]``: the output on hybrids of row ``i`` and the background, players
+        of coalition ``k`` from the row, averaged over the background (weighted)."""
+        return coalition_values(self.spec_.function, X, self.background_,
+                                self.background_weights_, self.coalitions_, self.groups_)
 
     def get_params(self) -> dict:
         params = super().get_params()

@@ -8,15 +8,7 @@ from typing import Any
 import numpy as np
 
 from scoring.model.svm import RBFMachine, unsupported_svm
-from scoring.scoring_explainers.base import ScoringExplainer
-from scoring.shapley.background import summarise_background
-from scoring.shapley.kernel import (
-    coalition_design,
-    default_nsamples,
-    shapley_map,
-    solve_shapley,
-)
-from scoring.shapley.masking import n_players
+from scoring.scoring_explainers.kernel import KernelScoringExplainer
 
 # training rows on which the machine read from the model must give the model's outputs
 _N_CHECK_ROWS = 20
@@ -30,7 +22,7 @@ _BLOCK_VALUES = 2_000_000
 _KERNEL_DTYPE = np.float32
 
 
-class SVMScoringExplainer(ScoringExplainer):
+class SVMScoringExplainer(KernelScoringExplainer):
     """Interventional Shapley values of an RBF ``SVC``/``NuSVC`` (``predict_proba``) or
     ``SVR``/``NuSVR`` (``predict``) on a kmeans summary of the training rows, computed
     without calling the model on hybrid rows.
@@ -61,16 +53,14 @@ class SVMScoringExplainer(ScoringExplainer):
     """
 
     method = "svm"
-    plays_raw_columns = True
     transient = ("machine_", "background_factors_", "design_")
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 20, nsamples: int | str = "auto",
                  model_output: str | None = None, random_state: int | None = 0,
                  players: str = "auto") -> None:
-        self.n_background = n_background
-        self.nsamples = nsamples
-        super().__init__(explainer, initialization_examples, model_output=model_output,
+        super().__init__(explainer, initialization_examples, n_background=n_background,
+                         background="kmeans", nsamples=nsamples, model_output=model_output,
                          random_state=random_state, players=players)
 
     @classmethod
@@ -78,19 +68,9 @@ class SVMScoringExplainer(ScoringExplainer):
         return unsupported_svm(model, output)
 
     def _fit(self, X: Any) -> None:
-        if self.nsamples != "auto" and (isinstance(self.nsamples, bool) or not isinstance(
-                self.nsamples, (int, np.integer)) or self.nsamples < 2):
-            raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {self.nsamples!r}")
         X = np.asarray(X, dtype=float)
-        rng = np.random.default_rng(self.random_state)
-        self.background_, self.background_weights_ = summarise_background(
-            X, self.n_background, rng)
-        M = n_players(X, self.groups_)
-        budget = default_nsamples(M) if self.nsamples == "auto" else int(self.nsamples)
-        self.coalitions_, self.coalition_weights_ = coalition_design(M, budget, rng)
-        self._restore()
+        super()._fit(X)  # the background summary, coalition design and expected values
         f = self.spec_.function
-        self.expected_values_ = self.background_weights_ @ f(self.background_)
         check = X[:_N_CHECK_ROWS]
         outputs = f(check)
         kernel = np.exp(self.machine_.log_factors(check, self.groups_).sum(axis=1))
@@ -103,20 +83,13 @@ class SVMScoringExplainer(ScoringExplainer):
     def _restore(self) -> None:
         """The model's arrays, the background's kernel factors and the coalition design's
         solve (rebuilt when loaded)."""
+        super()._restore()
         self.machine_ = RBFMachine(self.spec_.model)
         self.background_factors_ = self.machine_.log_factors(self.background_, self.groups_)
-        self.design_ = shapley_map(self.coalitions_, self.coalition_weights_)
 
-    def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
+    def _coalition_values(self, X: Any) -> np.ndarray:
+        """As Kernel SHAP's, from the kernel factors instead of model calls."""
         X = np.asarray(X, dtype=float)
-        full = self.spec_.function(X) if outputs is None else outputs
-        return solve_shapley(self.coalitions_, self.coalition_weights_,
-                             self._coalition_values(X), np.asarray(self.expected_values_), full,
-                             self.design_)
-
-    def _coalition_values(self, X: np.ndarray) -> np.ndarray:
-        """``v[i, k, o]``: the output on hybrids of row ``i`` and the background, players
-        of coalition ``k`` from the row, averaged over the background (weighted)."""
         base = self.background_factors_  # (B, G, n_sv)
         B, G, S = base.shape
         # log kernel = the background row's own + sum over the coalition's groups of (x's -
@@ -144,12 +117,7 @@ class SVMScoringExplainer(ScoringExplainer):
         return v
 
     def get_params(self) -> dict:
-        params = {**super().get_params(), "n_background": self.n_background,
-                  "nsamples": self.nsamples}
-        if hasattr(self, "coalitions_"):
-            M = self.coalitions_.shape[1]
-            params.update(n_coalitions=len(self.coalitions_),
-                          exact=bool(len(self.coalitions_) == 2**M - 2 or M < 2),
-                          background_rows=len(self.background_),
-                          support_vectors=len(self.machine_.support_vectors))
+        params = super().get_params()
+        if hasattr(self, "machine_"):
+            params["support_vectors"] = len(self.machine_.support_vectors)
         return params
