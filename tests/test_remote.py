@@ -1,10 +1,12 @@
 """Remote explanations: ExplanationClient over MLflow (embedded SQLite and a real
-`mlflow server`), and batch explanations on a Dask LocalCluster."""
+`mlflow server`), and batch explanations on a Dask LocalCluster; what each trusts of what it
+reads back (part-files of another input)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,16 +18,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from bench.processes import free_port, stop_process, wait_http
+from bench.realistic import preprocessor
 from bench.remote import example_explainers, people
 from scoring import (
     Explanation,
     ExplanationBundle,
     ExplanationClient,
+    LinearScoringExplainer,
     explain_dataframe,
 )
+from scoring.datasets import make_credit
 from scoring.remote import ExplanationNotFound, explain_to_parquet
+from scoring.remote.resume import partition_identity
 
 # no usage reports from MLflow (nor from the `mlflow server` and uploaders started here)
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -102,11 +110,18 @@ ExplanationClient(tracking_uri=uri, run_id=run_id).upload_model_explanation(e, c
 # -- data and bundles ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Two bundles in a temporary BentoML home: ``people`` (logistic regression behind a
+    """Bundles in a temporary BentoML home: ``people`` (logistic regression behind a
     ColumnTransformer with imputers and a one-hot string column; linear explainer, raw
-    importances) and ``svc`` (breast-cancer SVC, Kernel explainer)."""
+    importances), ``svc`` (breast-cancer SVC, Kernel explainer), and ``credit`` and
+    ``credit_copy``: one Pipeline (``bench.realistic.preprocessor`` + logistic regression) on
+    ``make_credit`` rows (string categoricals and numbers with missing values), linear
+    explainer, saved twice (two tags, one model)."""
     root = tmp_path_factory.mktemp("remote")
     frame, objects = example_explainers(400)
+    X, y = make_credit(600, random_state=0)
+    credit = Pipeline([("prep", preprocessor()),
+                       ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
+    objects["credit"] = objects["credit_copy"] = (credit, LinearScoringExplainer().fit(credit, X))
     joblib.dump(objects, root / "objects.joblib")
     home = root / "home"
     out = subprocess.run([sys.executable, "-c", _SAVE, str(root / "objects.joblib")],
@@ -114,9 +129,9 @@ def saved(tmp_path_factory):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     bundles = {}
-    for line, name in zip(out.stdout.split("\n"), ("people", "svc"), strict=False):
+    for line in out.stdout.split("\n")[:len(objects)]:
         tag, path = line.split()
-        bundles[name] = ExplanationBundle.read(Path(path), tag=tag)
+        bundles[tag.split(":")[0]] = ExplanationBundle.read(Path(path), tag=tag)
     return {"root": root, "home": home, "frame": frame, **bundles}
 
 
@@ -448,3 +463,101 @@ def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, cluster, tmp_pa
                  "--output", str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:1",
                  home=saved["home"], cwd=tmp_path)
     assert wrong.returncode != 0 and "--scheduler needs --output DIR" in wrong.stderr
+
+
+def _parts(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+
+
+def test_cli_batch_resumes_only_the_same_input_and_bundle(saved, cluster, tmp_path):
+    """The same command run again on a file regenerated with as many rows is recomputed,
+    not resumed from the old rows' part-files; the same input is resumed; another bundle
+    (same model, another tag) is refused. Credit rows: string categoricals and numbers with
+    missing values, through a Pipeline with a ColumnTransformer."""
+    old_rows, _ = make_credit(1200, random_state=11)
+    new_rows, _ = make_credit(1200, random_state=12)
+    assert new_rows["employment"].isna().any() and new_rows["income"].isna().any()
+    data, out = tmp_path / "rows.csv", tmp_path / "out"
+    command = ["explain", "--bundle", saved["credit"].tag, "--data", str(data), "--output",
+               str(out), "--partition-rows", "500", "--scheduler", cluster.scheduler.address]
+    old_rows.to_csv(data, index=False)
+    first = _cli(*command, home=saved["home"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "3 partitions written, 0 already there" in first.stderr
+
+    new_rows.to_csv(data, index=False)  # the same file, regenerated: other rows, same count
+    second = _cli(*command, home=saved["home"], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "3 partitions written, 0 already there" in second.stderr
+    assert "holds explanations of other input rows" in second.stderr
+    assert "deleted 3 part-files, recomputing every partition" in second.stderr
+    features = list(new_rows.columns)
+    written = pd.read_parquet(out).sort_values(["row", "class"], kind="stable")
+    single = saved["credit"].score(pd.read_csv(data)).explanation.local_importance_values
+    assert np.array_equal(written[features].to_numpy(),
+                          np.transpose(single, (1, 0, 2)).reshape(-1, len(features)))
+    manifest = json.loads((out / "_manifest.json").read_text())
+    glob = Explanation.from_json((out / "_global_explanation.json").read_text())
+    assert glob.extra["input_sha256"] == manifest["input"]["sha256"]
+    assert manifest["bundle"]["tag"] == saved["credit"].tag
+    np.testing.assert_allclose(glob.global_importance_values,
+                               np.abs(single).mean(axis=(0, 1)), rtol=1e-10)
+
+    before = _parts(out)
+    third = _cli(*command, home=saved["home"], cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "0 partitions written, 3 already there" in third.stderr
+    assert "holds explanations" not in third.stderr and _parts(out) == before
+
+    other = _cli(*[saved["credit_copy"].tag if a == saved["credit"].tag else a
+                   for a in command], home=saved["home"], cwd=tmp_path)
+    assert other.returncode != 0
+    assert "holds explanations written with another bundle" in other.stderr
+    assert f"{saved['credit'].tag!r} -> {saved['credit_copy'].tag!r}" in other.stderr
+    assert _parts(out) == before
+
+
+def test_cli_batch_refuses_part_files_it_did_not_record(saved, cluster, tmp_path):
+    """Part-files with no manifest (copied from another run's output) say nothing about
+    which rows they explain: refused, neither reused nor deleted."""
+    rows, _ = make_credit(600, random_state=13)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    other, _ = make_credit(600, random_state=14)
+    other.to_csv(tmp_path / "other.csv", index=False)
+
+    def run(data: str, out: Path) -> subprocess.CompletedProcess:
+        return _cli("explain", "--bundle", saved["credit"].tag, "--data", data, "--output",
+                    str(out), "--partition-rows", "300", "--scheduler",
+                    cluster.scheduler.address, home=saved["home"], cwd=tmp_path)
+
+    assert run(str(tmp_path / "other.csv"), tmp_path / "elsewhere").returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    for part in (tmp_path / "elsewhere").glob("part-*.parquet"):
+        shutil.copy(part, out / part.name)
+    before = _parts(out)
+    refused = run(str(tmp_path / "rows.csv"), out)
+    assert refused.returncode != 0
+    assert "holds part-files but no _manifest.json" in refused.stderr
+    assert _parts(out) == before
+
+
+def test_partition_identity_tells_contents_apart():
+    """What a resume compares: values and their types, missing values where they are, and
+    a slice's own rows (not the table it was cut from)."""
+    def digest_of(frame: pd.DataFrame) -> str:
+        return partition_identity(frame)[1]
+
+    def digest(column: list, dtype: str | None = "object") -> str:
+        return digest_of(pd.DataFrame({"c": pd.Series(column, dtype=dtype)}))
+
+    assert digest(["a", None, "b"]) == digest(["a", None, "b"])
+    assert digest(["a", None]) != digest(["a", "None"])
+    assert digest([1, "a"]) != digest(["1", "a"])
+    assert digest([1.0, np.nan], None) != digest([np.nan, 1.0], None)
+    assert digest(["x", "y"], "category") != digest(["x", "z"], "category")
+    half, _ = make_credit(300, random_state=1)
+    table = pd.concat([half, half, half.iloc[::-1]], ignore_index=True)
+    first, second, reversed_ = (table.iloc[i:i + 300] for i in (0, 300, 600))
+    assert partition_identity(first) == partition_identity(second) == (300, digest_of(half))
+    assert partition_identity(reversed_) != partition_identity(first)

@@ -2,7 +2,8 @@
 
 ``explain_dataframe`` turns a Dask DataFrame into a Dask DataFrame of local importances;
 ``explain_to_parquet`` (and ``scoring explain --output DIR``) writes them as one Parquet
-file per partition, resumably, and aggregates the table's global explanation on the
+file per partition, resumably (for the same input, bundle and settings only:
+:mod:`scoring.remote.resume`), and aggregates the table's global explanation on the
 cluster. A bundle given by tag is loaded once per worker process (``_bundle``), not once
 per partition.
 """
@@ -11,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import glob as globbing
-import json
 import os
 import sys
 import threading
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,16 @@ import numpy as np
 import pandas as pd
 
 from scoring import BundleError, Explanation, ExplanationBundle, InputError
+from scoring.remote.resume import (
+    GLOBAL_FILE,
+    input_identity,
+    new_manifest,
+    part_name,
+    partition_identity,
+    prepare_output,
+)
 
 DEFAULT_PARTITION_ROWS = 20_000
-MANIFEST = "_manifest.json"
-GLOBAL_FILE = "_global_explanation.json"
 _INSTALL_HINT = "pip install 'scoring[dask]'"
 
 # bundles loaded in this process, by (tag, BentoML home): a worker loads each bundle once
@@ -113,7 +119,7 @@ def _slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
 @dataclass
 class _Plan:
     """How the table is cut: pieces of at most ``partition_rows`` rows, their first row id,
-    and what one explained row looks like."""
+    and what one explained row looks like; what the input and the bundle are."""
 
     ref: Any
     get_raw: bool
@@ -122,15 +128,15 @@ class _Plan:
     offsets: list[int]
     meta: pd.DataFrame
     sample: Explanation
-    tag: str | None
-    lengths: list[int] = field(default_factory=list)
+    bundle: dict  # tag, model fingerprint, explainer
+    identity: dict  # rows per partition and SHA-256 of the input: resume.input_identity
 
     def piece(self, i: int) -> Any:
         from dask import delayed
 
         part, start, stop = self.pieces[i]
         source = self.inputs[part]
-        if (start, stop) != (0, self.lengths[part]):
+        if (start, stop) != (0, self.identity["lengths"][part]):
             source = delayed(_slice, pure=True)(source, start, stop)
         return delayed(_explain_piece, pure=True)(source, self.ref, self.get_raw,
                                                   self.offsets[i])
@@ -140,7 +146,7 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
           partition_rows: int | None) -> _Plan:
     dask = _dask()
     local = _bundle(bundle)
-    tag = bundle if isinstance(bundle, str) else bundle.tag
+    tag = local.tag  # resolved ("name:latest" names whichever bundle is latest now)
     resolved_raw = local.has_transformations if get_raw is None else bool(get_raw)
     if resolved_raw and not local.has_transformations:
         raise ValueError("get_raw=True needs a bundle built with transformations")
@@ -158,7 +164,10 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     clash = reserved.intersection(sample.features)
     if clash:
         raise ValueError(f"feature name(s) {sorted(clash)} collide with the output columns")
-    lengths = [int(n) for n in data.map_partitions(len).compute()]
+    # rows and content of every partition, in one read
+    identity = input_identity(list(dask.compute(*[
+        dask.delayed(partition_identity, pure=True)(part) for part in data.to_delayed()])))
+    lengths = identity["lengths"]
     pieces, offsets, first = [], [], 0
     step = partition_rows or max(max(lengths), 1)
     for part, n in enumerate(lengths):
@@ -169,8 +178,10 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     # a tag travels as text and each worker loads the bundle once; an unsaved bundle is one
     # key of the graph, shipped to each worker once
     ref = tag if tag else dask.delayed(local, name=f"bundle-{uuid.uuid4().hex}")
+    identity_of_bundle = {"tag": tag, "model_fingerprint": local.spec.fingerprint,
+                          "explainer": type(local.scoring_explainer).__name__}
     return _Plan(ref, resolved_raw, list(data.to_delayed()), pieces, offsets,
-                 sample_frame.iloc[:0], sample, tag, lengths)
+                 sample_frame.iloc[:0], sample, identity_of_bundle, identity)
 
 
 def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None = None,
@@ -183,7 +194,8 @@ def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool 
     ``bundle`` is an :class:`ExplanationBundle` or its tag (loaded once per worker);
     ``get_raw=None`` explains raw columns when the bundle has transformations.
     ``partition_rows`` cuts the output into pieces of at most that many input rows.
-    Counting the rows of each partition reads ``data`` once, eagerly.
+    Counting the rows of each partition (and hashing them, for resumes) reads ``data``
+    once, eagerly.
     """
     import dask.dataframe as dd
 
@@ -233,12 +245,14 @@ class BatchResult:
     written: int
     skipped: int
     global_explanation: Explanation
+    recomputed: str = ""  # why part-files already in ``output`` were deleted ("" if not)
 
 
-def _global(sample: Explanation, merged: dict, source: str) -> Explanation:
+def _global(sample: Explanation, merged: dict, source: str, input_sha256: str) -> Explanation:
     abs_sum, rows = merged["abs_sum"], max(merged["rows"], 1)
     per_class = abs_sum / rows
-    extra: dict[str, Any] = {"rows": merged["rows"], "source": source}
+    extra: dict[str, Any] = {"rows": merged["rows"], "source": source,
+                             "input_sha256": input_sha256}
     if sample.classes is not None:
         extra["per_class_global_importance"] = {
             str(c): per_class[i].tolist() for i, c in enumerate(sample.classes)}
@@ -255,8 +269,12 @@ def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str |
     """Explain ``data`` (a Dask DataFrame) into ``output``: ``part-NNNNN.parquet`` per
     piece of at most ``partition_rows`` rows (see :func:`explain_dataframe` for the
     columns), ``_global_explanation.json`` (mean |importance| over the whole table, per
-    class in ``extra``) and ``_manifest.json``. Part-files already in ``output`` from an
-    interrupted run with the same settings are kept, not recomputed. ``client`` is a
+    class in ``extra``, with the input's ``source`` and ``input_sha256``) and
+    ``_manifest.json``. Part-files already in ``output`` from an interrupted run on the same
+    input (same content), bundle and settings are kept, not recomputed; those of another
+    input are deleted and recomputed, another bundle or other settings are refused
+    (:func:`scoring.remote.resume.prepare_output`). ``progress`` draws a progress bar on
+    stderr and says there why part-files were recomputed. ``client`` is a
     ``distributed.Client`` (default: the current one)."""
     from distributed import as_completed, default_client
 
@@ -264,18 +282,17 @@ def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str |
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(bundle, data, get_raw, partition_rows)
-    manifest = {"format": "scoring.batch", "format_version": 1, "bundle": plan.tag,
-                "get_raw": plan.get_raw, "partition_rows": partition_rows,
-                "lengths": plan.lengths, "source": source}
-    _check_manifest(out, manifest)
-    for stale in out.glob(".part-*.tmp-*"):  # left by a run killed mid-write
-        stale.unlink(missing_ok=True)
+    recomputed = prepare_output(out, new_manifest(
+        plan.bundle, {"get_raw": plan.get_raw, "partition_rows": partition_rows},
+        plan.identity, source))
+    if recomputed and progress:
+        print(f"[explain] {recomputed}", file=sys.stderr)
     features, classes = plan.sample.features, plan.sample.classes
     tasks, skipped = [], 0
     from dask import delayed
 
     for i in range(len(plan.pieces)):
-        path = out / f"part-{i:05d}.parquet"
+        path = out / part_name(i)
         if path.exists():
             skipped += 1
             tasks.append(delayed(_read_stats, pure=True)(str(path), features, classes))
@@ -289,26 +306,10 @@ def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str |
     bar(None)
     # the table's global explanation is summed on the cluster; only its result comes back
     merged = client.submit(_merge, futures, pure=False).result()
-    explanation = _global(plan.sample, merged, source)
+    explanation = _global(plan.sample, merged, source, plan.identity["sha256"])
     (out / GLOBAL_FILE).write_text(explanation.to_json())
     return BatchResult(out, merged["rows"], len(tasks), len(tasks) - skipped, skipped,
-                       explanation)
-
-
-def _check_manifest(out: Path, manifest: dict) -> None:
-    path = out / MANIFEST
-    if path.exists():
-        previous = json.loads(path.read_text())
-        keys = ("bundle", "get_raw", "partition_rows", "lengths")
-        if any(previous.get(k) != manifest[k] for k in keys):
-            changed = [k for k in keys if previous.get(k) != manifest[k]]
-            raise ValueError(f"{out} holds explanations written with other settings "
-                             f"({', '.join(changed)} differ); use a new output directory or "
-                             "empty this one")
-        return
-    tmp = out / f".{MANIFEST}.tmp-{uuid.uuid4().hex}"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+                       explanation, recomputed)
 
 
 def _progress(total: int, enabled: bool) -> Callable[[int | None], None]:
