@@ -1,6 +1,6 @@
 """Remote explanations: ExplanationClient over MLflow (embedded SQLite and a real
 `mlflow server`), and batch explanations on a Dask LocalCluster; what each trusts of what it
-reads back (part-files of another input)."""
+reads back (forged markers, damaged artifacts, part-files of another input)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import joblib
@@ -294,6 +295,117 @@ def test_killed_upload_leaves_nothing_downloadable(saved, tmp_path, mlflow_serve
     orphan = flag.read_text().rsplit(".", 1)[-1]
     with pytest.raises(ExplanationNotFound):
         client.download_model_explanation(orphan)
+
+
+def _forge_marker(uri: str, run_id: str, explanation_id: str, **metadata) -> None:
+    """What anyone who may write to the run can do: set a commit marker by hand."""
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri).set_tag(run_id, f"scoring.explanation.{explanation_id}",
+                                           json.dumps({"id": explanation_id, **metadata}))
+
+
+def test_forged_artifact_paths_are_never_followed(saved, tmp_path):
+    """A marker's artifact_path naming another run's artifact, a file outside the artifact
+    store (relative or absolute): the download reads the upload's own artifact, or none.
+    SQLite with local artifacts: the store where `../` walks out of the run."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id, other_run = _new_run(uri, tmp_path / "artifacts"), _new_run(uri, tmp_path / "artifacts")
+    client = ExplanationClient(tracking_uri=uri, run_id=run_id)
+    frame = saved["frame"]
+    mine = _explanation(saved["people"], frame.iloc[:3])
+    mine_id = client.upload_model_explanation(mine, comment="mine")
+    secret = _explanation(saved["people"], frame.iloc[20:24])
+    secret_id = ExplanationClient(tracking_uri=uri, run_id=other_run).upload_model_explanation(
+        secret)
+    planted = _explanation(saved["people"], frame.iloc[40:45])
+    (tmp_path / "outside.json").write_text(planted.to_json())
+    # the run's artifacts are tmp_path/artifacts/<run id>/artifacts
+    forged = {"another run": f"../../{other_run}/artifacts/explanations/{secret_id}/"
+                             "explanation.json",
+              "outside, relative": "../../../outside.json",
+              "outside, absolute": str(tmp_path / "outside.json")}
+    marker = client.list_model_explanations()[0]
+    for what, path in forged.items():
+        # the real upload's marker rewritten: its own artifact is read, not the forged one
+        _forge_marker(uri, run_id, mine_id, **{**marker, "artifact_path": path})
+        assert client.download_model_explanation(mine_id) == mine, what
+        # a marker of its own whose only artifact is elsewhere: nothing is read
+        forged_id = uuid.uuid4().hex
+        _forge_marker(uri, run_id, forged_id, artifact_path=path, uploaded_at=time.time())
+        with pytest.raises(ExplanationNotFound,
+                           match=f"no artifact explanations/{forged_id}/explanation.json"):
+            client.download_model_explanation(forged_id)
+        listed = {m["id"]: m for m in client.list_model_explanations()}
+        assert listed[forged_id]["artifact_path"] == \
+            f"explanations/{forged_id}/explanation.json", what
+
+
+def test_malformed_markers_are_skipped_with_a_warning(saved, tmp_path):
+    """One bad marker no longer breaks list and download for the whole run; an id that is
+    not an upload's (here the latest, pointing outside the store) is never read."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id = _new_run(uri, tmp_path / "artifacts")
+    client = ExplanationClient(tracking_uri=uri, run_id=run_id)
+    kept = _explanation(saved["people"], saved["frame"].iloc[:4])
+    kept_id = client.upload_model_explanation(kept, comment="kept")
+    (tmp_path / "outside.json").write_text(
+        _explanation(saved["people"], saved["frame"].iloc[50:52]).to_json())
+    store = MlflowClient(tracking_uri=uri)
+    bad = {uuid.uuid4().hex: "not json", uuid.uuid4().hex: "[1, 2]",
+           uuid.uuid4().hex: json.dumps({"id": uuid.uuid4().hex, "uploaded_at": 1.0}),
+           uuid.uuid4().hex: json.dumps({"uploaded_at": 2.0}),
+           "NOTANID": json.dumps({"id": "NOTANID", "uploaded_at": 4e9,
+                                  "artifact_path": "../../../outside.json"})}
+    late = uuid.uuid4().hex
+    bad[late] = json.dumps({"id": late, "uploaded_at": "yesterday"})
+    for explanation_id, value in bad.items():
+        store.set_tag(run_id, f"scoring.explanation.{explanation_id}", value)
+    with pytest.warns(UserWarning) as caught:
+        listed = client.list_model_explanations()
+    assert [m["id"] for m in listed] == [kept_id]
+    messages = "\n".join(str(w.message) for w in caught)
+    for explanation_id in bad:
+        assert f"'scoring.explanation.{explanation_id}'" in messages
+    assert f"run {run_id}" in messages
+    with pytest.warns(UserWarning):
+        assert client.download_model_explanation() == kept
+    with pytest.warns(UserWarning), pytest.raises(ExplanationNotFound,
+                                                  match="no explanation 'NOTANID'"):
+        client.download_model_explanation("NOTANID")
+
+
+def test_damaged_stored_explanation_names_run_and_artifact(saved, tmp_path):
+    """A stored explanation that ``Explanation.from_json`` refuses: its download fails with
+    the run and the artifact named; the run's other uploads stay readable."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id = _new_run(uri, tmp_path / "artifacts")
+    client = ExplanationClient(tracking_uri=uri, run_id=run_id)
+    good = _explanation(saved["people"], saved["frame"].iloc[:3])
+    good_id = client.upload_model_explanation(good, comment="good", true_ys=[0, 1, 1])
+    damaged_id = client.upload_model_explanation(good, comment="damaged", true_ys=[0, 1, 1])
+    payload = good.to_dict()
+    payload["features"] = payload["features"][:2]  # 3 values per row, 2 names
+    store = MlflowClient(tracking_uri=uri)
+    store.log_text(run_id, json.dumps(payload), f"explanations/{damaged_id}/explanation.json")
+    store.log_text(run_id, '{"a": 1}', f"explanations/{damaged_id}/true_ys.json")
+
+    expected = f"run {run_id}: artifact explanations/{damaged_id}/explanation.json is not a " \
+               "valid explanation"
+    with pytest.raises(ValueError, match=expected):
+        client.download_model_explanation(damaged_id)
+    with pytest.raises(ValueError, match=expected):  # the latest: no older one instead
+        client.download_model_explanation()
+    with pytest.raises(ValueError, match=f"artifact explanations/{damaged_id}/true_ys.json "
+                                         "holds a dict"):
+        client.download_true_ys(damaged_id)
+    assert [m["id"] for m in client.list_model_explanations()] == [good_id, damaged_id]
+    assert client.download_model_explanation(good_id) == good
+    assert client.download_true_ys(good_id) == [0, 1, 1]
 
 
 # -- Dask -----------------------------------------------------------------------------------

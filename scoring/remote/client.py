@@ -9,15 +9,23 @@ The Azure SDK's ``ExplanationClient`` over MLflow runs. Each upload is stored as
   marker. Only explanations with that tag are listed or downloaded, so an upload that dies
   half-way leaves nothing a reader can see, and since every key names its explanation's id,
   concurrent uploaders to one run never overwrite each other.
+
+Readers trust none of it: tags can be set by anyone who can write to the run, so a marker
+counts only when its id has the form uploads give (32 hex digits) and its JSON is whole;
+artifact paths are built from that id alone (a marker's ``artifact_path`` is never
+followed), and what is read back is checked by ``Explanation.from_json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,8 @@ TRUE_YS_FILE = "true_ys.json"
 # MLflow 2.x stores at most 5,000 characters per tag value (3.x: 8,000)
 _MAX_TAG_VALUE = 5000
 _INSTALL_HINT = "pip install 'scoring[mlflow]'"
+# what uploads name explanations with: uuid4().hex
+_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ExplanationNotFound(LookupError):
@@ -104,7 +114,6 @@ class ExplanationClient:
                             f"{type(explanation).__name__}")
         text = explanation.to_json(top_k=top_k)  # validates top_k before anything is written
         explanation_id = uuid.uuid4().hex
-        folder = f"{ARTIFACT_DIR}/{explanation_id}"
         n_features = len(explanation.features) if top_k is None \
             else min(top_k, len(explanation.features))
         metadata = {
@@ -119,14 +128,14 @@ class ExplanationClient:
             "rows": explanation.num_examples if explanation.has_local else None,
             "has_local": explanation.has_local,
             "has_true_ys": true_ys is not None,
-            "artifact_path": f"{folder}/{EXPLANATION_FILE}",
+            "artifact_path": _artifact(explanation_id, EXPLANATION_FILE),
         }
         # 1. the data; a writer killed here leaves an artifact no tag points to
-        _retry(self._client.log_text, self.run_id, text, f"{folder}/{EXPLANATION_FILE}")
+        _retry(self._client.log_text, self.run_id, text, metadata["artifact_path"])
         if true_ys is not None:
             ys = true_ys.tolist() if hasattr(true_ys, "tolist") else list(true_ys)
             _retry(self._client.log_text, self.run_id, json.dumps(ys),
-                   f"{folder}/{TRUE_YS_FILE}")
+                   _artifact(explanation_id, TRUE_YS_FILE))
         # 2. readable tags per field (the UI's run page); not what readers trust
         from mlflow.entities import RunTag
 
@@ -142,7 +151,14 @@ class ExplanationClient:
     # -- read -----------------------------------------------------------------------------
     def list_model_explanations(self, comment: str | None = None) -> list[dict]:
         """Metadata of the run's committed explanations, oldest upload first; only those
-        whose ``comment`` equals ``comment`` when given."""
+        whose ``comment`` equals ``comment`` when given.
+
+        Only the commit markers are read, not the stored explanations (a listing would
+        otherwise download every upload): a malformed marker (an id uploads do not give,
+        JSON that is not the metadata of that id) is skipped with a warning naming its tag,
+        so the rest of the run stays readable; a damaged stored explanation shows when it
+        is downloaded. ``artifact_path`` is where a download reads, built from the id.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
@@ -157,33 +173,53 @@ class ExplanationClient:
             rest = key[len(TAG_PREFIX):] if key.startswith(TAG_PREFIX) else ""
             if not rest or "." in rest:  # per-field tags; only markers count
                 continue
-            try:
-                metadata = json.loads(value)
-            except ValueError:
+            problem = _marker_problem(rest, value)
+            if problem:
+                warnings.warn(f"run {self.run_id}: skipping tag {key!r}: {problem}",
+                              UserWarning, stacklevel=2)
                 continue
+            metadata = {**json.loads(value), "artifact_path": _artifact(rest, EXPLANATION_FILE)}
             if comment is None or metadata.get("comment") == comment:
                 found.append(metadata)
-        found.sort(key=lambda m: (m.get("uploaded_at", 0.0), m["id"]))
+        found.sort(key=lambda m: (m["uploaded_at"], m["id"]))
         return found
 
     def download_model_explanation(self, explanation_id: str | None = None,
                                    top_k: int | None = None) -> Explanation:
         """The explanation ``explanation_id`` (the latest upload when ``None``), with only
-        its ``top_k`` most important features when given."""
+        its ``top_k`` most important features when given.
+
+        A stored explanation that does not pass ``Explanation.from_json``'s checks raises
+        ``ValueError`` naming the run and the artifact: the caller asked for that one
+        upload, so no other (an older one, say) is returned in its place.
+        """
         metadata = self._find(explanation_id)
-        text = self._read_artifact(metadata.get("artifact_path")
-                                   or f"{ARTIFACT_DIR}/{metadata['id']}/{EXPLANATION_FILE}")
-        explanation = Explanation.from_json(text)
+        path = _artifact(metadata["id"], EXPLANATION_FILE)
+        try:
+            explanation = Explanation.from_json(self._read_artifact(path))
+        except ValueError as exc:
+            raise ValueError(f"run {self.run_id}: artifact {path} is not a valid "
+                             f"explanation: {exc}") from None
         if top_k is not None:
             explanation = Explanation.from_json(explanation.to_json(top_k=top_k))
         return explanation
 
     def download_true_ys(self, explanation_id: str | None = None) -> list | None:
-        """The ``true_ys`` uploaded with an explanation (``None`` if there were none)."""
+        """The ``true_ys`` uploaded with an explanation (``None`` if there were none);
+        ``ValueError`` naming the run and the artifact when it is not a JSON list."""
         metadata = self._find(explanation_id)
         if not metadata.get("has_true_ys"):
             return None
-        return json.loads(self._read_artifact(f"{ARTIFACT_DIR}/{metadata['id']}/{TRUE_YS_FILE}"))
+        path = _artifact(metadata["id"], TRUE_YS_FILE)
+        try:
+            ys = json.loads(self._read_artifact(path))
+        except ValueError as exc:
+            raise ValueError(f"run {self.run_id}: artifact {path} is not JSON: {exc}") \
+                from None
+        if not isinstance(ys, list):
+            raise ValueError(f"run {self.run_id}: artifact {path} holds a "
+                             f"{type(ys).__name__}, not the list of true_ys")
+        return ys
 
     def _find(self, explanation_id: str | None) -> dict:
         uploads = self.list_model_explanations()
@@ -200,11 +236,45 @@ class ExplanationClient:
                                   f"its explanations are {known}")
 
     def _read_artifact(self, path: str) -> str:
+        from mlflow.exceptions import MlflowException
+
         # MLflow draws a progress bar per downloaded file unless told not to
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with tempfile.TemporaryDirectory() as tmp:
-            local = self._client.download_artifacts(self.run_id, path, dst_path=tmp)
+            try:
+                local = self._client.download_artifacts(self.run_id, path, dst_path=tmp)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                raise ExplanationNotFound(f"run {self.run_id} has no artifact {path}") \
+                    from None
             return Path(local).read_text()
+
+
+def _artifact(explanation_id: str, name: str) -> str:
+    """Where an upload's file is, from its validated id alone."""
+    return f"{ARTIFACT_DIR}/{explanation_id}/{name}"
+
+
+def _marker_problem(explanation_id: str, value: str) -> str:
+    """Why the commit marker of ``explanation_id`` cannot be listed ("" when it can)."""
+    if not _ID.fullmatch(explanation_id):
+        return "not an explanation id (32 hex digits)"
+    try:
+        metadata = json.loads(value)
+    except ValueError:
+        return "its value is not JSON"
+    if not isinstance(metadata, dict):
+        return f"its value is a JSON {type(metadata).__name__}, not an object"
+    if metadata.get("id") != explanation_id:
+        return f"its metadata names id {str(metadata.get('id'))[:40]!r}"
+    uploaded_at = metadata.get("uploaded_at")
+    if isinstance(uploaded_at, bool) or not isinstance(uploaded_at, (int, float)) \
+            or not math.isfinite(uploaded_at):
+        return "its uploaded_at is not a time"
+    if not isinstance(metadata.get("comment"), (str, type(None))):
+        return "its comment is not text"
+    return ""
 
 
 def _tag_text(value: Any) -> str:
