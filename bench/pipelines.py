@@ -21,6 +21,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from math import factorial
 from typing import Any
@@ -349,7 +350,7 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
         raise ValueError(f"values {values.shape} vs ground truth {truth.shape}: not raw-level "
                          "values of the explained output")
     out["fidelity"] = fidelity(values, truth)
-    out["report_fidelity"] = explainer.report_.fidelity
+    out["report_fidelity"] = asdict(explainer.report_.fidelity)
     served = np.asarray(explainer.expected_values, dtype=float).reshape(-1)
     mean_output = output_fn(case.model, case.task)(case.X_train).mean(axis=0)
     out["expected_values_gap"] = float(np.abs(served - mean_output).max())
@@ -410,12 +411,12 @@ def check_report(case: RealisticCase, explainer: Any, f_est: Callable,
     rep = report.fidelity
     bench, ref = out["bench_on_report_rows"], out["reference_error"]
     out["agrees"] = bool(
-        abs(rep["relative_l2_error"] - bench["relative_l2_error"])
+        abs(rep.relative_l2_error - bench["relative_l2_error"])
         <= ref["relative_l2_error"] + 0.01
-        and abs(rep["top5_precision"] - bench["top5_precision"])
+        and abs(rep.top5_precision - bench["top5_precision"])
         <= 1 - ref["top5_precision"] + 0.01)
     _log(f"  distill's report on its {len(held)} held-out rows: relL2 "
-         f"{rep['relative_l2_error']:.3f} vs ground truth {bench['relative_l2_error']:.3f} "
+         f"{rep.relative_l2_error:.3f} vs ground truth {bench['relative_l2_error']:.3f} "
          f"(its reference is {ref['relative_l2_error']:.3f} from the ground truth): "
          f"{'agrees' if out['agrees'] else 'DISAGREES'}")
     return out

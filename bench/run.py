@@ -321,7 +321,7 @@ def run_case(case: Case, args: Any) -> dict:
             "ground_truth": truth_info, "results": results,
             "distill_report": _jsonable({k: v for k, v in shipped.report_.to_dict().items()
                                          if k != "tried"}),
-            "distill_tried": _jsonable(shipped.report_.tried)}
+            "distill_tried": _jsonable([t.to_dict() for t in shipped.report_.tried])}
 
 
 def _measure(case: Case, args: Any, explainers: dict, fit_seconds: dict, shipped: Any,

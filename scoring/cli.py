@@ -13,11 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
-from scoring.dashboard.source import (
-    DEFAULT_DATASET_ROWS,
-    DEFAULT_DATASET_SECONDS,
-    explain_dataset,
-)
+from scoring.dashboard.source import DATASET_MODEL_ROWS, DEFAULT_DATASET_ROWS, explain_dataset
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
 
@@ -49,24 +45,27 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
         distill_kwargs["min_fidelity"] = args.min_fidelity
     explainer = distill(model, X, method=args.method, random_state=args.random_state,
                         **distill_kwargs)
-    print(f"[distill] global explanation of {min(len(X), 50)} training rows", file=sys.stderr)
     bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
                                trusted_types=getattr(args, "trusted_types", None) or [],
                                allow_pickle=getattr(args, "allow_pickle", False))
+    stored = ""
     if args.dashboard_rows > 0:
-        print(f"[distill] dashboard: explaining up to {min(len(X), args.dashboard_rows)} "
-              f"training rows (as many as fit in about {DEFAULT_DATASET_SECONDS:.0f} s)",
-              file=sys.stderr)
         bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
                                                      random_state=args.random_state)
-        print(f"[distill] dashboard: {bundle.dataset_explanation.num_examples} rows stored",
-              file=sys.stderr)
+        stored = f", {bundle.dataset_explanation.num_examples} explained rows for its dashboard"
     try:
         tag = bundle.save(name)
     except TypeError as exc:  # types skops cannot store, or not named as trusted
         raise SystemExit(f"error: cannot save the bundle: {exc}") from None
-    print(f"distillation report: {explainer.report_.summary()}", file=sys.stderr)
-    print(json.dumps(bundle.metadata()["report"], indent=1, default=str), file=sys.stderr)
+    report = json.dumps(explainer.report_.to_dict(), indent=1)
+    if args.report:
+        Path(args.report).write_text(report)
+    if args.verbose:
+        print(report, file=sys.stderr)
+    where = f"; full report in {args.report}" if args.report else \
+        "; full report: GET /metadata, or --report FILE"
+    print(f"[distill] saved bundle {tag} ({explainer.report_.method} explainer{stored})"
+          f"{where}", file=sys.stderr)
     return tag
 
 
@@ -187,10 +186,16 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
                         help="smallest acceptable fidelity (1 - relative L2 error) on "
                         "held-out rows")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--report", default=None, metavar="FILE",
+                        help="write distill's full report (every candidate's fidelity and "
+                        "cost) to this JSON file")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print distill's full report on stderr")
     parser.add_argument("--dashboard-rows", type=int, default=DEFAULT_DATASET_ROWS,
                         help="training rows explained and stored in the bundle for its "
                         f"dashboard (default {DEFAULT_DATASET_ROWS}, fewer when explaining "
-                        f"them would take over ~{DEFAULT_DATASET_SECONDS:.0f} s; 0: none)")
+                        f"them would take over {DATASET_MODEL_ROWS:,} model evaluations; 0: "
+                        "none)")
 
 
 def migrate_command(args: argparse.Namespace) -> int:

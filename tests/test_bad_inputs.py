@@ -53,7 +53,7 @@ BUILDERS = {
     "LinearScoringExplainer": (LogisticRegression, lambda m, x, **kw: LinearScoringExplainer(
         ).fit(m, x, **kw)),
     "distill": (_svc, lambda m, x, **kw: distill(m, x, verbose=False, n_held_out=2,
-                                                 reference_background=5, reference_seconds=0.5,
+                                                 reference_background=5, reference_budget=2000,
                                                  nsamples=30, **kw)),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def built(files):
     root, _, _ = files
     return run_cli("distill", "--model", str(root / "ridge.joblib"), "--data",
                    str(root / "train.csv"), "--target", "target", "--method", "linear",
-                   "--name", "ridge", home=root / "home")
+                   "--name", "ridge", "--report", str(root / "report.json"),
+                   home=root / "home")
 
 
 def test_distill_then_explain_csv_and_json(files, built):
@@ -53,7 +55,13 @@ def test_distill_then_explain_csv_and_json(files, built):
     assert built.returncode == 0, built.stderr
     tag = built.stdout.strip().splitlines()[-1]
     assert tag.startswith("ridge:")
-    assert "[distill]" in built.stderr and "relative_l2_error" in built.stderr
+    # a short story on stderr, the full report in the file asked for
+    lines = built.stderr.splitlines()
+    assert any(line.startswith("[distill] linear: rel. L2 error") and " -> shipped: " in line
+               for line in lines)
+    assert f"full report in {root / 'report.json'}" in lines[-1] and "{" not in built.stderr
+    report = json.loads((root / "report.json").read_text())
+    assert report["method"] == "linear" and report["tried"][0]["verdict"] == "shipped"
 
     out = run_cli("explain", "--bundle", tag, "--data", str(root / "rows.csv"), "--drop",
                   "target", "--output", str(root / "values.csv"), home=home)

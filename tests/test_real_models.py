@@ -143,11 +143,11 @@ def test_distill_skips_what_cannot_run_with_a_one_line_reason():
     hgb = _pipeline(HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(X, y)
     # any fidelity will do here: the point is the skip, not the bar
     explainer = distill(hgb, X, verbose=False, hidden_layer_sizes=(8,), max_iter=5,
-                        n_held_out=6, reference_background=40, reference_seconds=1.0,
+                        n_held_out=6, reference_background=40, reference_budget=8000,
                         min_fidelity=0.0)
     report = explainer.report_
-    tree = next(t for t in report.tried if t["method"] == "tree")
-    assert "error" in tree and "\n" not in tree["error"]  # shap refuses 3-class probabilities
+    tree = next(t for t in report.tried if t.method == "tree")
+    assert tree.error and "\n" not in tree.error  # shap refuses 3-class probabilities
     assert report.method != "tree"
     values = explainer.explain(X.iloc[:4])
     assert values.shape == (3, 4, X.shape[1])

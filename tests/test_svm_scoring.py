@@ -134,8 +134,8 @@ def test_distill_ships_it_for_the_small_wine_set(wine):
     report = explainer.report_
     assert report.method == "svm" and report.refit_on_all_rows
     bar = report.criteria["min_fidelity"]
-    assert report.fidelity["relative_l2_error"] <= bar["relative_l2_error"]
-    assert report.fidelity["top5_precision"] >= bar["top5_precision"]
+    assert report.fidelity.relative_l2_error <= bar["relative_l2_error"]
+    assert report.fidelity.top5_precision >= bar["top5_precision"]
     # the request path: records with a missing value, the probabilities reused
     records = wine.X_test.iloc[:3].to_dict("records")
     records[0]["colour_band"] = None

@@ -45,7 +45,7 @@ def test_model_shap_misreads_is_refused_at_fit(binary):
     # distill's auto mode moves on to a model-agnostic candidate (any fidelity will do here:
     # the point is the skip, not the bar)
     explainer = distill(model, X, verbose=False, n_held_out=4, reference_background=20,
-                        reference_nsamples=128, reference_seconds=0.5, min_fidelity=0.0,
+                        reference_budget=4096, min_fidelity=0.0,
                         hidden_layer_sizes=(16,), max_iter=20)
     assert explainer.report_.to_dict()["method"] in ("amortized", "permutation", "kernel")
     assert "TypeError" in explainer.report_.to_dict()["tried"][0]["error"]

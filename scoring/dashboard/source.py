@@ -3,7 +3,6 @@ an explanation file written by ``scoring explain``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,24 @@ from scoring.model.rows import sample_rows, take_rows
 
 # rows of the training data explained and stored in a bundle for its dashboard
 DEFAULT_DATASET_ROWS = 1_000
-# ...as many of them as a slow explainer explains in about this long (a permutation or
-# kernel explainer at ~50 ms a row would otherwise add most of a minute to distill)
-DEFAULT_DATASET_SECONDS = 15.0
-_PROBE_ROWS = 10
+# ...as many of them as this many model evaluations explain (an explainer that calls the
+# model on hybrid rows, as kernel and permutation do, would otherwise add minutes to
+# distill), but at least MIN_DATASET_ROWS
+DATASET_MODEL_ROWS = 1_000_000
+MIN_DATASET_ROWS = 10
 
 
 def explain_dataset(bundle: ExplanationBundle, X: Any, n_rows: int = DEFAULT_DATASET_ROWS,
                     random_state: int = 0,
-                    seconds: float = DEFAULT_DATASET_SECONDS) -> Explanation:
+                    model_rows: int = DATASET_MODEL_ROWS) -> Explanation:
     """The local explanation of a uniform sample of at most ``n_rows`` rows of ``X`` (with
-    the rows), as the service explains them: what a bundle stores for its dashboard. A
-    slow explainer explains fewer rows: as many as its time on a few rows says fit in
-    about ``seconds``."""
+    the rows), as the service explains them: what a bundle stores for its dashboard. An
+    explainer that calls the model explains fewer rows: as many as ``model_rows`` model
+    evaluations explain (at least ``MIN_DATASET_ROWS``), the same on any machine."""
     rows, _ = sample_rows(bundle.spec.validate(X), n_rows, np.random.default_rng(random_state))
     total = count_rows(rows)
-    started = time.perf_counter()
-    bundle.score(take_rows(rows, np.arange(min(total, _PROBE_ROWS))), predict=False)
-    per_row = (time.perf_counter() - started) / min(total, _PROBE_ROWS)
-    keep = min(total, max(_PROBE_ROWS, int(seconds / max(per_row, 1e-9))))
+    per_row = bundle.scoring_explainer.model_rows_per_row()
+    keep = min(total, max(MIN_DATASET_ROWS, model_rows // max(per_row, 1)))
     explanation = bundle.score(take_rows(rows, np.arange(keep)), predict=False).explanation
     explanation.extra["sampled_from"] = len(X)
     return explanation

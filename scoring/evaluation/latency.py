@@ -1,4 +1,4 @@
-"""How long a scoring explainer takes on the request path."""
+"""What a scoring explainer costs on the request path."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring.evaluation.report import Cost
 from scoring.evaluation.timing import median_ms
 from scoring.model.rows import n_rows, take_rows
 from scoring.scoring_explainers.base import ScoringExplainer
@@ -14,23 +15,23 @@ from scoring.scoring_explainers.base import ScoringExplainer
 _SLOW_ROW_MS = 20
 
 
-def measure_latency(explainer: ScoringExplainer, rows: Any, repeats: int = 7) -> dict:
-    """Median milliseconds to explain one raw row end to end (``row_ms``: validation,
-    transformations, model call, values), one model-input row given the model outputs the
-    caller computed (``row_given_outputs_ms``, what the service pays), and a batch of 100
-    rows (``batch100_ms``)."""
+def measure_cost(explainer: ScoringExplainer, rows: Any, repeats: int = 7) -> Cost:
+    """The :class:`~scoring.evaluation.report.Cost` of ``explainer`` on raw ``rows``:
+    medians of CPU time (see :mod:`scoring.evaluation.timing`) and its model evaluations
+    per explained row."""
     spec = explainer.spec_
     one = take_rows(rows, [0])
     batch = take_rows(rows, np.arange(100) % n_rows(rows))
     X_one = spec.transform(spec.validate(one))
     outputs = spec.outputs(X_one)
-    latency = {"row_ms": median_ms(lambda: explainer.explain(one), repeats),
-               "row_given_outputs_ms": median_ms(
-                   lambda: explainer.shap_values(X_one, outputs), repeats)}
-    if latency["row_ms"] > _SLOW_ROW_MS:
-        latency["batch100_ms"] = 20 * median_ms(lambda: explainer.explain(batch[:5]), 1)
-        latency["batch100_extrapolated_from"] = 5
+    row_ms = median_ms(lambda: explainer.explain(one), repeats)
+    given = median_ms(lambda: explainer.shap_values(X_one, outputs), repeats)
+    extrapolated = None
+    if row_ms > _SLOW_ROW_MS:
+        extrapolated = 5
+        batch100 = 20 * median_ms(lambda: explainer.explain(batch[:extrapolated]), 1)
     else:
-        latency["batch100_ms"] = median_ms(lambda: explainer.explain(batch),
-                                           max(1, repeats // 3))
-    return latency
+        batch100 = median_ms(lambda: explainer.explain(batch), max(1, repeats // 3))
+    return Cost(row_ms=row_ms, row_given_outputs_ms=given, batch100_ms=batch100,
+                model_rows_per_row=explainer.model_rows_per_row(),
+                batch100_extrapolated_from=extrapolated)

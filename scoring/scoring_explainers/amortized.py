@@ -66,21 +66,18 @@ class AmortizedScoringExplainer(ScoringExplainer):
     n_augment : perturbed copies of each training row added to the inputs (default 4).
     jitter : perturbation scale in standard deviations of each column (default 0.1).
     n_permutations : permutations per input for its label (even), or ``"auto"`` (default):
-        as many as fit ``label_budget`` model rows and about ``label_seconds`` of model
-        calls (timed on the training rows), between 16 and 64; 16 with a margin base.
+        as many as fit ``label_budget`` model rows, between 16 and 64; 16 with a margin
+        base.
     label_budget : model rows the ``"auto"`` permutations may spend on labels (default
-        5,000,000: 64 permutations for the seed's SVC, 2,275 inputs x 30 features).
-    label_seconds : time the ``"auto"`` permutations may spend on labels (default 30): a
-        slow model (a 300-tree forest) gets fewer permutations, not a longer distill.
+        2,000,000: 30 permutations for the seed's SVC, 2,125 inputs x 30 features). A
+        count, not a time, so the same rows give the same explainer on any machine; the
+        labels take about as long as the model needs for that many rows.
     max_label_rows : cap on inputs labelled (default 6000); model calls scale with it.
     hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
         ``1e-4``, ``100``; early stopping after 10 epochs without progress).
     n_networks : networks trained on the same labels from different seeds and averaged
         (default 4): averaging cancels much of each network's own error, and the request
         path evaluates them all in one batched pass.
-    train_seconds : no further network is started once another would likely end after
-        this many seconds of training (default 30); at least one is always trained
-        (``n_networks_`` says how many were).
     margin_base : ``"auto"`` (default): use the exact margin base of step 4 when the
         model's probabilities are a link of margins the path engine reads; ``False``:
         never; ``True``: always, or refuse the model.
@@ -100,10 +97,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
 
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
-                 n_permutations: int | str = "auto", label_budget: int = 5_000_000,
-                 label_seconds: float = 30.0, max_label_rows: int = 6000,
-                 hidden_layer_sizes: tuple[int, ...] = (64, 64), alpha: float = 1e-4,
-                 max_iter: int = 100, n_networks: int = 4, train_seconds: float = 30.0,
+                 n_permutations: int | str = "auto", label_budget: int = 2_000_000,
+                 max_label_rows: int = 6000, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 alpha: float = 1e-4, max_iter: int = 100, n_networks: int = 4,
                  margin_base: bool | str = "auto", model_output: str | None = None,
                  random_state: int | None = 0, players: str = "auto",
                  verbose: bool = False) -> None:
@@ -112,13 +108,11 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.jitter = jitter
         self.n_permutations = n_permutations
         self.label_budget = label_budget
-        self.label_seconds = label_seconds
         self.max_label_rows = max_label_rows
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.max_iter = max_iter
         self.n_networks = n_networks
-        self.train_seconds = train_seconds
         self.margin_base = margin_base
         self.verbose = verbose
         super().__init__(explainer, initialization_examples, model_output=model_output,
@@ -225,13 +219,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
             # the exact base carries most of the values: the residual's labels gain little
             # from more permutations (3-class boosting: 16 and 64 give the same error)
             return _MIN_AUTO_PERMUTATIONS
-        probe = np.resize(inputs, (min(4096, 8 * len(inputs)), inputs.shape[1]))
-        started = time.perf_counter()
-        self.spec_.function(probe)  # the model's throughput on rows like the labels'
-        rows_per_second = len(probe) / max(time.perf_counter() - started, 1e-9)
-        per_permutation = len(inputs) * n_players
-        fits = min(self.label_budget // per_permutation,
-                   int(self.label_seconds * rows_per_second / per_permutation))
+        fits = self.label_budget // (len(inputs) * n_players)
         return int(min(_MAX_AUTO_PERMUTATIONS, max(_MIN_AUTO_PERMUTATIONS, fits)) // 2 * 2)
 
     def _check_params(self) -> None:
@@ -252,9 +240,6 @@ class AmortizedScoringExplainer(ScoringExplainer):
                              f"{self.n_permutations}")
         if not isinstance(self.n_augment, (int, np.integer)) or self.n_augment < 0:
             raise ValueError(f"n_augment must be an integer >= 0, got {self.n_augment!r}")
-        for name in ("label_seconds", "train_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not self.jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {self.jitter!r}")
 
@@ -275,12 +260,8 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.n_players_ = M
         nets = []
         self.n_iter_ = 0
-        started = time.perf_counter()
         for k in tqdm(range(self.n_networks), disable=not self.verbose, leave=False,
                       desc="[amortized] networks", unit="net"):
-            elapsed = time.perf_counter() - started
-            if k and elapsed * (k + 1) / k > self.train_seconds:
-                break  # the next network would likely end past the time given
             seed = None if self.random_state is None else _seed(self.random_state + k)
             net = MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes),
                                activation="relu", alpha=self.alpha, batch_size=512,
@@ -332,11 +313,10 @@ class AmortizedScoringExplainer(ScoringExplainer):
         params = super().get_params()
         params.update(n_background=self.n_background, n_augment=self.n_augment,
                       jitter=self.jitter, n_permutations=self.n_permutations,
-                      label_budget=self.label_budget, label_seconds=self.label_seconds,
-                      max_label_rows=self.max_label_rows,
+                      label_budget=self.label_budget, max_label_rows=self.max_label_rows,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
                       max_iter=self.max_iter, n_networks=self.n_networks,
-                      train_seconds=self.train_seconds, margin_base=self.margin_base)
+                      margin_base=self.margin_base)
         if hasattr(self, "networks_"):
             params.update(background_rows=len(self.background_), epochs=self.n_iter_,
                           permutations=getattr(self, "n_permutations_", self.n_permutations),

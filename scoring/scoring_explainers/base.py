@@ -29,7 +29,8 @@ class ScoringExplainer:
     spec_ : :class:`~scoring.model.spec.ModelSpec`, what the model takes and gives.
     expected_values_ : ``(n_outputs,)`` the explained output averaged over the background.
     report_ : the :class:`~scoring.evaluation.report.DistillReport` when built by
-        :func:`~scoring.distill`, else ``None``.
+        :func:`~scoring.distill`, else ``None``. Not part of the explainer's saved state:
+        a bundle saves it beside the explainer.
     """
 
     method: ClassVar[str] = "base"
@@ -105,6 +106,11 @@ class ScoringExplainer:
 
     def _fit(self, X: Any) -> None:
         raise NotImplementedError
+
+    def model_rows_per_row(self) -> int:
+        """Model evaluations per explained row on the request path, given the model
+        outputs: a cost no load on the machine moves."""
+        return 0
 
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
@@ -194,10 +200,8 @@ class ScoringExplainer:
         self.check_fitted()
         attributes = {}
         for name, value in vars(self).items():
-            if name in self.transient or name == "spec_":
+            if name in self.transient or name in ("spec_", "report_"):
                 continue
-            if name == "report_":
-                value = None if value is None else value.to_dict()
             attributes[name] = encode(value, arrays, f"{type(self).__name__}.{name}")
         return {"class": type(self).__name__, "method": self.method,
                 "spec": self.spec_.to_state(arrays), "attributes": attributes}
@@ -206,7 +210,6 @@ class ScoringExplainer:
     def from_state(cls, state: dict, arrays: Any, models: dict) -> ScoringExplainer:
         """The explainer :meth:`to_state` saved, explaining the models of the model file."""
         from scoring.artifacts.state import StateError, decode
-        from scoring.evaluation.report import DistillReport
 
         if state.get("class") != cls.__name__:
             raise StateError(f"the state is of a {state.get('class')}, not a {cls.__name__}")
@@ -214,10 +217,9 @@ class ScoringExplainer:
         for name, value in state["attributes"].items():
             if not name.isidentifier() or name.startswith("__") or name in cls.transient:
                 raise StateError(f"the state holds an unexpected attribute {name!r}")
-            value = decode(value, arrays)
-            if name == "report_" and value is not None:
-                value = DistillReport.from_dict(value)
-            setattr(explainer, name, value)
+            if name != "report_":  # saved by older versions: the bundle holds the report
+                setattr(explainer, name, decode(value, arrays))
+        explainer.report_ = None
         explainer.spec_ = ModelSpec.from_state(state["spec"], arrays, models)
         explainer._restore()
         return explainer

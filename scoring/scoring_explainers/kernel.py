@@ -72,6 +72,10 @@ class KernelScoringExplainer(ScoringExplainer):
         self.expected_values_ = self.background_weights_ @ outputs
         self._restore()
 
+    def model_rows_per_row(self) -> int:
+        """Every coalition on every background row."""
+        return len(self.background_) * len(self.coalitions_)
+
     def _restore(self) -> None:
         """The coalition design's solve as a linear map (rebuilt when loaded)."""
         self.design_ = shapley_map(self.coalitions_, self.coalition_weights_)

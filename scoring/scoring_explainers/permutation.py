@@ -65,6 +65,10 @@ class PermutationScoringExplainer(ScoringExplainer):
             len(self.background_), self.n_permutations // 2, n_players(X, self.groups_), rng)
         self.expected_values_ = self.spec_.function(self.background_).mean(axis=0)
 
+    def model_rows_per_row(self) -> int:
+        """One model row per step of every walk."""
+        return int(self.orders_.size)
+
     def _shap_values(self, X: Any, outputs: np.ndarray | None) -> np.ndarray:
         return walk_values(self.spec_.function, X, self.background_, self.orders_,
                            self.background_index_, fx=outputs, groups=self.groups_)
@@ -74,5 +78,5 @@ class PermutationScoringExplainer(ScoringExplainer):
         params.update(n_background=self.n_background, n_permutations=self.n_permutations)
         if hasattr(self, "orders_"):
             params.update(background_rows=len(self.background_),
-                          model_rows_per_row=int(self.orders_.size))
+                          model_rows_per_row=self.model_rows_per_row())
         return params

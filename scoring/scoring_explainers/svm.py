@@ -80,6 +80,10 @@ class SVMScoringExplainer(KernelScoringExplainer):
                             f"its {f.output} differs from the model's by {gap:.2g} on "
                             "training rows")
 
+    def model_rows_per_row(self) -> int:
+        """None: the coalitions are evaluated from kernel factors."""
+        return 0
+
     def _restore(self) -> None:
         """The model's arrays, the background's kernel factors and the coalition design's
         solve (rebuilt when loaded)."""
