@@ -8,7 +8,10 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -38,6 +41,7 @@ from scoring.artifacts.migrate import migrate
 from scoring.artifacts.state import sha256_file
 from scoring.datasets import make_credit
 
+ROOT = Path(__file__).resolve().parents[1]
 X, Y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
 CREDIT_X, CREDIT_Y = make_credit(n_rows=300)
 
@@ -351,8 +355,173 @@ def test_lightgbm_models_load_once_their_types_are_named(tmp_path, no_pickle):
     explainer = TreeScoringExplainer(n_background=10).fit(model, X)
     with pytest.raises(TypeError, match=r"lightgbm.basic.Booster.*pass trusted_types"):
         save(explainer, tmp_path)
-    save(explainer, tmp_path, trusted_types=["lightgbm.basic.Booster",
-                                              "lightgbm.sklearn.LGBMClassifier"])
+    types = ["lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier"]
+    save(explainer, tmp_path, trusted_types=types)
     manifest = json.loads((tmp_path / "scoring_explainer.json").read_text())
     assert manifest["versions"]["lightgbm"] == lgb.__version__  # checked at load too
     np.testing.assert_array_equal(load(tmp_path).explain(X[:4]), explainer.explain(X[:4]))
+
+
+# -- round 2: what a bundle file can make the loader do ------------------------------------
+# Each test crafts the file an attacker with write access to the store (and no signing key)
+# can write: any content, with the SHA-256 hashes recomputed (_rehash).
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# run in a child process: a crafted tree that gets through crashes the process
+
+
+
+
+
+
+
+
+
+
+# -- the loader's bounds ---------------------------------------------------------------------
+def _npy_header(shape: tuple, dtype=np.float64) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                 "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+_RSS_SCRIPT = """
+import resource, sys
+from pathlib import Path
+from scoring.artifacts.bundle import ExplanationBundle
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ExplanationBundle.read(Path(sys.argv[1]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_an_unused_array_entry_is_never_decompressed(bundle_dir):
+    """512 MiB of zeros deflate to half a megabyte: an entry nothing refers to costs
+    nothing."""
+    with zipfile.ZipFile(bundle_dir / "scoring_explainer.npz", "a",
+                         compression=zipfile.ZIP_DEFLATED) as npz:
+        with npz.open("unused.npy", "w", force_zip64=True) as entry:
+            entry.write(_npy_header((64 << 20,)))
+            for _ in range(512):
+                entry.write(bytes(1 << 20))
+    assert (bundle_dir / "scoring_explainer.npz").stat().st_size < 4 << 20
+    _rehash(bundle_dir)
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(bundle_dir)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) < 100, f"the read grew by {out.stdout.split()[-1]} MiB"
+
+
+def test_array_sizes_are_checked_before_reading(bundle_dir, monkeypatch):
+    path = bundle_dir / "scoring_explainer.npz"
+    with zipfile.ZipFile(path) as npz:
+        files = {name: npz.read(name) for name in npz.namelist()}
+    # a header that declares 8 TiB over 16 bytes of data
+    files["a0.npy"] = _npy_header((1 << 40,)) + bytes(16)
+    with zipfile.ZipFile(path, "w") as npz:
+        for name, data in files.items():
+            npz.writestr(name, data)
+    _rehash(bundle_dir)
+    with pytest.raises(BundleError, match=r"scoring_explainer.npz is not readable: entry "
+                                          r"'a0.npy' declares an array of shape "
+                                          r"\(1099511627776,\)"):
+        ExplanationBundle.read(bundle_dir)
+
+    monkeypatch.setattr("scoring.artifacts.archive.MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(BundleError, match="declare more than 1000 bytes once decompressed"):
+        ExplanationBundle.read(bundle_dir)
+
+
+@pytest.fixture
+def shown_bundle_dir(tmp_path):
+    """A bundle with what the service shows: a global explanation, explained rows."""
+    from scoring.dashboard import explain_dataset
+
+    model = LogisticRegression().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X))
+    bundle.dataset_explanation = explain_dataset(bundle, X, 20)
+    bundle.write(tmp_path / "bundle")
+    return tmp_path / "bundle"
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _garbage_dataset(directory: Path, text: str) -> None:
+    (directory / "dataset_explanation.json").write_text(text)
+
+
+def _explanation_text(directory: Path, change) -> str:
+    payload = json.loads((directory / "dataset_explanation.json").read_text())
+    change(payload)
+    return json.dumps(payload)
+
+
+@pytest.mark.parametrize("case,file,message", [
+    ("deep_manifest", "bundle.json", r"bundle.json is not a readable bundle manifest.*nested "
+                                     "deeper than 100"),
+    ("not_a_zip", "scoring_explainer.npz", r"scoring_explainer.npz is not readable: not a zip"),
+])
+def test_a_malformed_file_is_a_bundle_error_naming_it(shown_bundle_dir, case, file, message):
+    directory = shown_bundle_dir
+    manifest = directory / "bundle.json"
+    if case == "deep_manifest":
+        manifest.write_text(manifest.read_text()[:-1] + f', "report": {_nested(100_000)}}}')
+    elif case == "nan_global":
+        _edit(manifest, lambda m: m["global_explanation"].update(
+            global_importance_values=[float("nan")] * X.shape[1]))
+    elif case == "garbage_dataset":
+        _garbage_dataset(directory, "garbage")
+    elif case == "dataset_features":
+        _garbage_dataset(directory, _explanation_text(directory, lambda e: e.update(features=5)))
+    elif case == "dataset_shape":
+        _garbage_dataset(directory, _explanation_text(
+            directory, lambda e: e.update(data=e["data"][:3])))
+    else:
+        (directory / file).write_bytes(b"not a zip at all")
+    if case != "deep_manifest" and case != "nan_global":
+        _rehash(directory)
+    with pytest.raises(BundleError, match=message):
+        ExplanationBundle.read(directory)
+
+
+# -- explanations read back ---------------------------------------------------------------------
+
+
+
+
+
+
+# -- through a real `bentoml serve` -------------------------------------------------------------
+
+
+
+
+
+

@@ -158,18 +158,22 @@ def read_explainer(path: Path, label: str | None = None, *,
         raise StateError(f"{label} is damaged: it names no model file")
     check_hashes(directory, manifest.get("files"), label, (ARRAYS_FILE, model_info["file"]))
     check_versions(manifest.get("versions"), label)
-    cls = SCORING_EXPLAINERS.get(manifest.get("state", {}).get("method"))
+    state = manifest.get("state")
+    cls = SCORING_EXPLAINERS.get(state.get("method")) if isinstance(state, dict) else None
     if cls is None or cls.__name__ != manifest.get("explainer_class"):
         raise StateError(f"{label} does not hold a scoring explainer "
                          f"({manifest.get('explainer_class')!r})")
-    arrays = Arrays.from_bytes((directory / ARRAYS_FILE).read_bytes(), label)
+    arrays = Arrays.from_bytes((directory / ARRAYS_FILE).read_bytes(),
+                               f"{label}: {ARRAYS_FILE}")
     models = _read_models(directory, model_info, manifest, label, allow_pickle)
     try:
-        explainer = cls.from_state(manifest["state"], arrays, models)
-    except StateError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StateError(f"{label} is damaged: its state does not describe a "
+        explainer = cls.from_state(state, arrays, models)
+    except StateError as exc:
+        message = str(exc)
+        raise StateError(message if message.startswith(label) else f"{label}: {message}") \
+            from None
+    except Exception as exc:  # hostile state may fail anywhere in from_state
+        raise StateError(f"{label} is damaged: its state ({FILENAME}) does not describe a "
                          f"{cls.__name__} ({type(exc).__name__}: {exc})") from None
     if explainer.spec_.fingerprint != manifest.get("model_fingerprint"):
         raise StateError(f"{label} is damaged: its state and manifest name different models")

@@ -1,6 +1,7 @@
-"""Fitted state as data only: JSON for parameters and names, ``.npz`` arrays (read with
-``allow_pickle=False``) for numbers, ``skops`` for scikit-learn models; SHA-256 of every
-file, an optional HMAC-SHA256 signature and the library versions the loader must run.
+"""Fitted state as data only: JSON for parameters and names, ``.npz`` arrays for numbers
+(plain arrays only, read within bounded sizes), ``skops`` for scikit-learn models; SHA-256
+of every file, an optional HMAC-SHA256 signature and the library versions the loader must
+run.
 
 Nothing here unpickles: a file that is not what it claims is refused before any code in it
 could run.
@@ -15,13 +16,15 @@ import io
 import json
 import os
 import re
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from scoring.artifacts.archive import ArrayArchive
+from scoring.artifacts.bounded_json import parse_json
 
 SIGNING_KEY_ENV = "SCORING_SIGNING_KEY"
 # modules whose types a model file may hold without being named at save time; their
@@ -105,12 +108,12 @@ def check_hashes(directory: Path, files: Any, label: str, required: Iterable[str
     if missing:
         raise StateError(f"{label} is damaged: its manifest lists no hash for {missing}")
     for name, expected in files.items():
-        if Path(name).name != name or name.startswith("."):
+        if Path(name).name != name or name.startswith(".") or "\0" in name:
             raise StateError(f"{label}: its manifest names a file outside it: {name!r}")
         path = directory / name
         if not path.is_file():
             raise StateError(f"{label} is damaged: {name} is missing")
-        if not hmac.compare_digest(sha256_file(path), expected):
+        if not hmac.compare_digest(sha256_file(path).encode(), _comparable(expected)):
             raise StateError(f"{label} is damaged or was altered: the SHA-256 of {name} does "
                              "not match its manifest")
 
@@ -147,19 +150,28 @@ def check_signature(manifest: dict, label: str) -> None:
                          "unsigned bundle (re-save it with the key set)")
     expected = hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()
     if signature.get("algorithm") != "hmac-sha256" or not hmac.compare_digest(
-            expected, signature["value"]):
+            expected.encode(), _comparable(signature["value"])):
         raise StateError(f"{label} has a wrong signature: it was altered, or signed with "
                          f"another {SIGNING_KEY_ENV}")
 
 
+def _comparable(text: str) -> bytes:
+    """``text`` as bytes to compare in constant time (any string a file holds, lone
+    surrogates included)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def read_json(path: Path, label: str, what: str) -> dict:
+    """The JSON object in ``path``; :class:`StateError` naming the file otherwise (invalid
+    JSON, nesting deeper than :data:`~scoring.artifacts.bounded_json.MAX_JSON_DEPTH`)."""
     try:
-        value = json.loads(path.read_text())
+        value = parse_json(path.read_bytes())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise StateError(f"{label} is not a readable {what} (truncated or damaged?): "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise StateError(f"{label}: {path.name} is not a readable {what} (truncated or "
+                         f"damaged?): {type(exc).__name__}: {exc}") from None
     if not isinstance(value, dict):
-        raise StateError(f"{label} is not a readable {what} (truncated or damaged?)")
+        raise StateError(f"{label}: {path.name} is not a readable {what} (truncated or "
+                         "damaged?)")
     return value
 
 
@@ -204,6 +216,7 @@ def load_model(data: bytes, trusted_types: Iterable[str], label: str) -> Any:
 
     trusted_types = set(trusted_types)
     try:
+        ArrayArchive(data).check_all()  # bounded sizes before skops reads entries whole
         types = sio.get_untrusted_types(data=data)
     except Exception as exc:
         raise StateError(f"{label}: the model file is not a readable skops file (truncated or "
@@ -222,10 +235,15 @@ def load_model(data: bytes, trusted_types: Iterable[str], label: str) -> Any:
 
 # -- state: JSON + arrays ------------------------------------------------------------------
 class Arrays:
-    """Numeric arrays referenced from JSON by key, stored in one ``.npz``."""
+    """Numeric arrays referenced from JSON by key, stored in one ``.npz``: written at once,
+    read back one key at a time as the state asks for them (an entry nothing refers to is
+    never decompressed), each within the sizes :class:`ArrayArchive` checks."""
 
-    def __init__(self, arrays: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray] | None = None,
+                 archive: ArrayArchive | None = None, label: str = "the arrays file") -> None:
         self.arrays = {} if arrays is None else arrays
+        self._archive = archive
+        self._label = label
 
     def put(self, array: np.ndarray) -> str:
         if array.dtype.hasobject or array.dtype.kind not in "biufcUSM":
@@ -235,7 +253,16 @@ class Arrays:
         return key
 
     def get(self, key: Any) -> np.ndarray:
-        if not isinstance(key, str) or key not in self.arrays:
+        if not isinstance(key, str):
+            raise StateError(f"the state refers to a missing array {key!r}")
+        if key not in self.arrays and self._archive is not None:
+            if f"{key}.npy" not in self._archive:
+                raise StateError(f"the state refers to a missing array {key!r}")
+            try:
+                self.arrays[key] = self._archive.read_array(f"{key}.npy")
+            except ValueError as exc:
+                raise StateError(f"{self._label} is not readable: {exc}") from None
+        if key not in self.arrays:
             raise StateError(f"the state refers to a missing array {key!r}")
         return self.arrays[key]
 
@@ -246,12 +273,11 @@ class Arrays:
 
     @classmethod
     def from_bytes(cls, data: bytes, label: str) -> Arrays:
+        """The arrays of ``.npz`` bytes, read on request; ``label`` names the file."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                return cls({k: npz[k] for k in npz.files})
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            raise StateError(f"{label}: the arrays file is not readable (truncated, damaged, "
-                             f"or holds pickled objects): {type(exc).__name__}: {exc}") from None
+            return cls(archive=ArrayArchive(data), label=label)
+        except ValueError as exc:
+            raise StateError(f"{label} is not readable: {exc}") from None
 
 
 def encode(value: Any, arrays: Arrays, where: str = "value") -> Any:
