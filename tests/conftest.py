@@ -148,13 +148,7 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
                "damaged": (a, wrong, None, True, None),
                "credit_mlp": (credit, credit_explainer,
                               credit_explainer.explain_global(credit_X), False, credit_X)}
-    path = tmp_path_factory.mktemp("bundles") / "objects.joblib"
-    joblib.dump(objects, path)
-    out = subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(path)], cwd=ROOT,
-                         env={**os.environ, "BENTOML_HOME": str(bento_home)},
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    tags = out.stdout.split()
+    tags = save_bundles(objects, bento_home, tmp_path_factory.mktemp("bundles"))
     return {"svc": Bundle(tags[0], svc, svc_explainer, svc_global, X),
             "svc_permutation": Bundle(tags[1], svc, permutation, None, X),
             "svc_amortized": Bundle(tags[2], svc, amortized, None, X),
@@ -162,6 +156,46 @@ def bundles(bento_home, tmp_path_factory) -> dict[str, Bundle]:
             "mismatched": Bundle(tags[4], b, wrong, None, X),
             "damaged": Bundle(tags[5], a, wrong, None, X),
             "credit": Bundle(tags[6], credit, credit_explainer, None, credit_X)}
+
+
+def save_bundles(objects: dict, home: Path, work: Path, env: dict | None = None) -> list[str]:
+    """Save ``{name: (model, explainer, global explanation, damage, dashboard rows)}`` as
+    bundles in the BentoML home ``home`` (``env``: more environment variables, say a
+    signing key); their tags, in order."""
+    path = work / "objects.joblib"
+    joblib.dump(objects, path)
+    out = subprocess.run([sys.executable, "-c", _SAVE_SCRIPT, str(path)], cwd=ROOT,
+                         env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def bundle_directory(home: Path, tag: str) -> Path:
+    """Where the BentoML home ``home`` keeps the files of bundle ``tag``."""
+    name, version = tag.split(":")
+    return home / "models" / name / version
+
+
+class BundleStore:
+    """The session's BentoML model store, for tests that save their own bundles and then
+    rewrite their files as an attacker would (the ``bundle_store`` fixture)."""
+
+    def __init__(self, home: Path, work: Path) -> None:
+        self.home = home
+        self.work = work
+
+    def save(self, objects: dict, env: dict | None = None) -> list[str]:
+        """:func:`save_bundles` into this store."""
+        return save_bundles(objects, self.home, self.work, env)
+
+    def directory(self, tag: str) -> Path:
+        return bundle_directory(self.home, tag)
+
+
+@pytest.fixture(scope="session")
+def bundle_store(bento_home, tmp_path_factory) -> BundleStore:
+    return BundleStore(bento_home, tmp_path_factory.mktemp("store"))
 
 
 def start_server(target: str | None, home: Path, log: Path, bundle: str | None = None,

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -365,33 +366,175 @@ def test_lightgbm_models_load_once_their_types_are_named(tmp_path, no_pickle):
 # -- round 2: what a bundle file can make the loader do ------------------------------------
 # Each test crafts the file an attacker with write access to the store (and no signing key)
 # can write: any content, with the SHA-256 hashes recomputed (_rehash).
+def _json_node(value) -> dict:
+    return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+            "content": json.dumps(value), "is_json": True}
 
 
+def _call_node(module: str, name: str, *args: dict) -> dict:
+    """skops' node for ``__reduce__``: loading it calls ``module.name(*args)``."""
+    return {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode",
+            "content": {"__class__": "tuple", "__module__": "builtins",
+                        "__loader__": "TupleNode", "content": list(args)}}
 
 
+_EMPTY_DICT_NODE = {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+                    "content": {}, "key_types": {"__class__": "list", "__module__": "builtins",
+                                                 "__loader__": "ListNode", "content": []}}
 
 
+def _rewrite_model_file(directory: Path, schema=None, entry=None) -> None:
+    """``model.skops`` rewritten: ``schema(dict)`` edits its schema, ``entry(name, array)``
+    returns the replacement of an ``.npy`` entry's array (or ``None``: unchanged)."""
+    path = directory / "model.skops"
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    if schema is not None:
+        content = json.loads(files["schema.json"])
+        schema(content)
+        files["schema.json"] = json.dumps(content).encode()
+    for name, data in files.items():
+        if entry is not None and name.endswith(".npy"):
+            array = entry(name, np.load(io.BytesIO(data), allow_pickle=False))
+            if array is not None:
+                buffer = io.BytesIO()
+                np.save(buffer, array, allow_pickle=False)
+                files[name] = buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for name, data in files.items():
+            out.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
 
 
+def _add_to_model_file(directory: Path, node: dict) -> None:
+    """One more entry in the dict the model file holds: built (and run) when it loads."""
+    def add(schema):
+        schema["content"]["extra"] = node
+        schema["key_types"]["content"].append(
+            {"__class__": "str", "__module__": "builtins", "__loader__": "TypeNode"})
+
+    _rewrite_model_file(directory, schema=add)
 
 
+def _write_python(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('ran')"
 
 
+def _function_calls(marker: Path) -> dict:
+    """Functions the old ``sklearn.*``/``scipy.*`` prefix trusted: one writes a file, one
+    runs any Python."""
+    return {
+        "scipy.io.savemat": _call_node("scipy.io", "savemat", _json_node(str(marker)),
+                                       _EMPTY_DICT_NODE),
+        "sklearn.utils._testing.assert_run_python_script_without_output": _call_node(
+            "sklearn.utils._testing", "assert_run_python_script_without_output",
+            _json_node(_write_python(marker))),
+    }
 
 
+@pytest.mark.parametrize("function", ["scipy.io.savemat",
+                                      "sklearn.utils._testing.assert_run_python_script_"
+                                      "without_output"])
+def test_a_function_named_in_the_model_file_never_runs(bundle_dir, tmp_path, function):
+    marker = tmp_path / "marker.mat"
+    _add_to_model_file(bundle_dir, _function_calls(marker)[function])
+    _rehash(bundle_dir)
+    with pytest.raises(BundleError, match=rf"holds type\(s\) \['{function}'\], which are not "
+                                          "on the allow-list"):
+        ExplanationBundle.read(bundle_dir)
+    with pytest.raises(ValueError, match="not on the allow-list"):
+        load(bundle_dir)
+    assert not marker.exists()
 
 
+def _credit_model(name: str):
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.neighbors import KNeighborsClassifier
+
+    estimator = {"forest": RandomForestClassifier(n_estimators=5, random_state=0),
+                 "extra_trees": ExtraTreesClassifier(n_estimators=5, random_state=0),
+                 "boosting": GradientBoostingClassifier(n_estimators=5, random_state=0),
+                 "hist_boosting": HistGradientBoostingClassifier(max_iter=5),
+                 "mlp_sgd": MLPClassifier((8,), solver="sgd", max_iter=20, random_state=0),
+                 "knn_brute": KNeighborsClassifier(algorithm="brute")}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Pipeline([("prep", preprocessor()), ("model", estimator)]).fit(CREDIT_X,
+                                                                              CREDIT_Y)
 
 
+@pytest.mark.parametrize("name", ["forest", "extra_trees", "boosting", "hist_boosting",
+                                  "mlp_sgd", "knn_brute"])
+def test_the_models_we_save_load_with_the_allow_list_alone(tmp_path, name, no_pickle):
+    model = _credit_model(name)
+    ExplanationBundle(model, PermutationScoringExplainer(n_background=5).fit(
+        model, CREDIT_X)).write(tmp_path)
+    bundle = ExplanationBundle.read(tmp_path)
+    np.testing.assert_array_equal(bundle.score(CREDIT_X.iloc[:5]).probabilities,
+                                  model.predict_proba(CREDIT_X.iloc[:5]))
 
 
+def test_the_allow_list_names_classes_only():
+    """skops calls a trusted name to build some nodes: a function here would run."""
+    import importlib
+
+    from scoring.artifacts.trust import ALLOWED_TYPES
+
+    for name in ALLOWED_TYPES:
+        module, _, attribute = name.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), attribute), type), name
 
 
+def _tree_model(kind: str):
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    if kind == "forest":
+        return RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y)
+    return HistGradientBoostingClassifier(max_iter=3, max_depth=3).fit(X, Y)
 
 
 # run in a child process: a crafted tree that gets through crashes the process
+_READ_SCRIPT = """
+import sys
+import numpy as np
+from pathlib import Path
+from scoring.artifacts.bundle import BundleError, ExplanationBundle
+try:
+    bundle = ExplanationBundle.read(Path(sys.argv[1]))
+except BundleError as exc:
+    print("refused:", exc)
+    sys.exit(3)
+print("served:", bundle.score(np.zeros((2, int(sys.argv[2])))).predictions)
+"""
 
 
+@pytest.mark.parametrize("kind,field", [("forest", "left_child"), ("forest", "feature"),
+                                        ("hgb", "right"), ("hgb", "feature_idx")])
+def test_crafted_tree_indices_are_refused_before_the_model_runs(tmp_path, kind, field):
+    model = _tree_model(kind)
+    ExplanationBundle(model, PermutationScoringExplainer(n_background=5).fit(model, X)).write(
+        tmp_path)
+    ExplanationBundle.read(tmp_path)  # the real one loads
+
+    def crafted(name, array):
+        if array.dtype.names and field in array.dtype.names:
+            array = array.copy()
+            array[field][0] = 10 ** 6  # the root's child or column, far outside the arrays
+            return array
+        return None
+
+    _rewrite_model_file(tmp_path, entry=crafted)
+    _rehash(tmp_path)
+    out = subprocess.run([sys.executable, "-c", _READ_SCRIPT, str(tmp_path), str(X.shape[1])],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, (out.returncode, out.stdout, out.stderr[-2000:])
+    assert "model.skops) is damaged or crafted" in out.stdout
+    assert "whose children or column" in out.stdout
 
 
 
@@ -519,9 +662,40 @@ def test_a_malformed_file_is_a_bundle_error_naming_it(shown_bundle_dir, case, fi
 
 
 # -- through a real `bentoml serve` -------------------------------------------------------------
+def _small_bundle() -> tuple:
+    model = LogisticRegression().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    return model, explainer, explainer.explain_global(X), False, None
 
 
 
 
+@pytest.mark.parametrize("attack", ["function_call"])
+def test_a_hostile_bundle_stops_start_up_with_one_log_line(servers, bundle_store, tmp_path,
+                                                           attack):
+    [tag] = bundle_store.save({f"hostile_{attack}": _small_bundle()})
+    directory = bundle_store.directory(tag)
+    marker = tmp_path / "marker.mat"
+    if attack == "function_call":
+        _add_to_model_file(directory, _function_calls(marker)["scipy.io.savemat"])
+        _rehash(directory)
+        message = r"holds type\(s\) \['scipy.io.savemat'\], which are not on the allow-list"
+    else:
+        _edit(directory / "bundle.json", lambda m: m["global_explanation"].update(
+            global_importance_values=[float("nan")] * X.shape[1]))
+        message = "global explanation is not valid: global_importance_values holds NaN"
+    server = servers.start(None, bundle_store.home, tmp_path / "serve.log", bundle=tag,
+                           wait=False)
+    try:
+        code = server.proc.wait(120)
+    finally:
+        servers.stop(server)
+    output = server.output()
+    refusals = [line for line in output.splitlines()
+                if "[CRITICAL]" in line and "failed its checks; not serving" in line]
+    assert code == 1, output[-3000:]
+    assert len(refusals) == 1 and re.search(message, refusals[0]), output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert not marker.exists()
 
 

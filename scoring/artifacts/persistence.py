@@ -7,7 +7,8 @@ A saved explainer is a directory of three files:
   files, and an HMAC-SHA256 signature when ``SCORING_SIGNING_KEY`` is set;
 - ``scoring_explainer.npz``: its arrays, read with ``allow_pickle=False``;
 - ``model.skops``: the explained model and the spec's transformations, in skops' format
-  (only scikit-learn/numpy/scipy types and the types named at save time are loaded).
+  (only the allow-list of :mod:`scoring.artifacts.trust` and the types the operator names
+  are loaded).
 
 ``load`` never unpickles: files written by older versions (``scoring_explainer.pkl``) are
 refused with how to re-save them (``scoring migrate``).
@@ -27,14 +28,14 @@ from scoring.artifacts.state import (
     check_hashes,
     check_signature,
     check_versions,
-    dump_model,
     library_versions,
-    load_model,
+    module_versions,
     read_json,
     sha256_file,
     sign,
     write_atomic,
 )
+from scoring.artifacts.trust import dump_model, load_model
 from scoring.scoring_explainers.base import ScoringExplainer
 
 FILENAME = "scoring_explainer.json"
@@ -55,7 +56,7 @@ def save(scoring_explainer: ScoringExplainer, directory: str | os.PathLike = "."
     """Write ``scoring_explainer.json``, ``.npz`` and ``model.skops`` into ``directory``
     and return the path of the JSON file.
 
-    ``trusted_types``: types outside scikit-learn/numpy/scipy the model holds (say
+    ``trusted_types``: types outside the allow-list the model holds (say
     ``"lightgbm.sklearn.LGBMClassifier"``), loaded as trusted; ``allow_pickle=True`` stores
     a model skops cannot store as a pickle, which runs code when loaded (see :func:`load`).
     """
@@ -94,8 +95,6 @@ def write_explainer(explainer: ScoringExplainer, directory: Path, model: Any = N
             {f"{type(m).__module__}.{type(m).__qualname__}" for m in models.values()
              if m is not None})
         model_file, model_format = PICKLED_MODEL_FILE, "pickle"
-    from scoring.artifacts.state import module_versions
-
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / ARRAYS_FILE, arrays.to_bytes())
     write_atomic(directory / model_file, data)
@@ -124,7 +123,7 @@ def load(path: str | os.PathLike, *, allow_pickle: bool = False) -> ScoringExpla
     ``SCORING_SIGNING_KEY`` is set), the SHA-256 of every file, the format and the library
     versions. Refuses, with a message saying what to do, files that are not scoring
     explainers, truncated, damaged or altered files, other scikit-learn/shap/numpy/scipy
-    versions, model types outside scikit-learn/numpy/scipy not named at save time, and
+    versions, model types outside the allow-list not named at save time, and
     pickled models unless signed or ``allow_pickle=True`` (or ``SCORING_ALLOW_PICKLE=1``).
     """
     return read_explainer(Path(path), allow_pickle=allow_pickle)[0]

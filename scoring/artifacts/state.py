@@ -1,7 +1,7 @@
 """Fitted state as data only: JSON for parameters and names, ``.npz`` arrays for numbers
-(plain arrays only, read within bounded sizes), ``skops`` for scikit-learn models; SHA-256
-of every file, an optional HMAC-SHA256 signature and the library versions the loader must
-run.
+(plain arrays only, read within bounded sizes); SHA-256 of every file, an optional
+HMAC-SHA256 signature and the library versions the loader must run (the skops model file
+is :mod:`scoring.artifacts.trust`'s).
 
 Nothing here unpickles: a file that is not what it claims is refused before any code in it
 could run.
@@ -15,7 +15,6 @@ import importlib.metadata
 import io
 import json
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,6 @@ from scoring.artifacts.archive import ArrayArchive
 from scoring.artifacts.bounded_json import parse_json
 
 SIGNING_KEY_ENV = "SCORING_SIGNING_KEY"
-# modules whose types a model file may hold without being named at save time; their
-# functions that read or write files are refused all the same
-STANDARD_MODULES = ("sklearn", "numpy", "scipy")
-_UNSAFE_STANDARD = re.compile(
-    r"(^|\.)(load|loads|save|savez|savez_compressed|savetxt|loadtxt|genfromtxt|fromfile|"
-    r"tofile|memmap|open|system|exec|eval|_pickle|pickle|testing|f2py|distutils|ctypeslib)"
-    r"($|\.|_)")
-
-# plain containers some estimators hold (LightGBM's parameters)
-_SAFE_BUILTINS = {"collections.OrderedDict"}
 
 
 class StateError(ValueError):
@@ -179,58 +168,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)  # never leave a half-written file under the real name
-
-
-# -- models: skops -------------------------------------------------------------------------
-def standard_type(name: str) -> bool:
-    """Whether a type a skops file names is in the standard set loaded without being
-    listed at save time: scikit-learn, numpy and scipy, minus their file functions."""
-    if name in _SAFE_BUILTINS:
-        return True
-    return name.split(".")[0] in STANDARD_MODULES and not _UNSAFE_STANDARD.search(name)
-
-
-def dump_model(obj: Any, trusted_types: Iterable[str] = ()) -> tuple[bytes, list[str]]:
-    """``obj`` as skops bytes and the types outside the standard set it needs (each must be
-    in ``trusted_types``, else ``TypeError`` naming it)."""
-    import skops.io as sio
-
-    try:
-        data = sio.dumps(obj)
-    except Exception as exc:  # skops raises many types for objects it cannot store
-        raise TypeError(f"skops cannot store this model ({type(exc).__name__}: {exc}); pass "
-                        "allow_pickle=True to save it as a pickle, which runs code when "
-                        "loaded (only for models you trust)") from None
-    needed = sorted(t for t in sio.get_untrusted_types(data=data) if not standard_type(t))
-    unlisted = [t for t in needed if t not in set(trusted_types)]
-    if unlisted:
-        raise TypeError(f"the model holds types outside scikit-learn/numpy/scipy: {unlisted}; "
-                        "pass trusted_types=[...] naming them to save it (they will be "
-                        "loaded as trusted)")
-    return data, needed
-
-
-def load_model(data: bytes, trusted_types: Iterable[str], label: str) -> Any:
-    """A skops model; refuses any type outside the standard set and ``trusted_types``."""
-    import skops.io as sio
-
-    trusted_types = set(trusted_types)
-    try:
-        ArrayArchive(data).check_all()  # bounded sizes before skops reads entries whole
-        types = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        raise StateError(f"{label}: the model file is not a readable skops file (truncated or "
-                         f"damaged?): {type(exc).__name__}: {exc}") from None
-    refused = [t for t in types if not standard_type(t) and t not in trusted_types]
-    if refused:
-        raise StateError(f"{label}: the model file holds type(s) {refused}, which are neither "
-                         "scikit-learn/numpy/scipy nor listed as trusted when it was saved; "
-                         "refusing to load it")
-    try:
-        return sio.loads(data, trusted=list(types))
-    except Exception as exc:
-        raise StateError(f"{label}: cannot load the model file: {type(exc).__name__}: "
-                         f"{exc}") from None
 
 
 # -- state: JSON + arrays ------------------------------------------------------------------
