@@ -19,6 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -176,7 +177,7 @@ def test_bundle_reads_without_pickle(tmp_path, explainers, no_pickle):
     scored = bundle.score(CREDIT_X.iloc[:4])
     np.testing.assert_array_equal(scored.probabilities, model.predict_proba(CREDIT_X.iloc[:4]))
     trust = bundle.metadata()["trust"]
-    assert trust == {"model_format": "skops", "allow_pickle": False, "signed": False,
+    assert trust == {"model_format": "skops", "allow_pickle": False, "signature": "absent",
                      "trusted_types": []}
 
 
@@ -284,7 +285,7 @@ def test_signed_bundles(tmp_path, monkeypatch):
     monkeypatch.setenv("SCORING_SIGNING_KEY", "secret one")
     ExplanationBundle(model, explainer).write(tmp_path / "signed")
     bundle = ExplanationBundle.read(tmp_path / "signed")
-    assert bundle.metadata()["trust"]["signed"] is True
+    assert bundle.metadata()["trust"]["signature"] == "verified"
 
     edited = tmp_path / "edited"
     shutil.copytree(tmp_path / "signed", edited)
@@ -668,6 +669,18 @@ def _small_bundle() -> tuple:
     return model, explainer, explainer.explain_global(X), False, None
 
 
+def test_served_metadata_says_an_unchecked_signature_is_unverified(servers, bundle_store,
+                                                                   tmp_path):
+    [tag] = bundle_store.save({"signed_elsewhere": _small_bundle()},
+                              env={"SCORING_SIGNING_KEY": "the saver's key"})
+    server = servers.start(None, bundle_store.home, tmp_path / "serve.log", bundle=tag,
+                           env={"SCORING_SIGNING_KEY": ""})  # served without the key
+    try:
+        trust = requests.get(server.url + "/metadata", timeout=10).json()["trust"]
+    finally:
+        servers.stop(server)
+    assert trust == {"model_format": "skops", "allow_pickle": False, "trusted_types": [],
+                     "signature": "unverified"}
 
 
 @pytest.mark.parametrize("attack", ["function_call"])

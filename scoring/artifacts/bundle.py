@@ -22,6 +22,8 @@ from scoring.artifacts.persistence import (
     write_explainer,
 )
 from scoring.artifacts.state import (
+    SIGNATURE_ABSENT,
+    SIGNATURE_VERIFIED,
     StateError,
     check_hashes,
     check_signature,
@@ -29,6 +31,7 @@ from scoring.artifacts.state import (
     read_json,
     sha256_file,
     sign,
+    signing_key,
     write_atomic,
 )
 from scoring.evaluation.report import DistillReport, as_report
@@ -229,7 +232,7 @@ class ExplanationBundle:
         if self.dataset_explanation is not None:
             write_atomic(directory / DATASET_FILE, self.dataset_explanation.to_json().encode())
             files.append(DATASET_FILE)
-        self.trust = _trust(model, explainer_manifest)
+        self.trust = _trust(model, SIGNATURE_VERIFIED if signing_key() else SIGNATURE_ABSENT)
         manifest = sign({
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -279,7 +282,7 @@ class ExplanationBundle:
                     raise StateError(old)
                 raise StateError(f"{label} is damaged: {MANIFEST_FILE} is not a bundle manifest "
                                  f"of format version {BUNDLE_FORMAT_VERSION}")
-            check_signature(manifest, label)
+            signature = check_signature(manifest, label)
             model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
             check_hashes(directory, manifest.get("files"), label,
                          (FILENAME, ARRAYS_FILE, str(model.get("file"))))
@@ -314,16 +317,19 @@ class ExplanationBundle:
                      report=manifest.get("report"), tag=tag,
                      trusted_types=manifest["model"].get("trusted_types", []),
                      allow_pickle=bool(manifest["model"].get("allow_pickle")))
-        bundle.trust = _trust(manifest["model"], manifest)
+        bundle.trust = _trust(manifest["model"], signature)
         return bundle
 
 
-def _trust(model: dict, manifest: dict) -> dict:
-    """What ``GET /metadata`` shows of how far the bundle can be trusted."""
+def _trust(model: dict, signature: str) -> dict:
+    """What ``GET /metadata`` shows of how far the bundle can be trusted: the model file's
+    format, whether a pickle was allowed, the types beyond the allow-list it holds (named
+    by the operator, or by the saver under a verified signature), and ``signature``:
+    ``verified``, ``unverified`` (a signature but no key to check it) or ``absent``."""
     return {"model_format": model.get("format"),
             "allow_pickle": bool(model.get("allow_pickle")),
             "trusted_types": list(model.get("trusted_types", [])),
-            "signed": "signature" in manifest}
+            "signature": signature}
 
 
 def _refuse_non_finite(what: str, values: Any, row_axis: int) -> None:

@@ -26,6 +26,9 @@ from scoring.artifacts.archive import ArrayArchive
 from scoring.artifacts.bounded_json import parse_json
 
 SIGNING_KEY_ENV = "SCORING_SIGNING_KEY"
+# what check_signature finds (GET /metadata shows it): a signature checked with the key, a
+# signature block nobody could check (no key set), no signature
+SIGNATURE_VERIFIED, SIGNATURE_UNVERIFIED, SIGNATURE_ABSENT = "verified", "unverified", "absent"
 
 
 class StateError(ValueError):
@@ -128,12 +131,14 @@ def sign(manifest: dict) -> dict:
     return manifest
 
 
-def check_signature(manifest: dict, label: str) -> None:
-    """With a signing key configured, refuse a manifest without the right signature."""
+def check_signature(manifest: dict, label: str) -> str:
+    """With a signing key configured, refuse a manifest without the right signature; say
+    what was found: :data:`SIGNATURE_VERIFIED`, :data:`SIGNATURE_UNVERIFIED` (a signature
+    and no key to check it: it proves nothing) or :data:`SIGNATURE_ABSENT`."""
     key = signing_key()
-    if key is None:
-        return
     signature = manifest.get("signature")
+    if key is None:
+        return SIGNATURE_ABSENT if signature is None else SIGNATURE_UNVERIFIED
     if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
         raise StateError(f"{label} is not signed, and {SIGNING_KEY_ENV} is set: refusing an "
                          "unsigned bundle (re-save it with the key set)")
@@ -142,6 +147,7 @@ def check_signature(manifest: dict, label: str) -> None:
             expected.encode(), _comparable(signature["value"])):
         raise StateError(f"{label} has a wrong signature: it was altered, or signed with "
                          f"another {SIGNING_KEY_ENV}")
+    return SIGNATURE_VERIFIED
 
 
 def _comparable(text: str) -> bytes:
