@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.artifacts.trust import TRUSTED_TYPES_ENV
 from scoring.dashboard.source import DATASET_MODEL_ROWS, DEFAULT_DATASET_ROWS, explain_dataset
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
@@ -130,7 +131,7 @@ def explain_command(args: argparse.Namespace) -> int:
     if (code := maybe_run_batch(args)) is not None:
         return code
     try:
-        bundle = ExplanationBundle.load(args.bundle)
+        bundle = ExplanationBundle.load(args.bundle, trusted_types=args.trusted_types)
     except BundleError as exc:
         raise SystemExit(f"error: {exc}") from None
     table = _read_table(args.data)
@@ -198,6 +199,13 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
                         "none)")
 
 
+def _add_trusted_types_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trusted-types", nargs="*", default=[],
+                        help="types outside the allow-list the bundle's model may hold, if "
+                        f"you trust who wrote it (as {TRUSTED_TYPES_ENV}; a bundle signed with "
+                        "SCORING_SIGNING_KEY needs none)")
+
+
 def migrate_command(args: argparse.Namespace) -> int:
     """An old (pickle) bundle or explainer you trust -> the same in the data-only format."""
     from scoring.artifacts.migrate import migrate
@@ -212,7 +220,7 @@ def migrate_command(args: argparse.Namespace) -> int:
 
 def _dashboard_bundle(args: argparse.Namespace) -> ExplanationBundle:
     try:
-        bundle = ExplanationBundle.load(args.bundle)
+        bundle = ExplanationBundle.load(args.bundle, trusted_types=args.trusted_types)
     except BundleError as exc:
         raise SystemExit(f"error: {exc}") from None
     if args.explanation and not Path(args.explanation).is_file():
@@ -232,6 +240,8 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
     bundle = _dashboard_bundle(args)
     env = {**os.environ, "SCORING_BUNDLE": str(bundle.tag)}
+    if args.trusted_types:  # the server loads the bundle again: it trusts the same types
+        env[TRUSTED_TYPES_ENV] = ",".join([env.get(TRUSTED_TYPES_ENV, ""), *args.trusted_types])
     if args.explanation:
         env["SCORING_DASHBOARD_EXPLANATION"] = str(Path(args.explanation).resolve())
     print(f"dashboard of {bundle.tag}: http://{args.host}:{args.port}/dashboard "
@@ -275,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="target column, dropped before explaining")
     p.add_argument("--name", default=None, help="bundle name (default: model file stem)")
     p.add_argument("--trusted-types", nargs="*", default=[],
-                   help="types outside scikit-learn/numpy/scipy the model holds, e.g. "
-                   "lightgbm.sklearn.LGBMClassifier (loaded as trusted)")
+                   help="types outside the allow-list the model holds, e.g. "
+                   "lightgbm.sklearn.LGBMClassifier (loading the bundle names them again, "
+                   "unless it is signed)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="store a model skops cannot store as a pickle (runs code when loaded)")
     _add_distill_options(p)
@@ -293,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--get-raw", action=argparse.BooleanOptionalAction, default=None,
                    help="importances per raw column, or (--no-get-raw) per engineered column "
                    "(default: raw columns whenever the bundle has transformations)")
+    _add_trusted_types_option(p)
     add_batch_options(p)
     p.set_defaults(run=explain_command)
 
@@ -302,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="bundle tag, bundle directory or explainer directory")
     p.add_argument("--name", default=None, help="new bundle name (default: the old one's)")
     p.add_argument("--trusted-types", nargs="*", default=[],
-                   help="types outside scikit-learn/numpy/scipy the model holds")
+                   help="types outside the allow-list the model holds")
     p.add_argument("--allow-pickle", action="store_true",
                    help="store a model skops cannot store as a pickle (runs code when loaded)")
     p.set_defaults(run=migrate_command)
@@ -315,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--explanation", default=None,
                        help="explained rows to draw: a file of `scoring explain --output "
                        "FILE.json` (default: the rows stored in the bundle)")
+        _add_trusted_types_option(p)
         if name == "dashboard":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=3000)

@@ -31,6 +31,7 @@ from sklearn.svm import SVC
 from bench.realistic import preprocessor
 from scoring import (
     AmortizedScoringExplainer,
+    Explanation,
     KernelScoringExplainer,
     LinearScoringExplainer,
     PermutationScoringExplainer,
@@ -316,7 +317,7 @@ def test_custom_model_classes_need_trusted_types(tmp_path):
     with pytest.raises(TypeError, match=rf"\['{name}'\]; pass trusted_types"):
         save(explainer, tmp_path / "refused")
     ExplanationBundle(model, explainer, trusted_types=[name]).write(tmp_path / "trusted")
-    bundle = ExplanationBundle.read(tmp_path / "trusted")
+    bundle = ExplanationBundle.read(tmp_path / "trusted", trusted_types=[name])
     assert bundle.metadata()["trust"]["trusted_types"] == [name]
     np.testing.assert_array_equal(bundle.scoring_explainer.explain(X[:3]), explainer.explain(X[:3]))
 
@@ -361,7 +362,8 @@ def test_lightgbm_models_load_once_their_types_are_named(tmp_path, no_pickle):
     save(explainer, tmp_path, trusted_types=types)
     manifest = json.loads((tmp_path / "scoring_explainer.json").read_text())
     assert manifest["versions"]["lightgbm"] == lgb.__version__  # checked at load too
-    np.testing.assert_array_equal(load(tmp_path).explain(X[:4]), explainer.explain(X[:4]))
+    np.testing.assert_array_equal(load(tmp_path, trusted_types=types).explain(X[:4]),
+                                  explainer.explain(X[:4]))
 
 
 # -- round 2: what a bundle file can make the loader do ------------------------------------
@@ -538,10 +540,61 @@ def test_crafted_tree_indices_are_refused_before_the_model_runs(tmp_path, kind, 
     assert "whose children or column" in out.stdout
 
 
+def test_the_manifest_cannot_trust_types_for_itself(bundle_dir, tmp_path):
+    marker = tmp_path / "marker"
+    _add_to_model_file(bundle_dir, _call_node("builtins", "exec",
+                                              _json_node(_write_python(marker))))
+    for name in ("scoring_explainer.json", "bundle.json"):
+        _edit(bundle_dir / name, lambda m: m["model"].update(trusted_types=["builtins.exec"]))
+    _rehash(bundle_dir)
+    with pytest.raises(BundleError, match=r"holds type\(s\) \['builtins.exec'\], which are "
+                                          "not on the allow-list"):
+        ExplanationBundle.read(bundle_dir)
+    assert not marker.exists()
 
 
+def test_types_beyond_the_allow_list_come_from_the_operator(tmp_path, monkeypatch):
+    model = Scaled().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    name = f"{Scaled.__module__}.Scaled"
+    ExplanationBundle(model, explainer, trusted_types=[name]).write(tmp_path)
+    # the saver's list is a record: without a verified signature it trusts nothing
+    with pytest.raises(BundleError, match=rf"\['{name}'\], which are not on the allow-list.*"
+                                          r"trusted_types=\[\.\.\.\], --trusted-types, "
+                                          "SCORING_TRUSTED_TYPES"):
+        ExplanationBundle.read(tmp_path)
+    with pytest.raises(ValueError, match="not on the allow-list"):
+        load(tmp_path)
+    bundle = ExplanationBundle.read(tmp_path, trusted_types=[name])
+    assert bundle.metadata()["trust"]["trusted_types"] == [name]
+    np.testing.assert_array_equal(load(tmp_path, trusted_types=[name]).explain(X[:3]),
+                                  explainer.explain(X[:3]))
+    monkeypatch.setenv("SCORING_TRUSTED_TYPES", f"some.Other, {name}")
+    assert ExplanationBundle.read(tmp_path).metadata()["trust"]["trusted_types"] == [name]
 
 
+def test_a_verified_signature_vouches_for_the_saved_types(tmp_path, monkeypatch):
+    model = Scaled().fit(X, Y)
+    explainer = LinearScoringExplainer().fit(model, X)
+    name = f"{Scaled.__module__}.Scaled"
+    monkeypatch.setenv("SCORING_SIGNING_KEY", "operator key")
+    ExplanationBundle(model, explainer, trusted_types=[name]).write(tmp_path / "signed")
+    trust = ExplanationBundle.read(tmp_path / "signed").metadata()["trust"]
+    assert trust["signature"] == "verified" and trust["trusted_types"] == [name]
+
+    edited = tmp_path / "edited"
+    shutil.copytree(tmp_path / "signed", edited)
+    for manifest in ("scoring_explainer.json", "bundle.json"):
+        _edit(edited / manifest, lambda m: m["model"]["trusted_types"].append("builtins.exec"))
+    _rehash(edited)
+    with pytest.raises(BundleError, match="wrong signature"):
+        ExplanationBundle.read(edited)
+
+    monkeypatch.delenv("SCORING_SIGNING_KEY")  # a signature nobody checks vouches for nothing
+    with pytest.raises(BundleError, match=rf"\['{name}'\], which are not on the allow-list"):
+        ExplanationBundle.read(tmp_path / "signed")
+    trust = ExplanationBundle.read(tmp_path / "signed", trusted_types=[name]).metadata()["trust"]
+    assert trust["signature"] == "unverified"
 
 
 # -- the loader's bounds ---------------------------------------------------------------------
@@ -712,3 +765,28 @@ def test_a_hostile_bundle_stops_start_up_with_one_log_line(servers, bundle_store
     assert not marker.exists()
 
 
+def test_the_cli_trusts_the_types_the_operator_names(tmp_path):
+    lgb = pytest.importorskip("lightgbm")
+    types = ["lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier"]
+    table = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=Y)
+    table.to_csv(tmp_path / "train.csv", index=False)
+    joblib.dump(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y),
+                tmp_path / "lgbm.joblib")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scoring.cli", *args], cwd=ROOT,
+                              env={**os.environ, "BENTOML_HOME": str(tmp_path / "home")},
+                              capture_output=True, text=True, timeout=600)
+
+    built = cli("distill", "--model", str(tmp_path / "lgbm.joblib"), "--data",
+                str(tmp_path / "train.csv"), "--target", "y", "--method", "permutation",
+                "--dashboard-rows", "0", "--trusted-types", *types)
+    assert built.returncode == 0, built.stderr[-2000:]
+    tag = built.stdout.split()[-1]
+    explain = ("explain", "--bundle", tag, "--data", str(tmp_path / "train.csv"), "--drop", "y")
+    refused = cli(*explain)
+    assert refused.returncode != 0
+    assert "lightgbm.basic.Booster" in refused.stderr and "--trusted-types" in refused.stderr
+    trusted = cli(*explain, "--trusted-types", *types)
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert Explanation.from_json(trusted.stdout).num_examples == len(X)

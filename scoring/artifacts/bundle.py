@@ -92,7 +92,7 @@ class ExplanationBundle:
                  report: DistillReport | dict | None = None, tag: str | None = None,
                  trusted_types: list[str] | tuple = (), allow_pickle: bool = False) -> None:
         scoring_explainer.check_fitted()
-        # what the model file may hold beyond scikit-learn/numpy/scipy (see write)
+        # what the model file may hold beyond the allow-list, named by the saver (see write)
         self.trusted_types = list(trusted_types)
         self.allow_pickle = allow_pickle
         self.trust: dict = {}
@@ -247,10 +247,11 @@ class ExplanationBundle:
         write_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
 
     @classmethod
-    def load(cls, tag: str = f"{DEFAULT_NAME}:latest", *,
+    def load(cls, tag: str = f"{DEFAULT_NAME}:latest", *, trusted_types: list[str] | tuple = (),
              allow_pickle: bool = False) -> ExplanationBundle:
         """Load a bundle from the BentoML model store and check that its parts belong
-        together. Raises :class:`BundleError` with the reason otherwise."""
+        together (``trusted_types``: see :meth:`read`). Raises :class:`BundleError` with
+        the reason otherwise."""
         import bentoml
 
         try:
@@ -258,15 +259,19 @@ class ExplanationBundle:
         except bentoml.exceptions.NotFound:
             raise BundleError(f"no bundle {tag!r} in the BentoML model store; build one with "
                               "`scoring demo` or `scoring distill`") from None
-        return cls.read(Path(ref.path), tag=str(ref.tag), allow_pickle=allow_pickle)
+        return cls.read(Path(ref.path), tag=str(ref.tag), trusted_types=trusted_types,
+                        allow_pickle=allow_pickle)
 
     @classmethod
     def read(cls, directory: Path, tag: str | None = None, *,
+             trusted_types: list[str] | tuple = (),
              allow_pickle: bool = False) -> ExplanationBundle:
         """Read bundle files from ``directory`` (see :meth:`write`) and check them: the
         signature, then the SHA-256 of every file before reading any, the library versions,
         the model's types; nothing is unpickled (``allow_pickle`` aside, see
-        :func:`~scoring.load`)."""
+        :func:`~scoring.load`). ``trusted_types``: types beyond the allow-list the model
+        may hold (``SCORING_TRUSTED_TYPES`` adds more; the bundle's own list counts only
+        when its signature verified with ``SCORING_SIGNING_KEY``)."""
         label = f"bundle {tag or directory}"
         manifest_path = directory / MANIFEST_FILE
         old = (f"{label} was saved by an older version of scoring as pickles, which can run "
@@ -283,11 +288,15 @@ class ExplanationBundle:
                 raise StateError(f"{label} is damaged: {MANIFEST_FILE} is not a bundle manifest "
                                  f"of format version {BUNDLE_FORMAT_VERSION}")
             signature = check_signature(manifest, label)
-            model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+            info = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
             check_hashes(directory, manifest.get("files"), label,
-                         (FILENAME, ARRAYS_FILE, str(model.get("file"))))
+                         (FILENAME, ARRAYS_FILE, str(info.get("file"))))
             check_versions(manifest.get("versions"), label)
-            explainer, models = read_explainer(directory, label, allow_pickle=allow_pickle)
+            explainer, models, read_info = read_explainer(
+                directory, label, trusted_types=trusted_types, allow_pickle=allow_pickle)
+            if read_info != info:
+                raise StateError(f"{label} is damaged: {MANIFEST_FILE} and {FILENAME} "
+                                 "describe the model file differently")
         except StateError as exc:
             message = str(exc)
             raise BundleError(message if message.startswith(label)
@@ -315,9 +324,9 @@ class ExplanationBundle:
                      global_explanation=None if glob is None else Explanation.from_dict(glob),
                      dataset_explanation=dataset,
                      report=manifest.get("report"), tag=tag,
-                     trusted_types=manifest["model"].get("trusted_types", []),
-                     allow_pickle=bool(manifest["model"].get("allow_pickle")))
-        bundle.trust = _trust(manifest["model"], signature)
+                     trusted_types=info.get("trusted_types", []),
+                     allow_pickle=bool(info.get("allow_pickle")))
+        bundle.trust = _trust(info, signature)
         return bundle
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scoring.artifacts.state import (
+    SIGNATURE_VERIFIED,
     Arrays,
     StateError,
     check_hashes,
@@ -35,7 +36,7 @@ from scoring.artifacts.state import (
     sign,
     write_atomic,
 )
-from scoring.artifacts.trust import dump_model, load_model
+from scoring.artifacts.trust import dump_model, load_model, operator_trusted_types
 from scoring.scoring_explainers.base import ScoringExplainer
 
 FILENAME = "scoring_explainer.json"
@@ -57,8 +58,9 @@ def save(scoring_explainer: ScoringExplainer, directory: str | os.PathLike = "."
     and return the path of the JSON file.
 
     ``trusted_types``: types outside the allow-list the model holds (say
-    ``"lightgbm.sklearn.LGBMClassifier"``), loaded as trusted; ``allow_pickle=True`` stores
-    a model skops cannot store as a pickle, which runs code when loaded (see :func:`load`).
+    ``"lightgbm.sklearn.LGBMClassifier"``); they are recorded, and loading needs them named
+    again (or the files signed, see :func:`load`). ``allow_pickle=True`` stores a model
+    skops cannot store as a pickle, which runs code when loaded (see :func:`load`).
     """
     if not isinstance(scoring_explainer, ScoringExplainer):
         raise TypeError(f"save expects a fitted scoring explainer, got "
@@ -116,22 +118,27 @@ def write_explainer(explainer: ScoringExplainer, directory: Path, model: Any = N
     return path
 
 
-def load(path: str | os.PathLike, *, allow_pickle: bool = False) -> ScoringExplainer:
+def load(path: str | os.PathLike, *, trusted_types: list[str] | tuple = (),
+         allow_pickle: bool = False) -> ScoringExplainer:
     """Read a scoring explainer written by :func:`save` (its directory, or a file in it).
 
     Checks, before reading the arrays or the model: the signature (when
     ``SCORING_SIGNING_KEY`` is set), the SHA-256 of every file, the format and the library
     versions. Refuses, with a message saying what to do, files that are not scoring
     explainers, truncated, damaged or altered files, other scikit-learn/shap/numpy/scipy
-    versions, model types outside the allow-list not named at save time, and
-    pickled models unless signed or ``allow_pickle=True`` (or ``SCORING_ALLOW_PICKLE=1``).
+    versions, model types outside the allow-list that the operator did not name
+    (``trusted_types``, ``SCORING_TRUSTED_TYPES``, or the types recorded in a manifest whose
+    signature verified), and pickled models unless signed or ``allow_pickle=True`` (or
+    ``SCORING_ALLOW_PICKLE=1``).
     """
-    return read_explainer(Path(path), allow_pickle=allow_pickle)[0]
+    return read_explainer(Path(path), trusted_types=trusted_types,
+                          allow_pickle=allow_pickle)[0]
 
 
-def read_explainer(path: Path, label: str | None = None, *,
-                   allow_pickle: bool = False) -> tuple[ScoringExplainer, dict]:
-    """The explainer and the objects of its model file (``"model"``: a bundle's model)."""
+def read_explainer(path: Path, label: str | None = None, *, trusted_types: Any = (),
+                   allow_pickle: bool = False) -> tuple[ScoringExplainer, dict, dict]:
+    """The explainer, the objects of its model file (``"model"``: a bundle's model) and
+    the manifest's description of that file (format, types beyond the allow-list)."""
     from scoring.scoring_explainers.registry import SCORING_EXPLAINERS
 
     path = Path(path)
@@ -147,7 +154,7 @@ def read_explainer(path: Path, label: str | None = None, *,
     manifest = read_json(path, label, "scoring explainer file")  # JSON only, never code
     if manifest.get("format") != FORMAT:
         raise StateError(f"{label} is not a scoring explainer saved by scoring.save")
-    check_signature(manifest, label)
+    signature = check_signature(manifest, label)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise StateError(f"{label} has format version {manifest.get('format_version')}; this "
                          f"library reads version {FORMAT_VERSION}")
@@ -164,7 +171,12 @@ def read_explainer(path: Path, label: str | None = None, *,
                          f"({manifest.get('explainer_class')!r})")
     arrays = Arrays.from_bytes((directory / ARRAYS_FILE).read_bytes(),
                                f"{label}: {ARRAYS_FILE}")
-    models = _read_models(directory, model_info, manifest, label, allow_pickle)
+    recorded = _recorded_types(model_info, label)
+    trusted = operator_trusted_types(trusted_types)
+    if signature == SIGNATURE_VERIFIED:  # the operator's key vouches for the saver's list
+        trusted |= set(recorded)
+    models = _read_models(directory, model_info, label, trusted,
+                          allow_pickle or signature == SIGNATURE_VERIFIED)
     try:
         explainer = cls.from_state(state, arrays, models)
     except StateError as exc:
@@ -176,18 +188,26 @@ def read_explainer(path: Path, label: str | None = None, *,
                          f"{cls.__name__} ({type(exc).__name__}: {exc})") from None
     if explainer.spec_.fingerprint != manifest.get("model_fingerprint"):
         raise StateError(f"{label} is damaged: its state and manifest name different models")
-    return explainer, models
+    return explainer, models, model_info
 
 
-def _read_models(directory: Path, info: dict, manifest: dict, label: str,
-                 allow_pickle: bool) -> dict:
-    data = (directory / info["file"]).read_bytes()
-    trusted = info.get("trusted_types", [])
-    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+def _recorded_types(info: dict, label: str) -> list[str]:
+    """The types outside the allow-list the saver named (a record: trusted only when the
+    manifest's signature verified)."""
+    recorded = info.get("trusted_types", [])
+    if not isinstance(recorded, list) or not all(isinstance(t, str) for t in recorded):
         raise StateError(f"{label} is damaged: its trusted types are not a list of names")
+    return recorded
+
+
+def _read_models(directory: Path, info: dict, label: str, trusted_types: set[str],
+                 pickle_trusted: bool) -> dict:
+    """The model file's objects: skops with ``trusted_types`` beyond the allow-list; a
+    pickle only when ``pickle_trusted`` (a verified signature, ``allow_pickle``) or with
+    ``SCORING_ALLOW_PICKLE=1``."""
+    data = (directory / info["file"]).read_bytes()
     if info["file"] == PICKLED_MODEL_FILE or info.get("format") != "skops":
-        signed = "signature" in manifest and os.environ.get("SCORING_SIGNING_KEY")
-        if not (allow_pickle or signed or os.environ.get(ALLOW_PICKLE_ENV) == "1"):
+        if not (pickle_trusted or os.environ.get(ALLOW_PICKLE_ENV) == "1"):
             raise StateError(
                 f"{label} stores its model as a pickle (saved with allow_pickle=True), which "
                 "runs code when loaded; load it only if you trust who wrote it: sign bundles "
@@ -197,7 +217,7 @@ def _read_models(directory: Path, info: dict, manifest: dict, label: str,
 
         models = joblib.load(io.BytesIO(data))
     else:
-        models = load_model(data, trusted, label)
+        models = load_model(data, trusted_types, label)
     if not isinstance(models, dict) or "explained_model" not in models:
         raise StateError(f"{label} is damaged: its model file holds no explained model")
     return models

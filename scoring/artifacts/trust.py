@@ -1,14 +1,21 @@
-"""Which types a skops model file may hold: a fixed allow-list of classes, plus the types
-named when the model was saved; never a module prefix."""
+"""Which types a skops model file may hold, and who decides: a fixed allow-list of classes,
+plus the types the operator names (an argument, ``--trusted-types``,
+``SCORING_TRUSTED_TYPES``, or a manifest whose signature was verified with the operator's
+``SCORING_SIGNING_KEY``). The file never vouches for itself: a type listed in an unsigned
+manifest is only a record of what the saver named."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from scoring.artifacts.archive import ArrayArchive
 from scoring.artifacts.state import StateError
 from scoring.artifacts.tree_checks import check_trees
+
+TRUSTED_TYPES_ENV = "SCORING_TRUSTED_TYPES"
 
 # Beyond what skops trusts by default (scikit-learn's estimators and its loss, link and
 # binning internals, numpy arrays, dtypes, ufuncs and random generators, scipy's sparse
@@ -33,6 +40,15 @@ ALLOWED_TYPES = frozenset({
 })
 
 
+def operator_trusted_types(trusted_types: Iterable[str] = ()) -> set[str]:
+    """The types the operator trusts beyond :data:`ALLOWED_TYPES`: ``trusted_types`` and
+    those ``SCORING_TRUSTED_TYPES`` names (separated by commas or spaces)."""
+    if isinstance(trusted_types, str):
+        raise TypeError("trusted_types must be a list of type names, not one string")
+    named = set(trusted_types)
+    return named | {t for t in re.split(r"[,\s]+", os.environ.get(TRUSTED_TYPES_ENV, "")) if t}
+
+
 def dump_model(obj: Any, trusted_types: Iterable[str] = ()) -> tuple[bytes, list[str]]:
     """``obj`` as skops bytes and the types outside :data:`ALLOWED_TYPES` it needs (each
     must be in ``trusted_types``, else ``TypeError`` naming it)."""
@@ -48,8 +64,9 @@ def dump_model(obj: Any, trusted_types: Iterable[str] = ()) -> tuple[bytes, list
     unlisted = [t for t in needed if t not in set(trusted_types)]
     if unlisted:
         raise TypeError(f"the model holds types outside the allow-list: {unlisted}; pass "
-                        "trusted_types=[...] naming them to save it (they will be loaded as "
-                        "trusted)")
+                        "trusted_types=[...] naming them to save it (loading it will need "
+                        f"them named again: trusted_types=, {TRUSTED_TYPES_ENV}, or a "
+                        "signed bundle)")
     return data, needed
 
 
@@ -69,8 +86,10 @@ def load_model(data: bytes, trusted_types: Iterable[str], label: str) -> Any:
     trusted = set(trusted_types)
     refused = sorted(t for t in types if t not in ALLOWED_TYPES and t not in trusted)
     if refused:
-        raise StateError(f"{where} holds type(s) {refused}, which are not on the allow-list "
-                         "nor listed as trusted when it was saved; refusing to load it")
+        raise StateError(f"{where} holds type(s) {refused}, which are not on the allow-list; "
+                         "refusing to load it. If you trust who wrote it, name them: "
+                         f"trusted_types=[...], --trusted-types, {TRUSTED_TYPES_ENV}, or "
+                         "save the bundle signed with SCORING_SIGNING_KEY")
     try:
         models = sio.loads(data, trusted=sorted(types))
     except Exception as exc:
