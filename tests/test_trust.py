@@ -683,6 +683,14 @@ def _explanation_text(directory: Path, change) -> str:
 @pytest.mark.parametrize("case,file,message", [
     ("deep_manifest", "bundle.json", r"bundle.json is not a readable bundle manifest.*nested "
                                      "deeper than 100"),
+    ("nan_global", "bundle.json", r"bundle.json's global explanation is not valid: "
+                                  "global_importance_values holds NaN"),
+    ("garbage_dataset", "dataset_explanation.json",
+     r"dataset_explanation.json is not valid: .*Expecting value"),
+    ("dataset_features", "dataset_explanation.json",
+     r"dataset_explanation.json is not valid: 'features' must be a list"),
+    ("dataset_shape", "dataset_explanation.json",
+     r"dataset_explanation.json is not valid: data has shape \(3, 5\); expected \(20, 5\)"),
     ("not_a_zip", "scoring_explainer.npz", r"scoring_explainer.npz is not readable: not a zip"),
 ])
 def test_a_malformed_file_is_a_bundle_error_naming_it(shown_bundle_dir, case, file, message):
@@ -709,10 +717,58 @@ def test_a_malformed_file_is_a_bundle_error_naming_it(shown_bundle_dir, case, fi
 
 
 # -- explanations read back ---------------------------------------------------------------------
+def _payload() -> dict:
+    """A served explanation of 4 rows, 2 classes, 5 features, as a file holds it."""
+    model = LogisticRegression().fit(X, Y)
+    bundle = ExplanationBundle(model, LinearScoringExplainer().fit(model, X))
+    return bundle.score(X[:4]).explanation.to_dict()
 
 
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p.update(local_importance_values=[[[float("nan")] * 5] * 4] * 2),
+     "local_importance_values holds NaN or infinite values"),
+    (lambda p: p.update(expected_values=[0.5, float("inf")]),
+     "expected_values holds NaN or infinite values"),
+    (lambda p: p.update(global_importance_values=[1.0, 2.0]),
+     r"global_importance_values has shape \(2,\); expected \(5,\)"),
+    (lambda p: p.update(expected_values=[0.5]), "expected_values has 1 values for 2 output"),
+    (lambda p: p.update(local_importance_values=[[["1"] * 5] * 4] * 2), "must hold numbers"),
+    (lambda p: p.update(local_importance_values={"a": 1}), "must hold numbers"),
+    (lambda p: p.update(local_importance_values=[[[1.0] * 5, [1.0]]] * 2), "ragged"),
+    (lambda p: p.update(classes=["only one"], expected_values=[0.5]),
+     "has 2 classes, classes has 1"),
+    (lambda p: p.update(features=["a", 1, "c", "d", "e"]), "'features' must be a list"),
+    (lambda p: p.update(classes={"0": 1}), "'classes' must be null or a list"),
+    (lambda p: p.update(data=[[1.0] * 5] * 3), r"data has shape \(3, 5\); expected \(4, 5\)"),
+    (lambda p: p.update(data=[[{"a": 1}] * 5] * 4), "data must hold numbers, strings"),
+    (lambda p: p.update(raw="yes"), "'raw' must be true or false"),
+    (lambda p: p.update(method=3), "'method' must be a string"),
+    (lambda p: p.update(extra={"mean_row_shares": [[0.5, 0.5]]}),
+     r"extra\['mean_row_shares'\] has shape \(1, 2\)"),
+    (lambda p: p.update(extra={"n_rows": float("nan")}), "'extra' must be an object without NaN"),
+    (lambda p: p.update(extra=[1]), "'extra' must be an object"),
+])
+def test_explanations_read_back_are_validated(change, message):
+    payload = _payload()
+    Explanation.from_dict(payload)
+    change(payload)
+    with pytest.raises(ValueError, match=message):
+        Explanation.from_dict(payload)
+    with pytest.raises(ValueError, match=message):
+        Explanation.from_json(json.dumps(payload))
 
 
+def test_explanation_json_nested_too_deep_is_a_value_error(tmp_path):
+    from scoring.dashboard.source import read_explanation_file
+
+    with pytest.raises(ValueError, match="nested deeper than 100"):
+        Explanation.from_json(f'{{"format": "scoring.Explanation", "extra": {_nested(100_000)}}}')
+    nan_rows = _payload()
+    nan_rows["local_importance_values"][0][0][0] = float("nan")
+    (tmp_path / "rows.json").write_text(json.dumps(nan_rows))
+    with pytest.raises(ValueError, match=r"rows.json: cannot read it: local_importance_values "
+                                         "holds NaN"):
+        read_explanation_file(tmp_path / "rows.json")
 
 
 # -- through a real `bentoml serve` -------------------------------------------------------------
@@ -736,7 +792,7 @@ def test_served_metadata_says_an_unchecked_signature_is_unverified(servers, bund
                      "signature": "unverified"}
 
 
-@pytest.mark.parametrize("attack", ["function_call"])
+@pytest.mark.parametrize("attack", ["function_call", "nan_global"])
 def test_a_hostile_bundle_stops_start_up_with_one_log_line(servers, bundle_store, tmp_path,
                                                            attack):
     [tag] = bundle_store.save({f"hostile_{attack}": _small_bundle()})

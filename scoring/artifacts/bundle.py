@@ -181,7 +181,7 @@ class ExplanationBundle:
     def metadata(self) -> dict:
         explainer = self.scoring_explainer
         schema = self.input_schema
-        return plain({
+        return plain(finite=True, value={
             "tag": self.tag,
             "model_class": f"{type(self.model).__module__}.{type(self.model).__name__}",
             "model_fingerprint": self.spec.fingerprint,
@@ -271,7 +271,8 @@ class ExplanationBundle:
         the model's types; nothing is unpickled (``allow_pickle`` aside, see
         :func:`~scoring.load`). ``trusted_types``: types beyond the allow-list the model
         may hold (``SCORING_TRUSTED_TYPES`` adds more; the bundle's own list counts only
-        when its signature verified with ``SCORING_SIGNING_KEY``)."""
+        when its signature verified with ``SCORING_SIGNING_KEY``). Every file that is not
+        what it should be is a :class:`BundleError` naming it."""
         label = f"bundle {tag or directory}"
         manifest_path = directory / MANIFEST_FILE
         old = (f"{label} was saved by an older version of scoring as pickles, which can run "
@@ -314,20 +315,38 @@ class ExplanationBundle:
         try:
             # one model object in memory, the bundle's, checked on the probe rows
             spec.bind(model)
-        except ValueError as exc:
+        except Exception as exc:  # a damaged model may fail in any way on the probe rows
             raise BundleError(f"{label}: {exc}") from None
-        glob = manifest.get("global_explanation")
-        dataset = None
-        if DATASET_FILE in manifest["files"]:  # its hash was checked with the others
-            dataset = Explanation.from_json((directory / DATASET_FILE).read_text())
-        bundle = cls(model, explainer,
-                     global_explanation=None if glob is None else Explanation.from_dict(glob),
-                     dataset_explanation=dataset,
-                     report=manifest.get("report"), tag=tag,
+        bundle = cls(model, explainer, **_stored_views(directory, manifest, label), tag=tag,
                      trusted_types=info.get("trusted_types", []),
                      allow_pickle=bool(info.get("allow_pickle")))
         bundle.trust = _trust(info, signature)
         return bundle
+
+
+def _stored_views(directory: Path, manifest: dict, label: str) -> dict:
+    """The global explanation and distillation report of ``manifest`` and the dataset
+    explanation file, each checked: a :class:`BundleError` naming the one that is not
+    valid (which would otherwise fail later, on a request or in every worker)."""
+    views: dict[str, Any] = {"global_explanation": None, "dataset_explanation": None}
+    try:
+        where = f"{MANIFEST_FILE}'s global explanation"
+        if manifest.get("global_explanation") is not None:
+            views["global_explanation"] = Explanation.from_dict(manifest["global_explanation"])
+        where = f"{MANIFEST_FILE}'s distillation report"
+        report = manifest.get("report")
+        if report is not None and not isinstance(report, dict):
+            raise ValueError("not an object")
+        views["report"] = as_report(report)
+        where = DATASET_FILE
+        if DATASET_FILE in manifest["files"]:  # its hash was checked with the others
+            dataset = Explanation.from_json((directory / DATASET_FILE).read_bytes())
+            if not dataset.has_local or dataset.data is None:
+                raise ValueError("it holds no local values with their rows")
+            views["dataset_explanation"] = dataset
+    except (ValueError, TypeError, OSError) as exc:
+        raise BundleError(f"{label} is damaged: {where} is not valid: {exc}") from None
+    return views
 
 
 def _trust(model: dict, signature: str) -> dict:

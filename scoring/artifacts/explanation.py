@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from scoring.artifacts.bounded_json import check_depth, parse_json
 from scoring.monitoring.attribution import REFERENCE_KEY, mean_row_shares
 from scoring.plain import plain
 
@@ -196,6 +198,10 @@ class Explanation:
 
     @classmethod
     def from_dict(cls, payload: dict) -> Explanation:
+        """An explanation read back from :meth:`to_dict`'s output, which may come from a
+        file or another process: ``ValueError`` naming what is wrong when values are not
+        finite numbers, shapes disagree with the feature and class names, or a field has
+        the wrong type."""
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"not a serialised {FORMAT}: missing or wrong 'format' field")
         if payload.get("format_version") != FORMAT_VERSION:
@@ -203,23 +209,17 @@ class Explanation:
                 f"explanation format version {payload.get('format_version')} is not supported "
                 f"(this library reads version {FORMAT_VERSION})"
             )
-        data = payload.get("data")
-        return cls(
-            payload["features"],
-            local_importance_values=payload.get("local_importance_values"),
-            expected_values=payload.get("expected_values"),
-            global_importance_values=payload.get("global_importance_values"),
-            classes=payload.get("classes"),
-            data=None if data is None else _array(data),
-            method=payload.get("method", ""),
-            model_output=payload.get("model_output", ""),
-            raw=payload.get("raw", False),
-            extra=payload.get("extra"),
-        )
+        check_depth(payload)
+        fields = _checked_fields(payload)
+        try:
+            return cls(**fields)
+        except TypeError as exc:
+            raise ValueError(f"not a valid {FORMAT}: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str) -> Explanation:
-        return cls.from_dict(json.loads(text))
+        """:meth:`from_dict` of JSON text (``ValueError`` for invalid JSON too)."""
+        return cls.from_dict(parse_json(text))
 
     def select_features(self, names: Sequence[str]) -> Explanation:
         """A copy restricted to the given features (in that order)."""
@@ -336,6 +336,97 @@ def _check_top_k(top_k: int | None, n_features: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
     return int(min(top_k, n_features))
+
+
+def _checked_fields(payload: dict) -> dict:
+    """The keyword arguments of :class:`Explanation` from a serialised one, each checked."""
+    features = payload.get("features")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise ValueError("'features' must be a list of feature names (strings)")
+    classes = payload.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(
+            isinstance(c, (str, int)) for c in classes)):
+        raise ValueError("'classes' must be null or a list of class names")
+    for name in ("method", "model_output"):
+        if not isinstance(payload.get(name, ""), str):
+            raise ValueError(f"{name!r} must be a string")
+    if not isinstance(payload.get("raw", False), bool):
+        raise ValueError("'raw' must be true or false")
+    extra = payload.get("extra") or {}
+    if not isinstance(extra, dict) or not _finite_json(extra):
+        raise ValueError("'extra' must be an object without NaN or infinite numbers")
+    local = _finite("local_importance_values", payload.get("local_importance_values"))
+    glob = _finite("global_importance_values", payload.get("global_importance_values"))
+    expected = _finite("expected_values", payload.get("expected_values"))
+    n_outputs = 1 if classes is None else len(classes)
+    if glob is not None and glob.shape != (len(features),):
+        raise ValueError(f"global_importance_values has shape {glob.shape}; expected "
+                         f"({len(features)},), one per feature")
+    if expected is not None and expected.size != n_outputs:
+        raise ValueError(f"expected_values has {expected.size} values for {n_outputs} "
+                         "output(s)")
+    if REFERENCE_KEY in extra:
+        shares = _finite(f"extra[{REFERENCE_KEY!r}]", extra[REFERENCE_KEY])
+        if shares.shape not in ((len(features),), (n_outputs, len(features))):
+            raise ValueError(f"extra[{REFERENCE_KEY!r}] has shape {shares.shape}; expected "
+                             f"({len(features)},) or ({n_outputs}, {len(features)})")
+    data = payload.get("data")
+    if data is not None:
+        data = _rows(data, len(features), None if local is None else local.shape[-2])
+    return {"features": features, "local_importance_values": local,
+            "expected_values": expected, "global_importance_values": glob,
+            "classes": classes, "data": data, "method": payload.get("method", ""),
+            "model_output": payload.get("model_output", ""),
+            "raw": payload.get("raw", False), "extra": extra}
+
+
+def _finite(name: str, values: Any) -> np.ndarray | None:
+    """``values`` as a float array, ``None`` for ``None``; ``ValueError`` naming ``name``
+    for anything but finite numbers in a regular nested list."""
+    if values is None:
+        return None
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        raise ValueError(f"{name} is not a regular array of numbers (ragged lists)") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold numbers only")
+    array = array.astype(float)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return array
+
+
+def _rows(values: Any, n_features: int, n_rows: int | None) -> np.ndarray:
+    """The explained rows: ``(n_rows, n_features)`` of numbers (NaN: missing), strings,
+    booleans and nulls."""
+    try:
+        rows = _array(values)
+    except ValueError:
+        raise ValueError("data is not a regular table of rows (ragged lists)") from None
+    if rows.ndim != 2 or rows.shape[1] != n_features or (
+            n_rows is not None and rows.shape[0] != n_rows):
+        expected = "n_rows" if n_rows is None else n_rows
+        raise ValueError(f"data has shape {rows.shape}; expected ({expected}, {n_features}): "
+                         "one row per explained row, one column per feature")
+    if rows.dtype == object and not all(
+            v is None or isinstance(v, (str, bool, int, float)) for v in rows.ravel()):
+        raise ValueError("data must hold numbers, strings, booleans or nulls")
+    return rows
+
+
+def _finite_json(value: Any) -> bool:
+    """Whether ``value`` (already bounded in depth) holds no NaN or infinite number."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return True
 
 
 def _array(values: Any) -> np.ndarray:
