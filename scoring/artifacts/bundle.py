@@ -344,7 +344,7 @@ def _stored_views(directory: Path, manifest: dict, label: str) -> dict:
             if not dataset.has_local or dataset.data is None:
                 raise ValueError("it holds no local values with their rows")
             views["dataset_explanation"] = dataset
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         raise BundleError(f"{label} is damaged: {where} is not valid: {exc}") from None
     return views
 
