@@ -4,7 +4,6 @@ JSON views it draws (behind the bearer token when one is set), each a call into
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,8 @@ from scoring.dashboard.data import (
 from scoring.dashboard.page import dashboard_js, page_html, plotly_js, plotly_license
 from scoring.model.schema import InputError
 from service.errors import RequestError
+from service.payloads import parse_json
+from service.query import query_integer
 
 PAGE_PATH = "/dashboard"
 ASSET_PATHS = {"/dashboard/plotly.min.js": ("application/javascript", plotly_js),
@@ -63,10 +64,11 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not (text.isdigit() and len(text) <= 9):
-        raise RequestError(f"{name} must be a non-negative integer, got {text[:40]!r}",
-                           reason="bad_query", field=name)
-    return int(text)
+    value = query_integer(text)
+    if value is None:
+        raise RequestError(f"{name} must be a non-negative integer of at most 9 digits "
+                           f"0-9, got {text[:40]!r}", reason="bad_query", field=name)
+    return value
 
 
 def _answer(compute: Callable[[], dict]) -> JSONResponse:
@@ -126,10 +128,9 @@ def _ice_curve(body: Any) -> dict:
 
 async def _ice(request: Request) -> JSONResponse:
     try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        return RequestError(f"request body is not valid JSON: {exc}",
-                            reason="invalid_json").response()
+        body = parse_json(await request.body())
+    except RequestError as exc:
+        return exc.response()
     # the model runs on the grid: off the event loop
     return await run_in_threadpool(_answer, lambda: _ice_curve(body))
 
