@@ -1,32 +1,40 @@
 """An ASGI guard in front of BentoML's app: known routes only, optional bearer token, a
-streamed body limit, and every refusal in the service's one error shape, counted."""
+streamed body limit with a deadline and a bound on JSON values, and every refusal in the
+service's one error shape, counted."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bentoml
 from _bentoml_sdk import Service
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
-from service import dashboard
+from service import connections, dashboard, logs
 from service.errors import RequestError, translate_bentoml_error
 from service.lifecycle import logger
+from service.limits import MAX_BODY_BYTES, json_values, timeouts
 from service.metrics import REJECTED, endpoint_label
+from service.schemas import MAX_ROWS
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
 API_PATHS = frozenset({"/predict", "/explain", "/score", dashboard.ICE_PATH})
 # the dashboard's page and scripts hold no data (its JSON views need the token)
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"}) | dashboard.PUBLIC_PATHS
 KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | dashboard.DATA_PATHS | {
     "/", "/docs", "/docs.json", "/schema.json", "/metadata", "/explanation/global"}
-# BentoML's Swagger UI assets
-KNOWN_PREFIXES = ("/static_content/", "/assets/")
 # BentoML reads form bodies field by field with json.loads (no nesting limit) and fetches
 # URLs given for file fields: the API takes JSON only
 FORM_TYPES = frozenset({b"multipart/form-data", b"application/x-www-form-urlencoded"})
+# headers that say how to read the request or who sends it: the guard and BentoML must read
+# the same one (Starlette takes the first of several, a dict the last)
+SINGLE_HEADERS = (b"content-type", b"content-length", b"transfer-encoding", b"authorization")
 
 
 def api_token() -> bytes | None:
@@ -56,66 +64,131 @@ def check_api_token() -> None:
         raise SystemExit(str(exc)) from None
 
 
-class GuardMiddleware:
-    """Refuses before BentoML sees the request: unknown paths (404, so they create no
-    metric series), a missing or wrong bearer token (401) when one is configured, and
-    bodies over ``max_body`` bytes (413, as soon as the stream passes the limit, with or
-    without ``Content-Length``). BentoML's own 4xx answers on every known route are rewritten
-    into ``{"error", "reason", "field"?}``; every 4xx is counted by endpoint and reason."""
+def static_routes(app: Any) -> dict[str, str]:
+    """Every file the Starlette ``app`` serves from a directory (BentoML's Swagger UI
+    scripts and styles), by path, with the template of its route
+    (``/static_content/{path}``): a fixed set, read once."""
+    routes = {}
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            root = Path(route.app.directory)
+            routes.update({f"{route.path}/{file.relative_to(root).as_posix()}":
+                           f"{route.path}/{{path}}" for file in root.rglob("*") if file.is_file()})
+    return routes
 
-    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES,
-                 token: bytes | None = None) -> None:
+
+class GuardMiddleware:
+    """Refuses before BentoML sees the request: paths no route serves (404), repeated
+    ``SINGLE_HEADERS`` (400), a missing or wrong bearer token (401) when one is configured,
+    bodies over ``max_body`` bytes (413, as soon as the stream passes the limit, with or
+    without ``Content-Length``), JSON bodies of the API routes holding more than
+    ``max_values()`` values (413, counted as they stream: see :func:`json_values`) and
+    bodies not received within ``body_timeout`` seconds (408). Only known paths reach
+    BentoML, so its metrics, labelled by path, get a fixed set of labels.
+
+    BentoML's own 4xx answers on every known route are rewritten into ``{"error", "reason",
+    "field"?}``; every 4xx is counted by route (:func:`endpoint_label`) and reason."""
+
+    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES, token: bytes | None = None,
+                 static: dict[str, str] | None = None,
+                 max_values: Callable[[], int] | None = None,
+                 body_timeout: float | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.token = token
+        self.static = static or {}
+        self.max_values = max_values
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path not in KNOWN_PATHS and not path.startswith(KNOWN_PREFIXES):
-            return await _refuse(send, "unknown", RequestError(
+        route = path if path in KNOWN_PATHS else self.static.get(path)
+        if route is None:
+            return await _refuse(send, None, RequestError(
                 "no such route; see /docs for the API", reason="not_found", status=404))
+        names = [name for name, _ in scope["headers"]]
+        repeated = next((n for n in SINGLE_HEADERS if names.count(n) > 1), None)
+        if repeated is not None:
+            return await _refuse(send, route, RequestError(
+                f"the {repeated.decode()} header is repeated; send it once",
+                reason="duplicate_header", status=400), close=True)
         headers = dict(scope["headers"])
         if self.token is not None and path not in PUBLIC_PATHS and not _authorized(
                 headers.get(b"authorization", b""), self.token):
-            return await _refuse(send, path, RequestError(
+            return await _refuse(send, route, RequestError(
                 "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                 reason="unauthorized", status=401))
         media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
         if path in API_PATHS and media_type in FORM_TYPES:
-            return await _refuse(send, path, RequestError(
+            return await _refuse(send, route, RequestError(
                 "form bodies are not accepted; send JSON with 'Content-Type: "
                 "application/json'", reason="unsupported_media_type", status=415), close=True)
         length = headers.get(b"content-length", b"")
         if length and (not length.isdigit() or int(length) > self.max_body):
-            return await _refuse(send, path, self._too_large(), close=True)
-        await self.app(scope, *self._guarded(scope, receive, send, path))
+            return await _refuse(send, route, self._too_large(), close=True)
+        max_values = self.max_values() if self.max_values and path in API_PATHS else None
+        await self.app(scope, *self._guarded(receive, send, route, max_values))
 
     def _too_large(self) -> RequestError:
         return RequestError(f"request body is too large; the limit is {self.max_body} bytes",
                             reason="too_large", status=413)
 
-    def _guarded(self, scope: dict, receive: Any, send: Any, path: str) -> tuple:
-        state = {"received": 0, "answered": False, "started": False, "held": None,
-                 "chunks": []}
+    def _guarded(self, receive: Any, send: Any, route: str, max_values: int | None) -> tuple:
+        state = {"received": 0, "values": 0, "body_done": False, "answered": False,
+                 "started": False, "held": None, "chunks": []}
+        loop = asyncio.get_running_loop()
+        deadline = None if self.body_timeout is None else loop.time() + self.body_timeout
+
+        async def cut(error: RequestError | None) -> dict:
+            """Answer ``error`` (``None``: the client left) unless the app has begun its
+            answer, and give the app an empty body: it answers a 4xx nobody reads. (A
+            disconnect instead would be a 500 in BentoML's request metrics, the error
+            budget's, and a traceback in the log.)"""
+            if error is not None and not state["started"]:
+                await _refuse(send, route, error, close=True)
+            state["answered"] = state["body_done"] = True
+            return {"type": "http.request", "body": b"", "more_body": False}
 
         async def limited_receive() -> dict:
+            """The whole body in one message once it passed every limit (the app sees no
+            part of a body that is refused)."""
             if state["answered"]:
                 return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
+            if state["body_done"]:
+                return await receive()
+            body = []
+            while True:
+                try:
+                    message = await asyncio.wait_for(
+                        receive(), None if deadline is None else deadline - loop.time())
+                except TimeoutError:
+                    return await cut(RequestError(
+                        f"the request body did not arrive within {self.body_timeout:g} s",
+                        reason="body_timeout", status=408))
+                if message["type"] != "http.request":
+                    return await cut(None)
+                chunk = message.get("body", b"")
+                state["received"] += len(chunk)
                 if state["received"] > self.max_body:
-                    if not state["started"]:
-                        state["answered"] = True
-                        await _refuse(send, path, self._too_large(), close=True)
-                    return {"type": "http.disconnect"}
-            return message
+                    return await cut(self._too_large())
+                if max_values is not None:
+                    state["values"] += json_values(chunk)
+                    if state["values"] > max_values:
+                        return await cut(RequestError(
+                            f"the body holds more than {max_values} JSON values (counted by "
+                            f"their '[', '{{' and ',' bytes); this model takes at most "
+                            f"{MAX_ROWS} rows per request", reason="too_many_values",
+                            status=413))
+                body.append(chunk)
+                if not message.get("more_body", False):
+                    state["body_done"] = True
+                    return {"type": "http.request", "body": b"".join(body), "more_body": False}
 
         async def guarded_send(message: dict) -> None:
             if state["answered"]:
-                return  # answered 413 already: drop what the app sends after its disconnect
+                return  # answered already, or the client left: drop what the app sends
             if message["type"] == "http.response.start":
                 state["started"] = True
                 if 400 <= message["status"] < 500:
@@ -128,8 +201,8 @@ class GuardMiddleware:
                     return
                 status, body = translate_bentoml_error(
                     state["held"]["status"], b"".join(state["chunks"]),
-                    empty_body=state["received"] == 0, path=path)
-                REJECTED.labels(endpoint_label(path), body["reason"]).inc()
+                    empty_body=state["received"] == 0, path=route)
+                REJECTED.labels(endpoint_label(route), body["reason"]).inc()
                 return await _send_json(send, status, body)
             await send(message)
 
@@ -142,8 +215,9 @@ def _authorized(header: bytes, token: bytes) -> bool:
     return hmac.compare_digest(given.strip(), token) and scheme.lower() == b"bearer"
 
 
-async def _refuse(send: Any, path: str, error: RequestError, close: bool = False) -> None:
-    REJECTED.labels(endpoint_label(path), error.reason).inc()
+async def _refuse(send: Any, route: str | None, error: RequestError,
+                  close: bool = False) -> None:
+    REJECTED.labels(endpoint_label(route), error.reason).inc()
     await _send_json(send, error.status, error.to_dict(), close)
 
 
@@ -158,8 +232,22 @@ async def _send_json(send: Any, status: int, body: dict, close: bool = False) ->
 
 
 class GuardedService(Service):
-    """BentoML's service with :class:`GuardMiddleware` outside its own middlewares
-    (metrics included, so refused and unknown paths never reach them)."""
+    """BentoML's service as its worker serves it, with what BentoML has no option for:
+    :class:`GuardMiddleware` outside its own middlewares (metrics included, so refused and
+    unknown paths never reach them), uvicorn's connections with a header deadline
+    (:mod:`service.connections`) and refused requests logged in one line
+    (:mod:`service.logs`). ``to_asgi`` is BentoML's private hook, called by the worker
+    just before it starts uvicorn."""
 
     def to_asgi(self, is_main: bool = True) -> Any:
-        return GuardMiddleware(super().to_asgi(is_main=is_main), token=api_token())
+        limits = timeouts()
+        connections.install(limits["SCORING_HEADER_TIMEOUT"])
+        logs.install({api.input_spec.__name__ for api in self.apis.values()})
+        app = super().to_asgi(is_main=is_main)
+        return GuardMiddleware(app, token=api_token(), static=static_routes(app),
+                               max_values=_served_max_values,
+                               body_timeout=limits["SCORING_BODY_TIMEOUT"])
+
+
+def _served_max_values() -> int:
+    return bentoml.get_current_service().max_json_values

@@ -36,9 +36,17 @@ ATTRIBUTION_REFERENCE = Gauge(
     ["output", "feature"], multiprocess_mode="max")
 
 
-def endpoint_label(path: str) -> str:
-    """``/explanation/global`` -> ``explanation_global``: one label value per route."""
-    return path.strip("/").replace("/", "_") or "root"
+OTHER_ENDPOINT = "other"
+
+
+def endpoint_label(route: str | None) -> str:
+    """A route of the service -> its ``endpoint`` label: ``/explanation/global`` ->
+    ``explanation_global``, a template ``/static_content/{path}`` -> ``static_content``;
+    ``None`` (a path no route serves) -> ``other``. Values come from the fixed set of
+    routes, never from the request, so clients cannot add series."""
+    if route is None:
+        return OTHER_ENDPOINT
+    return route.partition("/{")[0].strip("/").replace("/", "_") or "root"
 
 
 class AttributionMetrics:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import bentoml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from scoring.dashboard import dashboard_data
@@ -25,6 +24,7 @@ from service.lifecycle import (
     load_bundle,
     logger,
 )
+from service.limits import check_timeouts, max_json_values
 from service.metrics import (
     EXPLAIN_SECONDS,
     LATENCY_BUCKETS,
@@ -33,6 +33,7 @@ from service.metrics import (
     AttributionMetrics,
 )
 from service.payloads import frame_from_json, scoring_response
+from service.query import query_integer
 from service.schemas import (
     ExplainRequest,
     Frame,
@@ -54,8 +55,14 @@ async def _metadata(request: Request) -> JSONResponse:
     return JSONResponse(bentoml.get_current_service().bundle.metadata())
 
 
+async def _docs(request: Request) -> RedirectResponse:
+    # BentoML serves its Swagger UI at "/"; relative, so it holds behind a path prefix
+    return RedirectResponse("./", status_code=307)
+
+
 _routes = Starlette(routes=[Route("/explanation/global", _global_explanation, methods=["GET"]),
                             Route("/metadata", _metadata, methods=["GET"]),
+                            Route("/docs", _docs, methods=["GET"]),
                             *dashboard.routes])
 
 
@@ -75,16 +82,20 @@ class ExplainedModel:
     def check_bundle() -> None:
         """Runs once in ``bentoml serve`` before any worker: a bundle that fails its checks
         stops the server (exit status 1) instead of a worker crash loop; so does a token
-        file that cannot be read, a bad monitoring setting or an unreadable dashboard
-        explanation file."""
+        file that cannot be read, a bad monitoring setting or timeout, or an unreadable
+        dashboard explanation file."""
         bundle = load_bundle(BUNDLE_TAG)
         attribution_monitor(bundle)
         check_dashboard_data(bundle)
         check_api_token()
+        check_timeouts()
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))
         self.method = self.bundle.scoring_explainer.method
+        # what the guard lets a JSON body hold (service.limits): the model's width decides
+        self.max_json_values = max_json_values(self.bundle.feature_names,
+                                               self.bundle.input_schema.categories)
         monitor = attribution_monitor(self.bundle)
         self.attribution = None if monitor is None else AttributionMetrics(monitor)
         # what GET /dashboard draws: SCORING_DASHBOARD_EXPLANATION's file, else the bundle's
@@ -118,14 +129,14 @@ class ExplainedModel:
 
     def global_explanation(self, top_k: str | None) -> JSONResponse:
         glob = self.bundle.global_explanation
-        if top_k is not None and not (re.fullmatch(r"[0-9]{1,9}", top_k) and int(top_k) >= 1):
-            return RequestError(f"top_k must be a positive integer of at most 9 digits, got "
-                                f"{top_k!r}",
-                                reason="bad_top_k", field="top_k").response()
+        k = None if top_k is None else query_integer(top_k)
+        if top_k is not None and (k is None or k < 1):
+            return RequestError(f"top_k must be a positive integer of at most 9 digits 0-9, "
+                                f"got {top_k!r}", reason="bad_top_k", field="top_k").response()
         if glob is None:
             return RequestError("this bundle has no stored global explanation",
                                 reason="no_global_explanation", status=404).response()
-        importance = glob.get_feature_importance_dict(None if top_k is None else int(top_k))
+        importance = glob.get_feature_importance_dict(k)
         return JSONResponse({"feature_names": list(importance),
                              "global_importance_values": list(importance.values()),
                              "expected_values": glob.to_dict()["expected_values"],

@@ -14,11 +14,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import bentoml
 import numpy as np
@@ -73,8 +75,9 @@ CASES = [
     Case("deep-array-body", "[" * DEEP + "]" * DEEP, reason="json_too_deep"),
     Case("deep-object-body", '{"a":' * DEEP + "1" + "}" * DEEP, reason="json_too_deep"),
     Case("deep-rows", '{"rows": ' + "[" * DEEP + "]" * DEEP + "}", reason="json_too_deep"),
-    Case("deep-rows-100k", '{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}",
-         reason="json_too_deep"),
+    # 100,000 '[' are more JSON values than 1000 rows of 30 columns hold: refused unparsed
+    Case("deep-rows-100k", '{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}", status=413,
+         reason="too_many_values"),
     Case("nested-150-rows", '{"rows": ' + "[" * 150 + "1" + "]" * 150 + "}"),
     Case("nested-70-rows", '{"rows": ' + "[" * 70 + "1" + "]" * 70 + "}"),
     Case("nested-value-in-list", _first("[" * 150 + "1" + "]" * 150), reason="not_a_number"),
@@ -212,6 +215,26 @@ CASES = [
     Case("surrogate-path", "{}", path="/%ED%A0%80", status=404, reason="not_found"),
     Case("long-path", None, path="/" + "a" * 4000, method="GET", status=404,
          reason="not_found"),
+    # -- integer query parameters: ASCII digits only ([0-9]{1,9}) ----------------------------
+    Case("dashboard-row-superscript", None, path="/dashboard/api/row?row=%C2%B9", method="GET",
+         status=400, reason="bad_query", server="credit"),
+    Case("dashboard-row-circled", None, path="/dashboard/api/row?row=%E2%91%A0", method="GET",
+         status=400, reason="bad_query", server="credit"),
+    Case("dashboard-row-fullwidth", None, path="/dashboard/api/row?row=%EF%BC%93",
+         method="GET", status=400, reason="bad_query", server="credit"),
+    Case("dashboard-top_k-fullwidth", None, path="/dashboard/api/importance?top_k=%EF%BC%92",
+         method="GET", status=400, reason="bad_query", server="credit"),
+    Case("dashboard-row-superscript-no-data", None, path="/dashboard/api/row?row=1%C2%B9",
+         method="GET", status=400, reason="bad_query"),
+    Case("global-top_k-fullwidth", None, path="/explanation/global?top_k=%EF%BC%93",
+         method="GET", status=400, reason="bad_top_k"),
+    # -- one depth limit for every JSON body -------------------------------------------------
+    Case("deep-ice-row", '{"row": ' + '{"a":' * 1000 + "1" + "}" * 1000 + ', "feature": "age"}',
+         path="/dashboard/api/ice", status=400, reason="json_too_deep", server="credit"),
+    Case("deep-ice-body", "[" * 1000 + "]" * 1000, path="/dashboard/api/ice", status=400,
+         reason="json_too_deep", server="credit"),
+    Case("ice-201-deep", '{"row": {"age": ' + "[" * 201 + "]" * 201 + '}, "feature": "age"}',
+         path="/dashboard/api/ice", status=400, reason="json_too_deep", server="credit"),
 ]
 
 
@@ -227,12 +250,19 @@ def send(server, case: Case) -> requests.Response:
 
 
 @pytest.fixture(scope="module")
-def hostile_servers(svc_server, tabular_server):
-    return {"svc": svc_server, "tabular": tabular_server}
+def hostile_servers(svc_server, tabular_server, credit_server):
+    return {"svc": svc_server, "tabular": tabular_server, "credit": credit_server}
 
 
 def check_good_answer(server, bundles, name: str) -> None:
     b = bundles[name]
+    if name == "credit":  # a pipeline on raw rows
+        rows = b.X.dropna().iloc[:2]
+        r = requests.post(server.url + "/predict", json={"rows": rows.to_dict("records")},
+                          timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == b.model.predict(rows).tolist()
+        return
     rows = b.X.iloc[:2]
     r = requests.post(server.url + "/predict", json={"rows": rows.to_dict("records")},
                       timeout=60)
@@ -465,7 +495,7 @@ def test_unknown_paths_create_no_metric_series(svc_server):
     text = requests.get(svc_server.url + "/metrics", timeout=10).text
     assert "probe" not in text and "/predict/extra" not in text
     assert 'endpoint="/metrics/x"' not in text
-    assert 'scoring_rejected_requests_total{endpoint="unknown",reason="not_found"}' in text
+    assert 'scoring_rejected_requests_total{endpoint="other",reason="not_found"}' in text
 
 
 # -- the body limit and the worker's memory --------------------------------------------------
@@ -570,3 +600,370 @@ def test_the_readme_error_table_lists_every_reason():
     reasons = _reasons_in_code()
     assert {"not_finite", "json_too_deep", "method_not_allowed", "unauthorized"} <= reasons
     assert reasons - {"invalid_input"} <= listed, reasons - listed
+
+
+# -- one client cannot stall, bloat or blind the service ------------------------------------
+class Watch:
+    """While a block runs: ``/livez`` answered every 50 ms from another thread (latencies)
+    and the worker's resident memory sampled every 10 ms (peak growth, ``VmHWM`` growth)."""
+
+    def __init__(self, server) -> None:
+        self.server, self.worker = server, _worker(server)
+        self.latencies: list[float] = []
+        self._done = threading.Event()
+
+    def __enter__(self) -> Watch:
+        self.before = _status_kib(self.worker.pid)
+        self.peak = self.before["VmRSS"]
+        self._threads = [threading.Thread(target=f, daemon=True)
+                         for f in (self._probe, self._sample)]
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.3)
+        self._done.set()
+        for thread in self._threads:
+            thread.join()
+        self.after = _status_kib(self.worker.pid)
+
+    def _probe(self) -> None:
+        while not self._done.is_set():
+            started = time.perf_counter()
+            assert requests.get(self.server.url + "/livez", timeout=60).status_code == 200
+            self.latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, _status_kib(self.worker.pid)["VmRSS"])
+            time.sleep(0.01)
+
+    @property
+    def grown_mib(self) -> float:
+        return max(self.peak - self.before["VmRSS"],
+                   self.after["VmHWM"] - self.before["VmHWM"]) / 1024
+
+    def report(self, what: str) -> str:
+        return (f"{what}: /livez max {max(self.latencies) * 1000:.0f} ms over "
+                f"{len(self.latencies)} probes; worker grew {self.grown_mib:.1f} MiB")
+
+
+def _series(server) -> list[str]:
+    text = requests.get(server.url + "/metrics", timeout=60).text
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_paths_under_served_prefixes_create_no_metric_series(svc_server, auth_server):
+    """BentoML labels its request metrics with the path and the guard let every path under
+    the Swagger UI's prefixes through; with a token, refusals were labelled by path too."""
+    from service.guard import KNOWN_PATHS
+    from service.metrics import endpoint_label
+
+    routes = KNOWN_PATHS | {endpoint_label(p) for p in KNOWN_PATHS} | {"static_content",
+                                                                         "other"}
+    before = {s.url: len(_series(s)) for s in (svc_server, auth_server)}
+    for i in range(150):
+        for prefix in ("/static_content/", "/assets/", "/static_content/../"):
+            assert requests.get(f"{svc_server.url}{prefix}probe-{i}.js",
+                                timeout=10).status_code == 404
+            assert requests.get(f"{auth_server.url}{prefix}probe-{i}.js",
+                                timeout=10).status_code in (401, 404)
+    for server in (svc_server, auth_server):
+        lines = _series(server)
+        assert not [line for line in lines if "probe" in line][:3]
+        grown = len(lines) - before[server.url]
+        print(f"\n{server.url}: {before[server.url]} -> {len(lines)} series")
+        assert grown <= 40, grown
+        endpoints = set(re.findall(r'endpoint="([^"]*)"', "\n".join(lines)))
+        assert not {e for e in endpoints - routes if not e.startswith("/static_content/")}
+    # the Swagger UI's own files are still served (behind the token when one is set)
+    css = "/static_content/swagger-ui.css"
+    assert requests.get(svc_server.url + css, timeout=10).status_code == 200
+    assert requests.get(auth_server.url + css, timeout=10).status_code == 401
+    assert requests.get(auth_server.url + css, timeout=10,
+                        headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def _server_errors(server) -> float:
+    """The 5xx answers BentoML's request metrics count (what the error budget burns)."""
+    return sum(float(line.rpartition(" ")[2]) for line in _series(server)
+               if line.startswith("bentoml_service_request_total")
+               and 'http_response_code="5' in line)
+
+
+def _empty_rows(n: int) -> bytes:
+    """``{"rows": [[], [], ...]}``: ``n`` rows, two JSON values (``[`` and ``,``) each."""
+    return b'{"rows": [' + b",".join([b"[]"] * n) + b"]}"
+
+
+def test_a_body_of_empty_rows_is_refused_without_stalling_the_worker(svc_server):
+    """8 MB of ``[],`` is 2.7 million rows: parsed whole on the event loop before the row
+    limit applied (seconds, hundreds of MiB, /livez unanswered meanwhile)."""
+    body = _empty_rows((8 * 2**20 - 100) // 3)
+    errors = _server_errors(svc_server)
+    with Watch(svc_server) as watch:
+        started = time.perf_counter()
+        r = requests.post(svc_server.url + "/predict", data=body, timeout=120,
+                          headers={"Content-Type": "application/json"})
+        took = time.perf_counter() - started
+    print("\n" + watch.report(f"8 MB of empty rows: {r.status_code} in {took:.2f} s"))
+    assert r.status_code == 413, r.text[:300]
+    assert r.json()["reason"] == "too_many_values" and "1000 rows" in r.json()["error"]
+    assert max(watch.latencies) < 0.5 and watch.grown_mib < 50
+    # refused bodies are no server errors: BentoML's metrics counted the app's answer to
+    # the body it never received in full (a 500) against the error budget
+    assert _server_errors(svc_server) == errors
+    # just under the bound: parsed, refused by the row limit, cheaply
+    limit = int(re.search(r"more than ([0-9]+)", r.json()["error"]).group(1))
+    with Watch(svc_server) as watch:
+        r = requests.post(svc_server.url + "/predict", data=_empty_rows(limit // 2 - 10),
+                          timeout=120, headers={"Content-Type": "application/json"})
+    print(watch.report("empty rows under the bound"))
+    assert r.status_code == 413 and r.json()["reason"] == "too_many_rows", r.text[:300]
+    assert max(watch.latencies) < 0.5 and watch.grown_mib < 50
+
+
+@pytest.mark.parametrize("route", ["/predict-records", "/predict-lists", *(
+    f"/score-{orient}" for orient in ORIENTS)])
+def test_the_largest_valid_bodies_are_answered(tabular_server, svc_server, bundles, route):
+    """The value bound leaves room for 1000 rows in every accepted layout."""
+    path, _, layout = route.partition("-")
+    name = "svc" if path == "/predict" else "tabular"  # /score explains: the fast one
+    b = bundles[name]
+    frame = b.X.sample(1000, replace=True, random_state=0).reset_index(drop=True)
+    if path == "/predict":
+        rows = frame.to_dict("records") if layout == "records" else frame.to_numpy().tolist()
+        data = json.dumps({"rows": rows, "explain": False})
+    else:
+        data = frame.to_json(orient=layout)
+    server = svc_server if name == "svc" else tabular_server
+    r = requests.post(server.url + path, data=data, timeout=120,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    X = frame.to_numpy() if name == "svc" else b.explainer.spec_.transform(frame)
+    assert r.json()["predictions"] == b.model.predict(X).tolist()
+
+
+def test_ice_validates_the_row_once(credit_server):
+    """ICE copied the submitted row once per grid point before validating it: extra keys
+    cost their size times the grid."""
+    row = requests.get(credit_server.url + "/dashboard/api/row?row=3", timeout=30).json()
+    # as many keys as the JSON value bound lets through (8 columns: 21,044 values)
+    extra = {f"extra-{i:05d}-" + "x" * 100: 1 for i in range(20_000)}
+    body = {"row": {**row["values"], **extra}, "feature": "age", "n_points": 200}
+    with Watch(credit_server) as watch:
+        r = requests.post(credit_server.url + "/dashboard/api/ice", json=body, timeout=120)
+    print("\n" + watch.report(f"ICE row with {len(extra)} extra keys: {r.status_code}"))
+    assert r.status_code == 400 and r.json()["reason"] == "unknown_column", r.text[:300]
+    assert watch.grown_mib < 20
+    # the same row without them: its curve, the varied column only
+    r = requests.post(credit_server.url + "/dashboard/api/ice", timeout=60, json={
+        "row": {**row["values"], "age": "not a number"}, "feature": "age", "n_points": 5})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["grid"]) == len(r.json()["predictions"]) >= 2
+
+
+def _raw(server, request: bytes, timeout: float = 60) -> tuple[int, str, str]:
+    """Send ``request`` as it is; ``(status, content type, body)`` of the answer."""
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers.get("content-type", ""), body.decode(
+        "utf-8", "replace")
+
+
+def _request(path: str, headers: list[str], body: bytes) -> bytes:
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+DEEP_FORM = (b'--xx\r\nContent-Disposition: form-data; name="rows"\r\n\r\n' + b"[" * 100_000
+             + b"\r\n--xx--\r\n")
+DUPLICATES = {
+    "content-type-form-then-json": (["Content-Type: multipart/form-data; boundary=xx",
+                                     "Content-Type: application/json",
+                                     f"Content-Length: {len(DEEP_FORM)}"], DEEP_FORM),
+    "content-type-json-then-form": (["Content-Type: application/json",
+                                     "Content-Type: multipart/form-data; boundary=xx",
+                                     f"Content-Length: {len(DEEP_FORM)}"], DEEP_FORM),
+    "content-length-conflicting": (["Content-Type: application/json", "Content-Length: 2",
+                                    "Content-Length: 3"], b"{}"),
+    "transfer-encoding-twice": (["Content-Type: application/json",
+                                 "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+                                b"2\r\n{}\r\n0\r\n\r\n"),
+    "authorization-twice": (["Content-Type: application/json", "Content-Length: 2",
+                             f"Authorization: Bearer {TOKEN}",
+                             f"Authorization: Bearer {TOKEN}"], b"{}"),
+}
+
+
+@pytest.mark.parametrize("name", DUPLICATES)
+@pytest.mark.parametrize("path", ["/predict", "/score", "/dashboard/api/ice"])
+def test_duplicated_framing_headers_are_refused(svc_server, auth_server, name, path):
+    headers, body = DUPLICATES[name]
+    server = auth_server if name.startswith("authorization") else svc_server
+    status, content_type, text = _raw(server, _request(path, headers, body))
+    assert status == 400, (status, text[:300])
+    assert content_type.startswith("application/json"), (content_type, text[:300])
+    assert json.loads(text)["reason"] in ("duplicate_header", "malformed_request"), text
+    check = requests.post(server.url + "/predict", json={"rows": [GOOD]}, timeout=60,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert check.status_code == 200, check.text
+
+
+# -- slow clients, logs, the documentation page ---------------------------------------------
+HEADER_TIMEOUT, BODY_TIMEOUT = 2, 3
+
+
+@pytest.fixture(scope="module")
+def timeout_server(servers, bundles, bento_home, tmp_path_factory):
+    server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "slow.log",
+                           bundle=bundles["svc"].tag,
+                           env={"SCORING_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+                                "SCORING_BODY_TIMEOUT": str(BODY_TIMEOUT)})
+    yield server
+    servers.stop(server)
+
+
+def _closed(s: socket.socket, answers: dict) -> bool:
+    """Whether the server closed ``s`` (what it answered, if anything, kept in
+    ``answers``)."""
+    try:
+        while chunk := s.recv(65536):
+            answers[s] = answers.get(s, b"") + chunk
+        return True
+    except (BlockingIOError, TimeoutError):
+        return False
+    except ConnectionError:
+        return True
+
+
+def _slow_clients(server, head: bytes, trickle: bytes, n: int,
+                  seconds: float) -> tuple[list, dict]:
+    """``n`` connections that send ``head``, then one byte of ``trickle`` each every 0.5 s
+    for ``seconds`` or until the server closes them (``/livez`` answered meanwhile): the
+    connections still open at the end, and what the server answered on each."""
+    url = urlsplit(server.url)
+    sockets, answers = [], {}
+    for _ in range(n):
+        s = socket.create_connection((url.hostname, url.port), timeout=10)
+        s.sendall(head)
+        s.setblocking(False)
+        sockets.append(s)
+    still_open = list(sockets)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while still_open and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for s in list(still_open):
+            if _closed(s, answers):
+                still_open.remove(s)
+                continue
+            try:
+                s.send(trickle[sent % len(trickle):][:1])
+            except OSError:
+                still_open.remove(s)
+        sent += 1
+        assert requests.get(server.url + "/livez", timeout=5).status_code == 200
+    for s in sockets:
+        s.close()
+    return still_open, [answers.get(s, b"") for s in sockets]
+
+
+def test_slow_headers_are_cut_off(timeout_server):
+    """uvicorn has no deadline for a request's headers: a client trickling them held the
+    connection for as long as it liked (32 held for 40 s)."""
+    head = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    still_open, _ = _slow_clients(timeout_server, head, b"X-Slow: 1\r\n", 32,
+                                  HEADER_TIMEOUT + 6)
+    assert not still_open, f"{len(still_open)} of 32 slow connections still open"
+
+
+def test_slow_bodies_are_answered_408(timeout_server):
+    head = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n")
+    still_open, answers = _slow_clients(timeout_server, head, b" ", 8, BODY_TIMEOUT + 6)
+    assert not still_open, f"{len(still_open)} of 8 slow bodies still open"
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["reason"] == "body_timeout"
+    good = requests.post(timeout_server.url + "/predict", json={"rows": [GOOD]}, timeout=60)
+    assert good.status_code == 200, good.text
+
+
+def test_a_refused_body_is_one_log_line_without_the_input(timeout_server):
+    """BentoML logged every pydantic refusal as an ERROR with its traceback and pydantic's
+    excerpt of the input."""
+    marker = "secret-looking-input-" + "z" * 20
+    offset = len(timeout_server.output())
+    bodies = [{"rows": [[marker]], "top_k": marker}, {"rows": [GOOD], marker: 1},
+              {"rows": [[1.0]] * 1001}]
+    for body in bodies:
+        r = requests.post(timeout_server.url + "/predict", json=body, timeout=60)
+        assert 400 <= r.status_code < 500, r.text
+    for path in ("/predict", "/dashboard/api/ice"):
+        r = requests.post(timeout_server.url + path, data=_empty_rows(300_000), timeout=60,
+                          headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+    time.sleep(1)
+    log = timeout_server.output()[offset:]
+    assert "Traceback" not in log and marker not in log and "[[]" not in log, log[-3000:]
+    assert "ERROR" not in log, log[-3000:]
+    refused = [line for line in log.splitlines() if "refused" in line]
+    assert len(refused) >= len(bodies), log[-3000:]
+
+
+def test_the_uvicorn_hook_fails_loudly_when_uvicorn_changed(monkeypatch):
+    """service.connections rebinds uvicorn's automatic HTTP protocol, BentoML offering no
+    option: a uvicorn that names it otherwise stops the worker with the reason."""
+    from uvicorn import config
+
+    from service import connections
+
+    monkeypatch.setitem(config.HTTP_PROTOCOLS, "auto", "uvicorn.protocols.http.other:X")
+    with pytest.raises(RuntimeError, match="header deadline"):
+        connections.install(10)
+    monkeypatch.setitem(config.HTTP_PROTOCOLS, "auto", connections._UVICORN_AUTO)
+    connections.install(7)
+    assert config.HTTP_PROTOCOLS["auto"] == "service.connections:DeadlineH11Protocol"
+    assert connections.DeadlineH11Protocol.header_timeout == 7
+
+
+def test_docs_answers_the_swagger_ui(svc_server, auth_server):
+    r = requests.get(svc_server.url + "/docs", timeout=30)
+    assert r.status_code == 200 and "swagger" in r.text.lower(), (r.status_code, r.text[:300])
+    assert r.url == svc_server.url + "/"
+    assert requests.get(svc_server.url + "/docs.json", timeout=30).json()["paths"]["/predict"]
+    # the texts that point to /docs
+    r = requests.get(svc_server.url + "/nope", timeout=30)
+    assert "see /docs" in r.json()["error"]
+    assert requests.get(auth_server.url + "/docs", timeout=30).status_code == 401
+
+
+@pytest.mark.integration
+def test_a_short_flood_of_each_kind(servers, bundles, bento_home, tmp_path_factory):
+    """``bench/flood.py`` for a few seconds per kind, with its checks: ``/livez`` under 1 s,
+    the worker under 300 MiB more, no metric series per request."""
+    from bench.flood import KINDS, Requests, flood, worker_pid
+
+    server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "flood.log",
+                           bundle=bundles["credit"].tag, env={"SCORING_API_TOKEN": TOKEN})
+    try:
+        make = Requests(server.url, TOKEN)
+        for kind in KINDS:
+            result = flood(server.url, worker_pid(server.proc.pid), make, kind, 4, 4)
+            print(f"\n{kind}: {result['requests']} requests {result['answers']}, /livez max "
+                  f"{result['livez_max_s'] * 1000:.0f} ms, worker +{result['rss_growth_mib']:.0f}"
+                  f" MiB, series {result['series_before']} -> {result['series_after']}")
+            assert result["requests"] >= 4 and all(result["checks"].values()), result
+    finally:
+        servers.stop(server)
