@@ -7,8 +7,8 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
 
-.PHONY: install demo build-demo serve test lint bench bench-quick bench-dashboard sdk-venv load \
-	image image-test clean
+.PHONY: install demo build-demo serve test test-all lint bench bench-quick bench-dashboard \
+	bench-flood sdk-venv load image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ serve: install
 	$(BIN)/bentoml serve --host 127.0.0.1 --port $(PORT)
 
 test: install
+	$(BIN)/ruff check scoring service tests bench deploy
+	$(BIN)/python -m pytest -q -m "not integration"
+
+# the tests marked `integration` too: external processes or long runs (what CI runs)
+test-all: install
 	$(BIN)/ruff check scoring service tests bench deploy
 	$(BIN)/python -m pytest -q
 
@@ -51,6 +56,11 @@ bench-quick: install
 bench-dashboard: install
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -m bench.dashboard
+
+# one client floods the service with the worst request of each hostile kind, 60 s each:
+# /livez latency, worker memory, metric series (builds the demo bundle when missing)
+bench-flood: install
+	$(BIN)/python -m bench.flood
 
 # azureml-interpret in its own environment: it pins shap 0.44 and numpy 1.x
 sdk-venv: $(SDK_VENV)/bin/activate
