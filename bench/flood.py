@@ -12,9 +12,9 @@ sampled. The kinds (issue 19, classes 3-5):
   each path was one more metric series;
 - ``empty_rows``: 8 MB of ``{"rows": [[], [], ...]}``, 2.7 million rows: parsed whole on the
   event loop before the row limit applied (seconds, hundreds of MiB);
-- ``empty_rows_at_bound``: as many empty rows as the JSON value bound lets through;
+- ``empty_rows_at_bound``: as many empty rows as the JSON budget lets through;
 - ``ice_keys``: an ICE row of 3.6 MiB, 250,000 unknown fields: copied once per grid point;
-- ``ice_keys_at_bound``: as many unknown fields as the value bound lets through.
+- ``ice_keys_at_bound``: as many unknown fields as the JSON budget lets through.
 
 Prints the machine, per kind the answers, max/p99 ``/livez`` latency, worker RSS before,
 peak and after and the metric series before/after, checks them (``/livez`` < 1 s, RSS
@@ -43,7 +43,7 @@ import requests
 
 from bench.load import DEFAULT_BUNDLE, start_service
 from bench.processes import stop_process
-from service.limits import max_json_values
+from service.limits import json_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("paths", "empty_rows", "empty_rows_at_bound", "ice_keys", "ice_keys_at_bound")
@@ -77,17 +77,17 @@ class Requests:
         self.url = url
         self.auth = {"Authorization": f"Bearer {token}"}
         meta = requests.get(url + "/metadata", headers=self.auth, timeout=60).json()
-        self.max_values = max_json_values(meta["feature_names"], meta["categories"] or {})
+        self.budget = json_budget(meta["feature_names"], meta["categories"] or {})
         row = requests.get(url + "/dashboard/api/row?row=0", headers=self.auth,
                            timeout=60).json()["values"]
         self.feature = meta["feature_names"][0]
         empty = (EMPTY_ROWS_BYTES - 20) // 3
-        # every row is one '[' and one ','; the ICE body has two objects and a few commas
+        # every empty row is one container and one ','; an ICE body's fields are values
         self.bodies = {
             "empty_rows": _empty_rows(empty),
-            "empty_rows_at_bound": _empty_rows(self.max_values // 2 - 16),
+            "empty_rows_at_bound": _empty_rows(self.budget.containers - 16),
             "ice_keys": self._ice(row, ICE_KEYS),
-            "ice_keys_at_bound": self._ice(row, self.max_values - len(row) - 16),
+            "ice_keys_at_bound": self._ice(row, self.budget.values - len(row) - 16),
         }
 
     def _ice(self, row: dict, n_keys: int) -> bytes:
@@ -170,7 +170,10 @@ def flood(url: str, pid: int, make: Requests, kind: str, seconds: float,
         thread.join()
     rss_after = _rss_kib(pid)
     series_after = series(url)
-    grown = max(peak["rss"], rss_after["VmHWM"]) - rss_before["VmRSS"]
+    # a new high-water mark is a peak the sampling may have missed
+    if rss_after["VmHWM"] > rss_before["VmHWM"]:
+        peak["rss"] = max(peak["rss"], rss_after["VmHWM"])
+    grown = peak["rss"] - rss_before["VmRSS"]
     result = {
         "kind": kind, "seconds": seconds, "clients": clients,
         "requests": sum(answers.values()), "answers": dict(answers),
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             pid = worker_pid(proc.pid)
             make = Requests(url, token)
-            print(f"JSON value bound of this model: {make.max_values}; body sizes: " + ", ".join(
+            print(f"JSON budget of this model: {make.budget}; body sizes: " + ", ".join(
                 f"{k} {len(v) / 2**20:.2f} MiB" for k, v in make.bodies.items()))
             results = []
             for kind in args.kinds:
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "results" / f"flood-{stamp}.json"
     out.write_text(json.dumps({"date": stamp, "machine": machine(), "bundle": args.bundle,
-                               "max_json_values": make.max_values, "results": results},
+                               "json_budget": vars(make.budget), "results": results},
                               indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     failed = [f"{r['kind']}: {check}" for r in results for check, ok in r["checks"].items()

@@ -1,6 +1,5 @@
 """uvicorn's HTTP/1.1 connections with what they lack: a deadline for each request's
-headers, refusals of unreadable requests in the service's error shape, and no refused
-body kept in memory."""
+headers, and refusals of unreadable requests in the service's error shape."""
 
 from __future__ import annotations
 
@@ -34,14 +33,7 @@ class DeadlineH11Protocol(H11Protocol):
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
-        """The next request's header deadline; and when the answer closed the connection
-        (a body the guard refused), the body bytes uvicorn read after the app stopped
-        reading dropped at once: BentoML's stack keeps each request's objects until the
-        garbage collector runs, and under a flood of refused bodies those buffers added
-        up to hundreds of MiB."""
         super().on_response_complete()
-        if self.transport.is_closing() and self.cycle is not None:
-            self.cycle.body = bytearray()
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from service import connections, dashboard, logs
 from service.errors import RequestError, translate_bentoml_error
 from service.lifecycle import logger
-from service.limits import MAX_BODY_BYTES, json_values, timeouts
+from service.limits import MAX_BODY_BYTES, JsonCounts, timeouts
 from service.metrics import REJECTED, endpoint_label
 from service.schemas import MAX_ROWS
 
@@ -81,23 +81,24 @@ class GuardMiddleware:
     """Refuses before BentoML sees the request: paths no route serves (404), repeated
     ``SINGLE_HEADERS`` (400), a missing or wrong bearer token (401) when one is configured,
     bodies over ``max_body`` bytes (413, as soon as the stream passes the limit, with or
-    without ``Content-Length``), JSON bodies of the API routes holding more than
-    ``max_values()`` values (413, counted as they stream: see :func:`json_values`) and
-    bodies not received within ``body_timeout`` seconds (408). Only known paths reach
-    BentoML, so its metrics, labelled by path, get a fixed set of labels.
+    without ``Content-Length``), JSON bodies of the API routes holding more values or
+    containers than ``json_budget()`` (413, counted as they stream: :class:`JsonCounts`) and
+    bodies not received within ``body_timeout`` seconds (408). The body is read whole
+    before the app is called. Only known paths reach BentoML, so its metrics, labelled by
+    path, get a fixed set of labels.
 
     BentoML's own 4xx answers on every known route are rewritten into ``{"error", "reason",
     "field"?}``; every 4xx is counted by route (:func:`endpoint_label`) and reason."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES, token: bytes | None = None,
                  static: dict[str, str] | None = None,
-                 max_values: Callable[[], int] | None = None,
+                 json_budget: Callable[[], JsonCounts] | None = None,
                  body_timeout: float | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.token = token
         self.static = static or {}
-        self.max_values = max_values
+        self.json_budget = json_budget
         self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -128,85 +129,86 @@ class GuardMiddleware:
         length = headers.get(b"content-length", b"")
         if length and (not length.isdigit() or int(length) > self.max_body):
             return await _refuse(send, route, self._too_large(), close=True)
-        max_values = self.max_values() if self.max_values and path in API_PATHS else None
-        await self.app(scope, *self._guarded(receive, send, route, max_values))
+        budget = self.json_budget() if self.json_budget and path in API_PATHS else None
+        try:
+            body = await self._body(receive, budget)
+        except RequestError as error:
+            return await _refuse(send, route, error, close=True)
+        if body is None:
+            return  # the client left before its body ended: nobody to answer
+        await self.app(scope, _replay(body, receive), _rewriting(send, route, not body))
 
     def _too_large(self) -> RequestError:
         return RequestError(f"request body is too large; the limit is {self.max_body} bytes",
                             reason="too_large", status=413)
 
-    def _guarded(self, receive: Any, send: Any, route: str, max_values: int | None) -> tuple:
-        state = {"received": 0, "values": 0, "body_done": False, "answered": False,
-                 "started": False, "held": None, "chunks": []}
+    async def _body(self, receive: Any, budget: JsonCounts | None) -> bytes | None:
+        """The request's whole body, read before the app is called, so that a body over a
+        limit never reaches it, nor BentoML's metrics and logs: ``RequestError`` for one
+        over ``max_body`` bytes, over the JSON ``budget`` or not received within
+        ``body_timeout`` seconds; ``None`` when the client left."""
         loop = asyncio.get_running_loop()
         deadline = None if self.body_timeout is None else loop.time() + self.body_timeout
+        chunks, size, counts = [], 0, JsonCounts()
+        while True:
+            try:
+                message = await asyncio.wait_for(
+                    receive(), None if deadline is None else deadline - loop.time())
+            except TimeoutError:
+                raise RequestError(
+                    f"the request body did not arrive within {self.body_timeout:g} s",
+                    reason="body_timeout", status=408) from None
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large()
+            if budget is not None:
+                counts += JsonCounts.of(chunk)
+                if not counts.within(budget):
+                    raise RequestError(
+                        f"the body holds more than {budget.values} JSON values or "
+                        f"{budget.containers} arrays and objects (counted by their '[', '{{' "
+                        f"and ',' bytes); this model takes at most {MAX_ROWS} rows per "
+                        "request", reason="too_many_values", status=413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        async def cut(error: RequestError | None) -> dict:
-            """Answer ``error`` (``None``: the client left) unless the app has begun its
-            answer, and give the app an empty body: it answers a 4xx nobody reads. (A
-            disconnect instead would be a 500 in BentoML's request metrics, the error
-            budget's, and a traceback in the log.)"""
-            if error is not None and not state["started"]:
-                await _refuse(send, route, error, close=True)
-            state["answered"] = state["body_done"] = True
-            return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def limited_receive() -> dict:
-            """The whole body in one message once it passed every limit (the app sees no
-            part of a body that is refused)."""
-            if state["answered"]:
-                return {"type": "http.disconnect"}
-            if state["body_done"]:
-                return await receive()
-            body = []
-            while True:
-                try:
-                    message = await asyncio.wait_for(
-                        receive(), None if deadline is None else deadline - loop.time())
-                except TimeoutError:
-                    return await cut(RequestError(
-                        f"the request body did not arrive within {self.body_timeout:g} s",
-                        reason="body_timeout", status=408))
-                if message["type"] != "http.request":
-                    return await cut(None)
-                chunk = message.get("body", b"")
-                state["received"] += len(chunk)
-                if state["received"] > self.max_body:
-                    return await cut(self._too_large())
-                if max_values is not None:
-                    state["values"] += json_values(chunk)
-                    if state["values"] > max_values:
-                        return await cut(RequestError(
-                            f"the body holds more than {max_values} JSON values (counted by "
-                            f"their '[', '{{' and ',' bytes); this model takes at most "
-                            f"{MAX_ROWS} rows per request", reason="too_many_values",
-                            status=413))
-                body.append(chunk)
-                if not message.get("more_body", False):
-                    state["body_done"] = True
-                    return {"type": "http.request", "body": b"".join(body), "more_body": False}
+def _replay(body: bytes, receive: Any) -> Any:
+    """``receive`` for the app: the body the guard read, in one message, then the
+    connection's own messages (its disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
 
-        async def guarded_send(message: dict) -> None:
-            if state["answered"]:
-                return  # answered already, or the client left: drop what the app sends
-            if message["type"] == "http.response.start":
-                state["started"] = True
-                if 400 <= message["status"] < 500:
-                    state["held"] = message  # small error bodies: rewrite once complete
-                    return
-                return await send(message)
-            if message["type"] == "http.response.body" and state["held"] is not None:
-                state["chunks"].append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                status, body = translate_bentoml_error(
-                    state["held"]["status"], b"".join(state["chunks"]),
-                    empty_body=state["received"] == 0, path=route)
-                REJECTED.labels(endpoint_label(route), body["reason"]).inc()
-                return await _send_json(send, status, body)
-            await send(message)
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
 
-        return limited_receive, guarded_send
+    return replay
+
+
+def _rewriting(send: Any, route: str, empty_body: bool) -> Any:
+    """``send`` for the app: its 4xx answers (small bodies, held until complete) rewritten
+    into the error shape and counted."""
+    held: list[dict] = []
+
+    async def rewriting_send(message: dict) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            held.append(message)
+            return
+        if message["type"] == "http.response.body" and held:
+            held.append(message)
+            if message.get("more_body"):
+                return
+            status, body = translate_bentoml_error(
+                held[0]["status"], b"".join(m.get("body", b"") for m in held[1:]),
+                empty_body=empty_body, path=route)
+            REJECTED.labels(endpoint_label(route), body["reason"]).inc()
+            return await _send_json(send, status, body)
+        await send(message)
+
+    return rewriting_send
 
 
 def _authorized(header: bytes, token: bytes) -> bool:
@@ -245,9 +247,9 @@ class GuardedService(Service):
         logs.install({api.input_spec.__name__ for api in self.apis.values()})
         app = super().to_asgi(is_main=is_main)
         return GuardMiddleware(app, token=api_token(), static=static_routes(app),
-                               max_values=_served_max_values,
+                               json_budget=_served_json_budget,
                                body_timeout=limits["SCORING_BODY_TIMEOUT"])
 
 
-def _served_max_values() -> int:
-    return bentoml.get_current_service().max_json_values
+def _served_json_budget() -> JsonCounts:
+    return bentoml.get_current_service().json_budget

@@ -4,38 +4,59 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from service.lifecycle import logger
 from service.schemas import MAX_ROWS
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# the bytes that open a JSON value or separate two: every value but the first is one of them
-VALUE_BYTES = (b"[", b"{", b",")
-# a top-level object with its few fields, a table orient's schema
-VALUE_SLACK = 1024
+# a body's own fields, a table orient's schema
+JSON_SLACK = 1024
 # seconds, set for `bentoml serve`: a client slower than this holds a connection no longer
 TIMEOUTS = {"SCORING_HEADER_TIMEOUT": 10.0, "SCORING_BODY_TIMEOUT": 30.0}
 
 
-def json_values(chunk: bytes) -> int:
-    """An upper bound of the JSON values ``chunk`` adds to a body: its ``[``, ``{`` and
-    ``,`` bytes (those inside strings counted too: only absurd bodies are overcounted past
-    a bound)."""
-    return sum(chunk.count(b) for b in VALUE_BYTES)
+@dataclass(frozen=True)
+class JsonCounts:
+    """Upper bounds of a JSON text's values and, among them, of its arrays and objects (the
+    values the garbage collector tracks): every value but the first opens a container
+    (``[``, ``{``) or follows a ``,``. Bytes inside strings are counted too: only absurd
+    bodies are overcounted past a budget."""
+
+    values: int = 0
+    containers: int = 0
+
+    @classmethod
+    def of(cls, chunk: bytes) -> JsonCounts:
+        containers = chunk.count(b"[") + chunk.count(b"{")
+        return cls(containers + chunk.count(b","), containers)
+
+    def __add__(self, other: JsonCounts) -> JsonCounts:
+        return JsonCounts(self.values + other.values, self.containers + other.containers)
+
+    def within(self, budget: JsonCounts) -> bool:
+        return self.values <= budget.values and self.containers <= budget.containers
 
 
-def max_json_values(columns: Sequence[str], categories: dict[str, list]) -> int:
-    """The most JSON values a body for a model of these input ``columns`` may hold: twice
-    what :data:`MAX_ROWS` rows take in the widest accepted layout (a record repeats every
-    column name; one value and one separator per field), the value bytes in the names and
-    in the longest category of each categorical column counted per row.
+def json_budget(columns: Sequence[str], categories: dict[str, list]) -> JsonCounts:
+    """The most JSON values and containers a body for a model of these input ``columns``
+    may hold: :data:`MAX_ROWS` + 1 rows in the widest accepted layout (one container, one
+    value and one separator per field, a record or a table row repeating every column's
+    name: the punctuation in the names and in the longest category of each categorical
+    column counts per row), a table orient's schema (4 per column, each category) and
+    :data:`JSON_SLACK`.
 
-    Parsing is linear in the values: the bound keeps every body's parse short, where the
-    byte limit alone let 8 MB of ``[],`` (2.7 million rows) take seconds of the event loop
-    before the row limit applied."""
-    in_strings = sum(_values_in(name) for name in columns) + sum(
-        max((_values_in(str(c)) for c in known), default=0) for known in categories.values())
-    return 2 * (MAX_ROWS + 1) * (len(columns) + 2 + in_strings) + VALUE_SLACK
+    Parsing is linear in the values and each container is an object the garbage collector
+    walks: the budget keeps every body's parse short, where the byte limit alone let 8 MB of
+    ``[],`` (2.7 million rows) take seconds of the event loop before the row limit applied."""
+    in_strings = sum((JsonCounts.of(_text(name)) for name in columns), JsonCounts())
+    for known in categories.values():
+        counts = [JsonCounts.of(_text(str(c))) for c in known]
+        in_strings += JsonCounts(max((c.values for c in counts), default=0),
+                                 max((c.containers for c in counts), default=0))
+    schema = 4 * len(columns) + sum(len(known) for known in categories.values()) + JSON_SLACK
+    return JsonCounts((MAX_ROWS + 1) * (len(columns) + 2 + in_strings.values) + schema,
+                      (MAX_ROWS + 1) * (1 + in_strings.containers) + schema)
 
 
 def timeouts() -> dict[str, float]:
@@ -63,5 +84,5 @@ def check_timeouts() -> None:
         raise SystemExit(str(exc)) from None
 
 
-def _values_in(text: str) -> int:
-    return json_values(text.encode("utf-8", "backslashreplace"))
+def _text(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")

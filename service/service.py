@@ -24,7 +24,7 @@ from service.lifecycle import (
     load_bundle,
     logger,
 )
-from service.limits import check_timeouts, max_json_values
+from service.limits import check_timeouts, json_budget
 from service.metrics import (
     EXPLAIN_SECONDS,
     LATENCY_BUCKETS,
@@ -94,8 +94,8 @@ class ExplainedModel:
         self.bundle = load_bundle(str(self.bundle_model.tag))
         self.method = self.bundle.scoring_explainer.method
         # what the guard lets a JSON body hold (service.limits): the model's width decides
-        self.max_json_values = max_json_values(self.bundle.feature_names,
-                                               self.bundle.input_schema.categories)
+        self.json_budget = json_budget(self.bundle.feature_names,
+                                       self.bundle.input_schema.categories)
         monitor = attribution_monitor(self.bundle)
         self.attribution = None if monitor is None else AttributionMetrics(monitor)
         # what GET /dashboard draws: SCORING_DASHBOARD_EXPLANATION's file, else the bundle's
