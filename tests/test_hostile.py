@@ -4,9 +4,13 @@ the table below is answered with a 4xx in the service's error shape (``error`` a
 
 Extend the table: add a ``Case`` (an id, the body as a JSON-ready object, a raw ``str``
 sent as it is, or ``bytes``; optionally the route, method, headers, the expected status and
-``reason``, and the server: ``svc`` (30 numeric columns) or ``tabular`` (age, income and a
-categorical city)). Also here: the bearer token, the body limit with the worker's memory,
-unknown paths and metric series, and ``/score`` orientations.
+``reason``, and the server: ``svc`` (30 numeric columns), ``tabular`` (age, income and a
+categorical city) or ``credit`` (a pipeline with the dashboard's explained rows)). Also
+here: the bearer token, the body limit with the worker's memory, unknown paths and metric
+series, ``/score`` orientations, and what one client must not do to the service (stall its
+event loop, bloat its worker, add metric series, hold its connections, fill its log): each
+class with a test, and a short flood of each kind (``bench/flood.py``, marked
+``integration``).
 """
 
 from __future__ import annotations
