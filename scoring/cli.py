@@ -140,7 +140,8 @@ def explain_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --drop names unknown column(s) {unknown}")
     table = table.drop(columns=args.drop)
     try:
-        explanation = bundle.score(table, get_raw=args.get_raw, predict=False).explanation
+        explanation = bundle.score(table, get_raw=args.get_raw, predict=False,
+                                   keep_rows=True).explanation
     except (InputError, ValueError) as exc:
         raise SystemExit(f"error: {args.data}: {exc}") from None
     output = Path(args.output) if args.output else None

@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 import pydantic_core
 
-from scoring.artifacts.bundle import ScoredRows
 from scoring.artifacts.explanation import Explanation
 from scoring.plain import plain
+from scoring.scoring_explainers.request import ScoredRows
 from service.errors import RequestError
 from service.schemas import MAX_ROWS
 
@@ -109,17 +109,17 @@ def _table(schema: Any, data: Any) -> list:
 
 
 def scoring_response(scored: ScoredRows, top_k: int | None, predictions: bool) -> dict:
-    """The body of a ``/predict`` (``predictions``) or ``/explain`` answer."""
+    """The body of a ``/predict`` (``predictions``) or ``/explain`` answer. The request path
+    refused rows with non-finite outputs or values, so arrays go out as they are."""
     out: dict[str, Any] = {}
     if predictions:
         out["predictions"] = plain(scored.predictions)
         if scored.probabilities is not None:
-            out["probabilities"] = plain(scored.probabilities, finite=True)
+            out["probabilities"] = scored.probabilities.tolist()
     explanation = scored.explanation
     if explanation is not None:
-        out.update(local_importance_values=plain(explanation.local_importance_values,
-                                                 finite=True),
-                   expected_values=plain(explanation.expected_values, finite=True),
+        out.update(local_importance_values=explanation.local_importance_values.tolist(),
+                   expected_values=plain(explanation.expected_values),
                    feature_names=explanation.features, class_names=explanation.classes,
                    model_output=explanation.model_output)
         if top_k is not None:
@@ -132,8 +132,7 @@ def scoring_response(scored: ScoredRows, top_k: int | None, predictions: bool) -
 def ranked(explanation: Explanation, top_k: int) -> list:
     """Per row (per class, then row, for classification) the ``top_k`` features by
     absolute importance as ``{"feature", "value"}``."""
-    names = explanation.get_ranked_local_names(top_k)
-    values = plain(explanation.get_ranked_local_values(top_k), finite=True)
+    names, values = explanation.ranked_local(top_k)
 
     def pair(n: Any, v: Any) -> Any:
         if isinstance(n, list):

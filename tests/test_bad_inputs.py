@@ -193,8 +193,8 @@ def test_not_a_number(built):
 
 def test_get_raw_without_transformations():
     explainer = KernelScoringExplainer(nsamples=30).fit(_svc().fit(X, Y), X)
-    with pytest.raises(ValueError, match="get_raw=True needs an explainer fitted with "
-                                         "transformations"):
+    with pytest.raises(ValueError, match=r"values per raw column \(get_raw\) need an "
+                                         "explainer fitted with transformations"):
         explainer.explain(X[:2], get_raw=True)
 
 

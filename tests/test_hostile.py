@@ -583,8 +583,16 @@ def _reasons_in_code() -> set[str]:
     found: set[str] = set()
 
     def strings(node: ast.AST) -> set[str]:
-        return {c.value for c in ast.walk(node) if isinstance(c, ast.Constant)
-                and isinstance(c.value, str) and re.fullmatch(r"[a-z_]+", c.value)}
+        """The reason constants an expression can give: a constant, either branch of a
+        conditional, the values of a dict (not the text inside f-strings or calls)."""
+        if isinstance(node, ast.Constant):
+            is_reason = isinstance(node.value, str) and re.fullmatch(r"[a-z_]+", node.value)
+            return {node.value} if is_reason else set()
+        if isinstance(node, ast.IfExp):
+            return strings(node.body) | strings(node.orelse)
+        if isinstance(node, ast.Dict):
+            return set().union(*(strings(v) for v in node.values))
+        return set()
 
     for path in [*ROOT.joinpath("scoring").rglob("*.py"), *ROOT.joinpath("service").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -595,7 +603,7 @@ def _reasons_in_code() -> set[str]:
                 found |= strings(node.args[1])
             elif isinstance(node, ast.Assign) and any(
                     getattr(t, "id", "") in ("reason", "_STATUS_REASONS") for t in node.targets):
-                found |= strings(node.value) - {"recursion"}
+                found |= strings(node.value)
     return found
 
 

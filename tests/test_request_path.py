@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import requests
 
+from scoring.dashboard import explain_dataset
 from scoring.model.schema import InputSchema
 from scoring.model.transformations import RawFeatureMap
 
@@ -47,13 +48,30 @@ def test_client_sees_the_error_shape(svc_server):
             client.predict(rows=[[1.0] * 30], top_k=0)
 
 
-def test_one_validation_and_one_transformation_per_request(bundles, monkeypatch):
-    """What /predict runs (ExplanationBundle.score): the schema check and the
-    ColumnTransformer once each, the model once for predictions and probabilities."""
-    b = bundles["tabular"]
+def _bundle(b):
     from scoring import ExplanationBundle
 
-    bundle = ExplanationBundle(b.model, b.explainer)
+    return ExplanationBundle(b.model, b.explainer)
+
+
+# every caller that explains rows, and what it runs on 5 records of the tabular bundle
+CALLERS = {
+    "bundle.score (the service, Dask partitions)":
+        lambda b, rows: _bundle(b).score(rows, get_raw=True).explanation,
+    "explain_local": lambda b, rows: b.explainer.explain_local(rows, get_raw=True),
+    "explain_global": lambda b, rows: b.explainer.explain_global(rows, max_rows=3),
+    "explain_dataset (the dashboard's rows)":
+        lambda b, rows: explain_dataset(_bundle(b), rows, 4),
+}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_one_validation_and_one_transformation_per_call(bundles, monkeypatch, caller):
+    """Rows are validated (the schema) and transformed (the ColumnTransformer) once per
+    call, whoever explains them: every caller goes through ScoringExplainer.score."""
+    b = bundles["tabular"]
+    records = b.X.iloc[:5].to_dict("records")
+    expected = b.explainer.explain(b.X.iloc[:5], get_raw=True)
     calls = {"validate": 0, "transform": 0}
     for cls, name in ((InputSchema, "validate"), (RawFeatureMap, "transform")):
         original = getattr(cls, name)
@@ -63,8 +81,22 @@ def test_one_validation_and_one_transformation_per_request(bundles, monkeypatch)
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(cls, name, counted)
-    scored = bundle.score(b.X.iloc[:5].to_dict("records"), get_raw=True, explain=True)
+    explanation = CALLERS[caller](b, records)
     assert calls == {"validate": 1, "transform": 1}
-    assert scored.explanation.features == ["age", "income", "city"]
-    np.testing.assert_allclose(scored.explanation.local_importance_values,
-                               b.explainer.explain(b.X.iloc[:5], get_raw=True), atol=1e-12)
+    assert explanation.features == ["age", "income", "city"]
+    if explanation.has_local:  # a sample keeps its rows: find them among the records
+        shown = [list(r.values()) for r in records] if explanation.data is None \
+            else explanation.data.tolist()
+        index = [[list(r.values()) for r in records].index(row) for row in shown]
+        np.testing.assert_allclose(explanation.local_importance_values, expected[:, index],
+                                   atol=1e-12)
+
+
+def test_the_answer_computes_only_what_is_returned(bundles):
+    """No rows copied into the service's explanation, no global importances derived."""
+    b = bundles["tabular"]
+    scored = _bundle(b).score(b.X.iloc[:5].to_dict("records"))
+    assert scored.explanation.data is None
+    assert scored.explanation._global is None
+    kept = b.explainer.explain_local(b.X.iloc[:2])
+    assert kept.data.tolist() == b.X.iloc[:2].to_numpy().tolist()

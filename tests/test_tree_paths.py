@@ -153,11 +153,11 @@ def test_forest_pipeline_through_the_cli_and_http_with_missing_values(tmp_path, 
     built = subprocess.run(
         [sys.executable, "-m", "scoring.cli", "distill", "--model", str(tmp_path / "forest.joblib"),
          "--data", str(tmp_path / "train.csv"), "--target", "default", "--method", "tree",
-         "--dashboard-rows", "20", "--name", "credit_forest"],
+         "--dashboard-rows", "20", "--name", "credit_forest", "--verbose"],
         env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
         timeout=600)
     assert built.returncode == 0, built.stderr
-    assert '"engine": "paths"' in built.stderr  # the report names the path engine
+    assert '"engine": "paths"' in built.stderr  # the full report names the path engine
     server = servers.start(None, home, tmp_path / "serve.log",
                            bundle=built.stdout.strip().splitlines()[-1])
     try:

@@ -4,14 +4,8 @@ the one request path from user rows to predictions with their explanation."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from scoring.artifacts.explanation import Explanation
 from scoring.artifacts.persistence import (
@@ -35,11 +29,11 @@ from scoring.artifacts.state import (
     write_atomic,
 )
 from scoring.evaluation.report import DistillReport, as_report
-from scoring.model.layout import ENGINEERED_UNAVAILABLE
-from scoring.model.schema import InputError, InputSchema
+from scoring.model.schema import InputSchema
 from scoring.model.spec import ModelSpec
 from scoring.plain import plain
 from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.request import ScoredRows
 
 MANIFEST_FILE = "bundle.json"
 # optional: the explained sample of training rows the dashboard draws
@@ -48,30 +42,10 @@ OLD_MODEL_FILE = "model.pkl"
 BUNDLE_FORMAT = "scoring.ExplanationBundle"
 BUNDLE_FORMAT_VERSION = 2
 DEFAULT_NAME = "breast_cancer_svc"
-# explained outputs the predictions already computed: the explainer can reuse them
-_REUSED_OUTPUTS = {"predict_proba": "probabilities", "predict": "predictions"}
 
 
 class BundleError(RuntimeError):
     """A bundle that must not be served: damaged files or a mismatched explainer."""
-
-
-@dataclass
-class ScoredRows:
-    """What :meth:`ExplanationBundle.score` answers for a batch of rows.
-
-    ``n_rows``; ``predictions (n_rows,)``; ``probabilities (n_rows, n_classes)`` or ``None`` without
-    ``predict_proba``; ``explanation`` (local, ``None`` when not asked); the seconds spent
-    predicting and explaining.
-    """
-
-    n_rows: int
-    predictions: np.ndarray
-    probabilities: np.ndarray | None
-    explanation: Explanation | None
-    predict_seconds: float
-    explain_seconds: float = 0.0
-    warnings: list[dict] = field(default_factory=list)
 
 
 class ExplanationBundle:
@@ -82,8 +56,7 @@ class ExplanationBundle:
 
     Build it from a model and a fitted scoring explainer (:func:`~scoring.distill` or any
     scoring explainer's ``fit``), save it with :meth:`save` (a BentoML model) and get it
-    back with :meth:`load`. :meth:`score` is the request path: rows are validated and
-    transformed once, the model predicts once, the explainer reuses its outputs.
+    back with :meth:`load`. :meth:`score` is the request path.
     """
 
     def __init__(self, model: Any, scoring_explainer: ScoringExplainer, *,
@@ -132,51 +105,15 @@ class ExplanationBundle:
             return list(self.spec.classes)
         return plain(getattr(self.model, "classes_", None))
 
-    def score(self, data: Any, *, get_raw: bool | None = None,
-              explain: bool = True, predict: bool = True) -> ScoredRows:
-        """Predictions and (``explain``) local explanations of user rows ``data``
-        (records, lists in training column order, an array or a DataFrame).
-
-        ``get_raw``: values per raw column (``None``: raw columns whenever the bundle has
-        transformations); ``predict=False`` skips nothing the explanation needs but leaves
-        the predictions empty. Raises :class:`~scoring.InputError` for rows the schema or
-        the model refuses.
-        """
-        spec = self.spec
-        if get_raw and not self.has_transformations:
-            raise InputError("get_raw=true needs a bundle fitted with transformations; "
-                             "this model's features are already raw",
-                             reason="get_raw_unavailable", field="get_raw")
-        if get_raw is False and self.scoring_explainer.players_ == "raw":
-            raise InputError(ENGINEERED_UNAVAILABLE, reason="engineered_unavailable",
-                             field="get_raw")
-        rows = spec.validate(data)
-        warnings = spec.schema.unknown_categories(rows)
-        started = time.perf_counter()
-        with _model_errors():
-            X = spec.transform(rows)
-            predictions, probabilities = spec.predict(X) if predict else (
-                np.empty(0), None)
-        _refuse_non_finite("prediction", predictions, 0)
-        _refuse_non_finite("probability", probabilities, 0)
-        scored = ScoredRows(len(rows), predictions, probabilities, None,
-                            time.perf_counter() - started, warnings=warnings)
-        if explain:
-            started = time.perf_counter()
-            explainer = self.scoring_explainer
-            reused = _REUSED_OUTPUTS.get(spec.function.output)
-            outputs = getattr(scored, reused) if predict and reused else None
-            if outputs is not None and outputs.ndim == 1:
-                outputs = outputs[:, None]
-            with _model_errors():
-                values = explainer.shap_values(X, outputs)
-            scored.explanation = spec.layout.explanation(
-                values, explainer.expected_values_, rows, X, get_raw, explainer.method,
-                players=explainer.players_)
-            local = scored.explanation.local_importance_values
-            _refuse_non_finite("importance", local, 1 if np.ndim(local) == 3 else 0)
-            scored.explain_seconds = time.perf_counter() - started
-        return scored
+    def score(self, data: Any, *, get_raw: bool | None = None, explain: bool = True,
+              predict: bool = True, keep_rows: bool = False) -> ScoredRows:
+        """The request path (:meth:`ScoringExplainer.score
+        <scoring.scoring_explainers.base.ScoringExplainer.score>`) of the bundle's
+        explainer, which explains the bundle's model: predictions and (``explain``) local
+        explanations of user rows ``data``. Raises :class:`~scoring.InputError` for rows
+        the schema or the model refuses."""
+        return self.scoring_explainer.score(data, get_raw=get_raw, explain=explain,
+                                            predict=predict, keep_rows=keep_rows)
 
     def metadata(self) -> dict:
         explainer = self.scoring_explainer
@@ -358,35 +295,3 @@ def _trust(model: dict, signature: str) -> dict:
             "allow_pickle": bool(model.get("allow_pickle")),
             "trusted_types": list(model.get("trusted_types", [])),
             "signature": signature}
-
-
-def _refuse_non_finite(what: str, values: Any, row_axis: int) -> None:
-    """Rows whose values are finite but so far outside the training data that the model or
-    the explainer overflows (NaN or infinite outputs) are refused rather than answered with
-    ``null``: an ``InputError`` (``not_finite``) naming the first such row."""
-    if values is None:
-        return
-    array = np.asarray(values)
-    if array.dtype.kind not in "fc" or array.size == 0:
-        return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        row = int(np.nonzero(bad)[row_axis].min())
-        raise InputError(f"row {row}: the model's {what} is not a finite number for these "
-                         "values; they are too far outside the training data",
-                         row=row, reason="not_finite")
-
-
-@contextmanager
-def _model_errors() -> Iterator[None]:
-    """Valid-looking rows the model itself refuses (say, a category its encoder has never
-    seen with ``handle_unknown="error"``) are the caller's problem: an ``InputError``."""
-    try:
-        yield
-    except InputError:
-        raise
-    except ValueError as exc:
-        # scikit-learn's check on what a step gives the next: values that overflowed
-        overflow = "infinity or a value too large" in str(exc)
-        raise InputError(f"the model could not score these rows: {exc}",
-                         reason="not_finite" if overflow else "model_rejected_input") from None

@@ -98,13 +98,20 @@ class Explanation:
                     f"global_importance_values has {glob.shape[0]} values for "
                     f"{n_features} features"
                 )
-            self.global_importance_values = glob
+            self._global = glob
         elif self.local_importance_values is not None:
-            absolute = np.abs(self.local_importance_values)
-            axes = (0,) if absolute.ndim == 2 else (0, 1)
-            self.global_importance_values = absolute.mean(axis=axes)
+            self._global = None  # derived from the local values when first read
         else:
             raise ValueError("an Explanation needs local or global importance values")
+
+    @property
+    def global_importance_values(self) -> np.ndarray:
+        """``(n_features,)``: as given, or the mean absolute local value over rows and
+        classes (computed when first read: the request path never reads it)."""
+        if self._global is None:
+            absolute = np.abs(self.local_importance_values)
+            self._global = absolute.mean(axis=(0,) if absolute.ndim == 2 else (0, 1))
+        return self._global
 
     # -- shape facts -------------------------------------------------------------------
     @property
@@ -135,7 +142,7 @@ class Explanation:
 
     def get_feature_importance_dict(self, top_k: int | None = None) -> dict[str, float]:
         """``{feature: global importance}`` ordered by importance; only the first ``top_k``."""
-        top_k = _check_top_k(top_k, len(self.features))
+        top_k = check_top_k(top_k, len(self.features))
         names = self.get_ranked_global_names()[:top_k]
         values = self.get_ranked_global_values()[:top_k]
         return dict(zip(names, values, strict=True))
@@ -148,8 +155,16 @@ class Explanation:
                 f"(method {self.method!r}); use explain_local on an explainer that supports it"
             )
 
-    def _local_order(self) -> np.ndarray:
-        return np.argsort(-np.abs(self.local_importance_values), axis=-1, kind="stable")
+    def ranked_local(self, top_k: int | None = None) -> tuple[list, list]:
+        """``(names, values)`` per row ranked by absolute local importance, from one sort:
+        ``[n_rows][k]`` for regression, ``[n_classes][n_rows][k]`` for classification,
+        ``k`` the first ``top_k`` features (all by default)."""
+        self._require_local("ranked_local")
+        top_k = check_top_k(top_k, len(self.features))
+        values = self.local_importance_values
+        order = np.argsort(-np.abs(values), axis=-1, kind="stable")[..., :top_k]
+        names = np.asarray(self.features, dtype=object)[order]
+        return names.tolist(), np.take_along_axis(values, order, axis=-1).tolist()
 
     def get_ranked_local_names(self, top_k: int | None = None) -> list:
         """Feature names per row ranked by absolute local importance.
@@ -157,24 +172,18 @@ class Explanation:
         ``[n_rows][n_features]`` for regression, ``[n_classes][n_rows][n_features]`` for
         classification; only the first ``top_k`` names per row when given.
         """
-        self._require_local("get_ranked_local_names")
-        top_k = _check_top_k(top_k, len(self.features))
-        names = np.asarray(self.features, dtype=object)[self._local_order()[..., :top_k]]
-        return names.tolist()
+        return self.ranked_local(top_k)[0]
 
     def get_ranked_local_values(self, top_k: int | None = None) -> list:
         """Local importances per row, in the order of :meth:`get_ranked_local_names`."""
-        self._require_local("get_ranked_local_values")
-        top_k = _check_top_k(top_k, len(self.features))
-        order = self._local_order()[..., :top_k]
-        return np.take_along_axis(self.local_importance_values, order, axis=-1).tolist()
+        return self.ranked_local(top_k)[1]
 
     # -- conversions -------------------------------------------------------------------
     def to_dict(self, top_k: int | None = None) -> dict:
         """Plain JSON-compatible dict. With ``top_k`` only the top global features are kept
         (as the seed's ``upload_model_explanation(top_k=...)``)."""
         if top_k is not None:
-            return self.select_features(self.get_ranked_global_names()[: _check_top_k(
+            return self.select_features(self.get_ranked_global_names()[: check_top_k(
                 top_k, len(self.features))]).to_dict()
         return {
             "format": FORMAT,
@@ -330,7 +339,9 @@ class Explanation:
                 f"{len(self.features)}{rows}{classes}, raw={self.raw})")
 
 
-def _check_top_k(top_k: int | None, n_features: int) -> int:
+def check_top_k(top_k: Any, n_features: int) -> int:
+    """The one ``top_k`` rule: ``None`` (every feature) or a positive integer, capped at
+    ``n_features``; ``ValueError`` otherwise."""
     if top_k is None:
         return n_features
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:

@@ -30,11 +30,12 @@ def explain_dataset(bundle: ExplanationBundle, X: Any, n_rows: int = DEFAULT_DAT
     the rows), as the service explains them: what a bundle stores for its dashboard. An
     explainer that calls the model explains fewer rows: as many as ``model_rows`` model
     evaluations explain (at least ``MIN_DATASET_ROWS``), the same on any machine."""
-    rows, _ = sample_rows(bundle.spec.validate(X), n_rows, np.random.default_rng(random_state))
+    rows, _ = sample_rows(X, n_rows, np.random.default_rng(random_state))
     total = count_rows(rows)
     per_row = bundle.scoring_explainer.model_rows_per_row()
     keep = min(total, max(MIN_DATASET_ROWS, model_rows // max(per_row, 1)))
-    explanation = bundle.score(take_rows(rows, np.arange(keep)), predict=False).explanation
+    explanation = bundle.score(take_rows(rows, np.arange(keep)), predict=False,
+                               keep_rows=True).explanation
     explanation.extra["sampled_from"] = len(X)
     return explanation
 

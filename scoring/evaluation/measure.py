@@ -60,28 +60,30 @@ class HeldOut:
         explainer = self.fit(candidate, self.train)
         fit_seconds = time.perf_counter() - started
         spec = explainer.spec_
-        X = spec.transform(spec.validate(self.held_out))
-        truth, info = self._reference(explainer, X)
-        values = spec.layout.values(explainer.shap_values(X), get_raw=spec.layout.has_raw,
-                                    players=explainer.players_)
-        fidelity = Fidelity(**fidelity_report(values, truth, explainer.expected_values,
-                                              spec.outputs(X)), reference=info)
+        truth, info = self._reference(explainer)
+        scored = explainer.score(self.held_out, get_raw=spec.layout.has_raw, predict=False,
+                                 outputs=True)
+        fidelity = Fidelity(**fidelity_report(scored.explanation.local_importance_values,
+                                              truth, explainer.expected_values,
+                                              scored.outputs), reference=info)
         trial = Trial(candidate.method, candidate.label(), role=candidate.role,
                       params=dict(candidate.params) if candidate.role else {},
                       fidelity=fidelity, cost=measure_cost(explainer, self.held_out),
                       fit_seconds=fit_seconds)
         return trial, explainer
 
-    def _reference(self, explainer: ScoringExplainer, X: Any) -> tuple[np.ndarray, dict]:
-        """The reference values of the held-out rows ``X`` (as the model takes them), once
-        per explained output."""
+    def _reference(self, explainer: ScoringExplainer) -> tuple[np.ndarray, dict]:
+        """The reference values of the held-out rows, once per explained output."""
         spec = explainer.spec_
         output = spec.function.output
         if output not in self._references:
-            self.say(f"computing reference Shapley values for {len(X)} held-out rows")
+            self.say(f"computing reference Shapley values for {n_rows(self.held_out)} "
+                     "held-out rows")
+            engineered = [spec.transform(spec.validate(rows)) for rows in (self.train,
+                                                                            self.held_out)]
             self._references[output] = reference_values(
-                spec, spec.transform(spec.validate(self.train)), X,
-                random_state=self.random_state, verbose=self.verbose, **self.reference_kwargs)
+                spec, *engineered, random_state=self.random_state, verbose=self.verbose,
+                **self.reference_kwargs)
         return self._references[output]
 
     def sdk_row_ms(self, bar: ScoringExplainer, calls: int = 2) -> float:

@@ -51,8 +51,9 @@ class ModelExplainer:
         ``values`` gets the rows as the model takes them."""
         rows = self.spec_.validate(data)
         X = self.spec_.transform(rows)
-        return self.spec_.layout.explanation(values(X), expected, rows, X, get_raw, method,
-                                             extra)
+        # the SDK's get_raw=True is "per raw column when there are transformations": None
+        return self.spec_.layout.explanation(values(X), expected, rows, X,
+                                             None if get_raw else False, method, extra)
 
 
 def global_from_local(local: Explanation, include_local: bool = True) -> Explanation:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.explanation import Explanation
+from scoring.model.schema import InputError
 
 ENGINEERED_UNAVAILABLE = (
     "this explainer computes one value per raw column (it switches each raw column's "
@@ -52,22 +53,32 @@ class OutputLayout:
             return float(expected[0])
         return both_classes(expected[None, None, :], expected)[1]
 
-    def values(self, values: np.ndarray, get_raw: bool,
+    def raw_values(self, get_raw: bool | None, players: str = "engineered") -> bool:
+        """The one ``get_raw`` rule: whether values come per raw column. ``None`` means
+        whenever there are transformations. ``players`` says what an explainer's values
+        are per: ``"engineered"`` columns (summed onto raw columns when asked) or
+        ``"raw"`` columns (explainers that switch each raw column's engineered columns
+        together: they have no per-engineered-column values). Raises
+        :class:`~scoring.InputError` (``field="get_raw"``) for what cannot be given."""
+        if get_raw and not self.has_raw:
+            raise InputError("values per raw column (get_raw) need an explainer fitted with "
+                             "transformations; this model's features are already raw",
+                             reason="get_raw_unavailable", field="get_raw")
+        if get_raw is False and players == "raw" and self.has_raw:
+            raise InputError(ENGINEERED_UNAVAILABLE, reason="engineered_unavailable",
+                             field="get_raw")
+        return self.has_raw and get_raw is not False
+
+    def values(self, values: np.ndarray, get_raw: bool | None,
                players: str = "engineered") -> np.ndarray:
-        """``(n_rows, n_players, n_outputs)`` -> the public layout. ``players`` says what the
-        values are per: ``"engineered"`` columns (summed onto raw columns when
-        ``get_raw``) or ``"raw"`` columns (explainers that switch each raw column's
-        engineered columns together; they have no per-engineered-column values)."""
+        """``(n_rows, n_players, n_outputs)`` -> the public layout, per raw column as
+        :meth:`raw_values` says."""
+        raw = self.raw_values(get_raw, players)
         if players == "raw" and self.has_raw:
-            if not get_raw:
-                raise ValueError(ENGINEERED_UNAVAILABLE)
             missing = len(self.raw_features) - values.shape[1]
             if missing > 0:  # raw columns after the last one the model uses: no effect
                 values = np.pad(values, ((0, 0), (0, missing), (0, 0)))
-        elif get_raw:
-            if self.raw_matrix is None:
-                raise ValueError("get_raw=True needs an explainer fitted with transformations; "
-                                 "this one explains the model's own input features")
+        elif raw:
             values = np.einsum("imo,mr->iro", values, self.raw_matrix)
         if self.classes is None:
             return values[:, :, 0]
@@ -77,15 +88,14 @@ class OutputLayout:
     def explanation(self, values: np.ndarray, expected: Any, rows: Any, X: Any,
                     get_raw: bool | None, method: str, extra: dict | None = None,
                     players: str = "engineered") -> Explanation:
-        """An :class:`Explanation` of validated ``rows`` (``X``: the same rows as the model
-        takes them) from ``values (n_rows, n_players, n_outputs)``: per raw column when
-        ``get_raw`` (``None``: whenever there are transformations)."""
-        raw = self.has_raw and (get_raw is None or bool(get_raw))
+        """An :class:`Explanation` from ``values (n_rows, n_players, n_outputs)``, per raw
+        column as :meth:`raw_values` says; its ``data`` are the validated raw ``rows`` (per
+        raw column) or ``X``, the same rows as the model takes them (per engineered
+        column), when given."""
+        raw = self.raw_values(get_raw, players)
         features, shown = (self.raw_features, rows) if raw or not self.has_raw else (
             self.engineered_features, X)
-        data = shown.to_numpy() if isinstance(shown, pd.DataFrame) else np.asarray(shown)
-        if players == "raw" and not self.has_raw:
-            players = "engineered"  # no transformations: the raw columns are the columns
+        data = shown.to_numpy() if isinstance(shown, pd.DataFrame) else shown
         return Explanation(features, local_importance_values=self.values(values, raw, players),
                            expected_values=self.expected(expected), classes=self.classes,
                            data=data, method=method, model_output=self.output,

@@ -19,9 +19,11 @@ def n_rows(data: Any) -> int:
 
 
 def take_rows(data: Any, index: Any) -> Any:
-    """Rows ``index`` of an array or DataFrame (a DataFrame's index is reset)."""
+    """Rows ``index`` of an array, a DataFrame (its index reset) or a list of rows."""
     if isinstance(data, pd.DataFrame):
         return data.iloc[index].reset_index(drop=True)
+    if isinstance(data, list):
+        return [data[i] for i in np.arange(len(data))[index]]
     return np.asarray(data)[index]
 
 

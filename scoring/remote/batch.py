@@ -147,9 +147,7 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     dask = _dask()
     local = _bundle(bundle)
     tag = local.tag  # resolved ("name:latest" names whichever bundle is latest now)
-    resolved_raw = local.has_transformations if get_raw is None else bool(get_raw)
-    if resolved_raw and not local.has_transformations:
-        raise ValueError("get_raw=True needs a bundle built with transformations")
+    resolved_raw = local.spec.layout.raw_values(get_raw, local.scoring_explainer.players_)
     with warnings.catch_warnings():  # dask warns when the first partition is empty
         warnings.simplefilter("ignore", UserWarning)
         head = data.head(1, npartitions=1)  # reads one partition, not all of them

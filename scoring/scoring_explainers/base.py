@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,6 +12,10 @@ from scoring.artifacts.explanation import Explanation
 from scoring.model.function import default_output
 from scoring.model.rows import dense, sample_rows
 from scoring.model.spec import ModelSpec
+from scoring.scoring_explainers.request import ScoredRows, model_errors, refuse_non_finite
+
+# explained outputs the predictions already computed: the explainer can reuse them
+_REUSED_OUTPUTS = {"predict_proba": "probabilities", "predict": "predictions"}
 
 
 class ScoringExplainer:
@@ -159,6 +164,53 @@ class ScoringExplainer:
                              f"got {outputs.shape}")
         return outputs
 
+    def score(self, data: Any, *, get_raw: bool | None = None, explain: bool = True,
+              predict: bool = True, keep_rows: bool = False,
+              outputs: bool = False) -> ScoredRows:
+        """The one request path: predictions and (``explain``) the local explanation of
+        user rows ``data`` (records, lists in training column order, an array or a
+        DataFrame). Rows are validated and transformed once, the model predicts once and
+        the values reuse its outputs.
+
+        ``get_raw``: values per raw column (``None``: whenever fitted with
+        transformations; see :meth:`~scoring.model.layout.OutputLayout.raw_values`);
+        ``predict=False`` leaves the predictions empty; ``keep_rows``: the explanation
+        holds the explained rows as ``data``; ``outputs``: fill ``ScoredRows.outputs``
+        (the explained model output). Raises :class:`~scoring.InputError` for rows the
+        schema or the model refuses, and for rows whose outputs or values are not finite.
+        """
+        self.check_fitted()
+        spec = self.spec_
+        raw = spec.layout.raw_values(get_raw, self.players_)
+        rows = spec.validate(data)
+        started = time.perf_counter()
+        with model_errors():
+            X = spec.transform(rows)
+            predictions, probabilities = spec.predict(X) if predict else (np.empty(0), None)
+        refuse_non_finite("prediction", predictions)
+        refuse_non_finite("probability", probabilities)
+        scored = ScoredRows(len(rows), predictions, probabilities,
+                            predict_seconds=time.perf_counter() - started,
+                            warnings=spec.schema.unknown_categories(rows))
+        reused = _REUSED_OUTPUTS.get(spec.function.output) if predict else None
+        if reused is not None:
+            scored.outputs = getattr(scored, reused)
+            if scored.outputs.ndim == 1:
+                scored.outputs = scored.outputs[:, None]
+        if outputs and scored.outputs is None:
+            with model_errors():
+                scored.outputs = spec.outputs(X)
+        if explain:
+            started = time.perf_counter()
+            with model_errors():
+                values = self.shap_values(X, scored.outputs)
+            refuse_non_finite("importance", values)
+            scored.explanation = spec.layout.explanation(
+                values, self.expected_values_, rows if keep_rows else None,
+                X if keep_rows else None, raw, self.method, players=self.players_)
+            scored.explain_seconds = time.perf_counter() - started
+        return scored
+
     def explain(self, data: Any, get_raw: bool | None = None) -> np.ndarray:
         """Local importance values for ``data`` (one row or a batch; array, DataFrame or
         records), ``(n_rows, n_features)`` or ``(n_classes, n_rows, n_features)``.
@@ -170,25 +222,17 @@ class ScoringExplainer:
         return self.explain_local(data, get_raw=get_raw).local_importance_values
 
     def explain_local(self, data: Any, get_raw: bool | None = None) -> Explanation:
-        """:meth:`explain` wrapped in an :class:`~scoring.Explanation`."""
-        self.check_fitted()
-        if get_raw and not self.spec_.layout.has_raw:
-            raise ValueError("get_raw=True needs an explainer fitted with transformations; "
-                             "this one explains the model's own input features")
-        rows = self.spec_.validate(data)
-        X = self.spec_.transform(rows)
-        return self.spec_.layout.explanation(self.shap_values(X), self.expected_values_,
-                                             rows, X, get_raw, self.method,
-                                             players=self.players_)
+        """:meth:`explain` wrapped in an :class:`~scoring.Explanation`, with the rows."""
+        return self.score(data, get_raw=get_raw, predict=False, keep_rows=True).explanation
 
     def explain_global(self, evaluation_examples: Any, max_rows: int = 50) -> Explanation:
         """Global importances (mean absolute value) over a uniform sample of at most
         ``max_rows`` rows of ``evaluation_examples``, per raw column when fitted with
         transformations; the local values are not kept."""
         self.check_fitted()
-        rows, _ = sample_rows(self.spec_.validate(evaluation_examples), max_rows,
+        rows, _ = sample_rows(evaluation_examples, max_rows,
                               np.random.default_rng(self.random_state))
-        return self.explain_local(rows).without_local()
+        return self.score(rows, predict=False).explanation.without_local()
 
     # -- saved state: data only ----------------------------------------------------------
     def to_state(self, arrays: Any) -> dict:
