@@ -29,15 +29,18 @@ serve: install
 
 test: install
 	$(BIN)/ruff check scoring service tests bench deploy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not integration"
 
 # the tests marked `integration` too: external processes or long runs (what CI runs)
 test-all: install
 	$(BIN)/ruff check scoring service tests bench deploy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check scoring service tests bench deploy
+	$(BIN)/lint-imports
 
 # the Azure SDK's own KernelScoringExplainer runs beside ours when its environment exists
 bench: install

@@ -1,14 +1,17 @@
 """Explain every prediction: explainers, scoring explainers, bundles for serving.
 
-Where things are: ``model/`` what a model takes and gives (schema, transformations, output
-layout); ``shapley/`` the Shapley algorithms; ``explainers/`` the Azure-compatible model
-explainers; ``scoring_explainers/`` the light request-path explainers; ``evaluation/``
-fidelity, latency and ``distill``; ``artifacts/`` the explanation type, files and bundles.
+The subpackages are layers, each importing only those below it (``lint-imports`` holds the
+contract in ``pyproject.toml``), top to bottom: ``cli``; ``remote`` (MLflow, Dask);
+``dashboard``; ``artifacts`` (files, trust, bundles); ``evaluation`` (fidelity, cost,
+``distill``); ``explainers`` (the Azure-compatible ones); ``scoring_explainers`` (the light
+request-path ones and the one request path); ``monitoring`` (attribution shares);
+``shapley`` (the algorithms); ``model`` (what a model takes and gives); ``core`` (the
+explanation type, plain values, state as data); ``datasets`` (example data).
 """
 
 from scoring.artifacts.bundle import BundleError, ExplanationBundle
-from scoring.artifacts.explanation import Explanation
 from scoring.artifacts.persistence import load, save
+from scoring.core.explanation import Explanation
 from scoring.evaluation.distill import DistillError, distill
 from scoring.evaluation.report import DistillReport
 from scoring.explainers.mimic import MimicExplainer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.monitoring.attribution import AttributionMonitor
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,

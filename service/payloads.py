@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import pydantic_core
 
-from scoring.artifacts.explanation import Explanation
-from scoring.plain import plain
+from scoring.core.explanation import Explanation
+from scoring.core.plain import plain
 from scoring.scoring_explainers.request import ScoredRows
 from service.errors import RequestError
 from service.schemas import MAX_ROWS

@@ -28,6 +28,7 @@ from scoring.monitoring.attribution import (
     REFERENCE_KEY,
     AttributionMonitor,
     mean_row_shares,
+    with_reference,
 )
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -63,7 +64,7 @@ def test_mean_row_shares_is_the_mean_of_each_rows_shares():
 def test_the_rows_of_the_global_explanation_give_back_its_reference(cancer):
     explainer, X, features = cancer
     local = explainer.explain_local(X[:40])
-    monitor = AttributionMonitor(local.without_local(), top_n=5)
+    monitor = AttributionMonitor(with_reference(local), top_n=5)
     top = local.get_ranked_global_names()[:5]
     assert monitor.labels == [f for f in features if f in top] + [OTHER]
     assert monitor.outputs == ["malignant", "benign"]

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from scoring.artifacts.bundle import DATASET_FILE, BundleError, ExplanationBundle
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.dashboard import DashboardData, explain_dataset
 from scoring.dashboard.data import MAX_POINTS
 from scoring.model.schema import InputError

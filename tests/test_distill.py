@@ -12,7 +12,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from scoring.artifacts.state import Arrays
+from scoring.core.codec import Arrays
 from scoring.evaluation.choice import Criteria, choose
 from scoring.evaluation.distill import DistillError, distill
 from scoring.evaluation.report import Cost, DistillReport, Fidelity, Trial

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scoring.artifacts.explanation import Explanation
 from scoring.artifacts.persistence import (
     ARRAYS_FILE,
     FILENAME,
@@ -18,7 +17,6 @@ from scoring.artifacts.persistence import (
 from scoring.artifacts.state import (
     SIGNATURE_ABSENT,
     SIGNATURE_VERIFIED,
-    StateError,
     check_hashes,
     check_signature,
     check_versions,
@@ -28,10 +26,12 @@ from scoring.artifacts.state import (
     signing_key,
     write_atomic,
 )
+from scoring.core.codec import StateError
+from scoring.core.explanation import Explanation
+from scoring.core.plain import plain
 from scoring.evaluation.report import DistillReport, as_report
 from scoring.model.schema import InputSchema
 from scoring.model.spec import ModelSpec
-from scoring.plain import plain
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.scoring_explainers.request import ScoredRows
 

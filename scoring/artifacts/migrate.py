@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from scoring.artifacts.bundle import MANIFEST_FILE, OLD_MODEL_FILE, ExplanationBundle
-from scoring.artifacts.explanation import Explanation
 from scoring.artifacts.persistence import OLD_FILENAME, save
+from scoring.core.explanation import Explanation
 from scoring.scoring_explainers.base import ScoringExplainer
 
 

@@ -24,20 +24,21 @@ from typing import Any
 
 from scoring.artifacts.state import (
     SIGNATURE_VERIFIED,
-    Arrays,
-    StateError,
     check_hashes,
     check_signature,
     check_versions,
     library_versions,
     module_versions,
+    read_arrays,
     read_json,
     sha256_file,
     sign,
     write_atomic,
 )
 from scoring.artifacts.trust import dump_model, load_model, operator_trusted_types
+from scoring.core.codec import Arrays, StateError
 from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.registry import SCORING_EXPLAINERS
 
 FILENAME = "scoring_explainer.json"
 ARRAYS_FILE = "scoring_explainer.npz"
@@ -139,8 +140,6 @@ def read_explainer(path: Path, label: str | None = None, *, trusted_types: Any =
                    allow_pickle: bool = False) -> tuple[ScoringExplainer, dict, dict]:
     """The explainer, the objects of its model file (``"model"``: a bundle's model) and
     the manifest's description of that file (format, types beyond the allow-list)."""
-    from scoring.scoring_explainers.registry import SCORING_EXPLAINERS
-
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     if path.is_dir() or path.name in (ARRAYS_FILE, MODEL_FILE, PICKLED_MODEL_FILE, "bundle.json"):
@@ -169,8 +168,7 @@ def read_explainer(path: Path, label: str | None = None, *, trusted_types: Any =
     if cls is None or cls.__name__ != manifest.get("explainer_class"):
         raise StateError(f"{label} does not hold a scoring explainer "
                          f"({manifest.get('explainer_class')!r})")
-    arrays = Arrays.from_bytes((directory / ARRAYS_FILE).read_bytes(),
-                               f"{label}: {ARRAYS_FILE}")
+    arrays = read_arrays((directory / ARRAYS_FILE).read_bytes(), f"{label}: {ARRAYS_FILE}")
     recorded = _recorded_types(model_info, label)
     trusted = operator_trusted_types(trusted_types)
     if signature == SIGNATURE_VERIFIED:  # the operator's key vouches for the saver's list

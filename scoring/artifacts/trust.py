@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from scoring.artifacts.archive import ArrayArchive
-from scoring.artifacts.state import StateError
 from scoring.artifacts.tree_checks import check_trees
+from scoring.core.codec import StateError
 
 TRUSTED_TYPES_ENV = "SCORING_TRUSTED_TYPES"
 

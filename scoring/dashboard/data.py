@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
+from scoring.core.plain import plain
 from scoring.model.schema import InputError
-from scoring.plain import plain
 
 # every payload is bounded whatever the number of explained rows: points are a uniform
 # sample (one fixed random order of the rows, so every view shows the same rows)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import ExplanationBundle
+from scoring.core.plain import plain
 from scoring.dashboard.data import DEFAULT_GRID_POINTS, DashboardData
 from scoring.model.schema import InputError
-from scoring.plain import plain
 
 
 def ice_curve(bundle: ExplanationBundle, data: DashboardData, row: Mapping[str, Any],

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scoring.artifacts.bundle import ExplanationBundle
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.dashboard.data import DashboardData
 from scoring.model.rows import n_rows as count_rows
 from scoring.model.rows import sample_rows, take_rows

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from scoring.plain import plain
+from scoring.core.plain import plain
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.model.spec import ModelSpec
 
 

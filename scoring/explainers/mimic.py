@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, global_from_local
 from scoring.explainers.surrogates import ExplainableModel
 

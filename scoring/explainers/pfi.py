@@ -10,12 +10,12 @@ from sklearn.base import is_classifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
+from scoring.core.plain import plain
 from scoring.model.function import ModelFunction, check_model
 from scoring.model.schema import InputError, InputSchema
 from scoring.model.spec import accepts_nan
 from scoring.model.transformations import RawFeatureMap
-from scoring.plain import plain
 
 
 class PFIExplainer:

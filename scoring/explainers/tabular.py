@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, as_3d, global_from_local
 from scoring.model.spec import final_estimator
 from scoring.model.trees import not_additive

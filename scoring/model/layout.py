@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.model.schema import InputError
 
 ENGINEERED_UNAVAILABLE = (

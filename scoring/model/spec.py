@@ -11,12 +11,13 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from scoring.core.codec import decode, encode
+from scoring.core.plain import plain
 from scoring.model.function import ModelFunction, check_model, model_fingerprint
 from scoring.model.layout import OutputLayout
 from scoring.model.rows import dense, n_rows, take_rows
 from scoring.model.schema import InputSchema
 from scoring.model.transformations import RawFeatureMap
-from scoring.plain import plain
 
 _N_PROBE_ROWS = 5
 
@@ -163,8 +164,6 @@ class ModelSpec:
     def to_state(self, arrays: Any) -> dict:
         """The spec as JSON (arrays put in ``arrays``, see :mod:`scoring.artifacts.state`).
         The model objects are not in it: :meth:`models` gives them for the model file."""
-        from scoring.artifacts.state import encode
-
         schema = self.schema
         return {
             "schema": {"columns": schema.columns, "kinds": schema.kinds,
@@ -190,8 +189,6 @@ class ModelSpec:
     @classmethod
     def from_state(cls, state: dict, arrays: Any, models: dict) -> ModelSpec:
         """The spec :meth:`to_state` saved, explaining ``models["explained_model"]``."""
-        from scoring.artifacts.state import decode
-
         spec = cls.__new__(cls)
         s = state["schema"]
         spec.schema = InputSchema(list(s["columns"]), list(s["kinds"]),

@@ -17,6 +17,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from scoring.core.codec import decode
+
 
 class RawFeatureMap:
     """Applies fitted transformations to raw rows and maps importances back to raw columns.
@@ -109,8 +111,6 @@ class RawFeatureMap:
 
     @classmethod
     def from_state(cls, state: dict, arrays: Any, transformations: Any) -> RawFeatureMap:
-        from scoring.artifacts.state import decode
-
         raw_map = cls.__new__(cls)
         raw_map.raw_features = list(state["raw_features"])
         raw_map.engineered_features = list(state["engineered_features"])

@@ -12,16 +12,12 @@ of ``|phi|``: rows with large attributions would weigh more in the latter.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import REFERENCE_KEY, Explanation
+from scoring.core.plain import plain
 
 OTHER = "other"
-# where the global explanation keeps its reference (Explanation.extra)
-REFERENCE_KEY = "mean_row_shares"
 
 
 def _by_output(values: np.ndarray) -> np.ndarray:
@@ -51,13 +47,22 @@ def mean_row_shares(local_values: np.ndarray) -> np.ndarray:
     return means.reshape(np.shape(local_values)[:-2] + means.shape[-1:])
 
 
+def with_reference(local: Explanation) -> Explanation:
+    """The global explanation of a local one, holding in ``extra[REFERENCE_KEY]`` the mean
+    per-row share of each feature (:func:`mean_row_shares`): the reference a bundle's
+    global explanation gives the service's attribution monitoring."""
+    glob = local.without_local()
+    glob.extra[REFERENCE_KEY] = plain(mean_row_shares(local.local_importance_values))
+    return glob
+
+
 class AttributionMonitor:
     """The features to watch (the ``top_n`` of the global explanation's ranking, the rest
     summed into ``other``), their reference shares, and the share sums of served
     explanations.
 
     ``global_explanation``: the bundle's, holding :data:`REFERENCE_KEY` in ``extra`` (set
-    by :meth:`Explanation.without_local`); when it lacks it (bundles saved before, or
+    by :func:`with_reference`); when it lacks it (bundles saved before, or
     global explanations without local values such as PFI's), the reference falls back to
     the normalised global importances, and ``exact_reference`` is ``False``.
 

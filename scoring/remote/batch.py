@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring import BundleError, Explanation, ExplanationBundle, InputError
+from scoring.artifacts.bundle import BundleError, ExplanationBundle
+from scoring.core.explanation import Explanation
+from scoring.model.schema import InputError
+from scoring.remote.client import ExplanationClient
 from scoring.remote.resume import (
     GLOBAL_FILE,
     input_identity,
@@ -420,8 +423,6 @@ def run_batch(args: argparse.Namespace) -> int:
     print(f"wrote {result.rows} explained rows to {result.output} ({result.written} "
           f"partitions written, {result.skipped} already there)", file=sys.stderr)
     if args.upload_run:
-        from scoring.remote.client import ExplanationClient
-
         uploader = ExplanationClient(tracking_uri=args.tracking_uri, run_id=args.upload_run)
         explanation_id = uploader.upload_model_explanation(
             result.global_explanation, comment=args.comment)

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from scoring import Explanation
+from scoring.core.explanation import Explanation
 
 TAG_PREFIX = "scoring.explanation."
 ARTIFACT_DIR = "explanations"

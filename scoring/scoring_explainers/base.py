@@ -8,10 +8,12 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.codec import StateError, decode, encode
+from scoring.core.explanation import Explanation
 from scoring.model.function import default_output
 from scoring.model.rows import dense, sample_rows
 from scoring.model.spec import ModelSpec
+from scoring.monitoring.attribution import with_reference
 from scoring.scoring_explainers.request import ScoredRows, model_errors, refuse_non_finite
 
 # explained outputs the predictions already computed: the explainer can reuse them
@@ -228,19 +230,18 @@ class ScoringExplainer:
     def explain_global(self, evaluation_examples: Any, max_rows: int = 50) -> Explanation:
         """Global importances (mean absolute value) over a uniform sample of at most
         ``max_rows`` rows of ``evaluation_examples``, per raw column when fitted with
-        transformations; the local values are not kept."""
+        transformations; the local values are not kept, the mean share of each feature in a
+        row's attribution is (the reference of the service's attribution monitoring)."""
         self.check_fitted()
         rows, _ = sample_rows(evaluation_examples, max_rows,
                               np.random.default_rng(self.random_state))
-        return self.score(rows, predict=False).explanation.without_local()
+        return with_reference(self.score(rows, predict=False).explanation)
 
     # -- saved state: data only ----------------------------------------------------------
     def to_state(self, arrays: Any) -> dict:
         """Every attribute (parameters and fitted state) as JSON, its arrays put in
         ``arrays`` (see :mod:`scoring.artifacts.state`); ``TypeError`` naming an attribute
         that is not plain data. The models are not in it (:meth:`ModelSpec.models`)."""
-        from scoring.artifacts.state import encode
-
         self.check_fitted()
         attributes = {}
         for name, value in vars(self).items():
@@ -253,8 +254,6 @@ class ScoringExplainer:
     @classmethod
     def from_state(cls, state: dict, arrays: Any, models: dict) -> ScoringExplainer:
         """The explainer :meth:`to_state` saved, explaining the models of the model file."""
-        from scoring.artifacts.state import StateError, decode
-
         if state.get("class") != cls.__name__:
             raise StateError(f"the state is of a {state.get('class')}, not a {cls.__name__}")
         explainer = cls.__new__(cls)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.artifacts.explanation import Explanation
+from scoring.core.explanation import Explanation
 from scoring.model.schema import InputError
 
 

@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from scoring.artifacts.bounded_json import check_depth, parse_json
-from scoring.monitoring.attribution import REFERENCE_KEY, mean_row_shares
-from scoring.plain import plain
+from scoring.core.bounded_json import check_depth, parse_json
+from scoring.core.plain import plain
 
 FORMAT = "scoring.Explanation"
 FORMAT_VERSION = 1
+# the one entry of ``extra`` holding values per feature (last axis): a global explanation's
+# mean share of each feature in a row's attribution, the reference of the service's
+# attribution monitoring (scoring.monitoring.attribution computes it)
+REFERENCE_KEY = "mean_row_shares"
 
 
 class Explanation:
@@ -252,13 +255,10 @@ class Explanation:
 
     def without_local(self) -> Explanation:
         """The global explanation alone (local values and rows dropped); ``extra`` records
-        how many rows it summarises as ``n_rows`` and, per output, the mean share of each
-        feature in a row's attribution as ``mean_row_shares`` (the reference of the
-        service's attribution monitoring, :mod:`scoring.monitoring.attribution`)."""
+        how many rows it summarises as ``n_rows``."""
         extra = dict(self.extra)
         if self.has_local:
             extra["n_rows"] = self.num_examples
-            extra[REFERENCE_KEY] = plain(mean_row_shares(self.local_importance_values))
         return Explanation(self.features, global_importance_values=self.global_importance_values,
                            expected_values=self.expected_values, classes=self.classes,
                            method=self.method, model_output=self.model_output, raw=self.raw,
