@@ -19,7 +19,6 @@ from starlette.staticfiles import StaticFiles
 
 from service import connections, dashboard, logs
 from service.errors import RequestError, translate_bentoml_error
-from service.lifecycle import logger
 from service.limits import MAX_BODY_BYTES, JsonCounts, timeouts
 from service.metrics import REJECTED, endpoint_label
 from service.schemas import MAX_ROWS
@@ -53,15 +52,6 @@ def api_token() -> bytes | None:
         if not token:
             raise RuntimeError(f"SCORING_API_TOKEN_FILE={path} is empty")
     return token.encode() if token else None
-
-
-def check_api_token() -> None:
-    """:func:`api_token`, or a clean exit with one log line."""
-    try:
-        api_token()
-    except RuntimeError as exc:
-        logger.critical("not serving: %s", exc)
-        raise SystemExit(str(exc)) from None
 
 
 def static_routes(app: Any) -> dict[str, str]:

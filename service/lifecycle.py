@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable
+from typing import NoReturn
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
 from scoring.dashboard import dashboard_data
@@ -17,15 +20,29 @@ DASHBOARD_EXPLANATION = "SCORING_DASHBOARD_EXPLANATION"
 logger = logging.getLogger("bentoml.scoring")
 
 
+def not_serving(message: str) -> NoReturn:
+    """Stop the server with one clear log line: before any worker starts (the checks of
+    ``ExplainedModel.check_bundle``), rather than every worker failing in turn."""
+    logger.critical(message)
+    raise SystemExit(message)
+
+
+def check_setting(read: Callable[[], object]) -> None:
+    """``read()`` an operator setting (the token, the timeouts); one that cannot be used
+    (``RuntimeError`` naming it) stops the server."""
+    try:
+        read()
+    except RuntimeError as exc:
+        not_serving(f"not serving: {exc}")
+
+
 def load_bundle(tag: str) -> ExplanationBundle:
     """The bundle, loaded and checked against its model (the probe rows recorded when its
     explainer was built); exits with one clear log line otherwise."""
     try:
         return ExplanationBundle.load(tag)
     except BundleError as exc:
-        message = f"scoring bundle {tag} failed its checks; not serving: {exc}"
-        logger.critical(message)
-        raise SystemExit(message) from None
+        not_serving(f"scoring bundle {tag} failed its checks; not serving: {exc}")
 
 
 def attribution_monitor(bundle: ExplanationBundle) -> AttributionMonitor | None:
@@ -42,10 +59,10 @@ def attribution_monitor(bundle: ExplanationBundle) -> AttributionMonitor | None:
                        "attributions are not monitored", bundle.tag)
         return None
     value = os.environ.get("SCORING_DRIFT_TOP_FEATURES", str(DRIFT_TOP_FEATURES_DEFAULT))
-    if not value.strip().isdigit() or int(value) < 1:
-        message = f"SCORING_DRIFT_TOP_FEATURES must be a positive integer, got {value!r}"
-        logger.critical("not serving: %s", message)
-        raise SystemExit(message)
+    # ASCII digits only: str.isdigit also takes "³", which int() then refuses
+    if not re.fullmatch(r"[0-9]{1,9}", value.strip()) or int(value) < 1:
+        not_serving("not serving: SCORING_DRIFT_TOP_FEATURES must be a positive integer, "
+                    f"got {value!r}")
     monitor = AttributionMonitor(glob, int(value))
     if not monitor.exact_reference:
         logger.warning("bundle %s's global explanation has no mean per-row shares (saved "
@@ -63,6 +80,4 @@ def check_dashboard_data(bundle: ExplanationBundle) -> None:
     try:
         dashboard_data(bundle, path)
     except ValueError as exc:
-        message = f"{DASHBOARD_EXPLANATION}: not serving: {exc}"
-        logger.critical(message)
-        raise SystemExit(message) from None
+        not_serving(f"{DASHBOARD_EXPLANATION}: not serving: {exc}")

@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.lifecycle import logger
 from service.schemas import MAX_ROWS
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -73,15 +72,6 @@ def timeouts() -> dict[str, float]:
             raise RuntimeError(f"{name} must be a number of seconds between 0 and 3600, "
                                f"got {text!r}")
     return out
-
-
-def check_timeouts() -> None:
-    """:func:`timeouts`, or a clean exit with one log line."""
-    try:
-        timeouts()
-    except RuntimeError as exc:
-        logger.critical("not serving: %s", exc)
-        raise SystemExit(str(exc)) from None
 
 
 def _text(text: str) -> bytes:

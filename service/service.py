@@ -15,16 +15,17 @@ from scoring.dashboard import dashboard_data
 from scoring.model.schema import InputError
 from service import dashboard
 from service.errors import RequestError
-from service.guard import GuardedService, check_api_token
+from service.guard import GuardedService, api_token
 from service.lifecycle import (
     BUNDLE_TAG,
     DASHBOARD_EXPLANATION,
     attribution_monitor,
     check_dashboard_data,
+    check_setting,
     load_bundle,
     logger,
 )
-from service.limits import check_timeouts, json_budget
+from service.limits import json_budget, timeouts
 from service.metrics import (
     EXPLAIN_SECONDS,
     LATENCY_BUCKETS,
@@ -87,8 +88,8 @@ class ExplainedModel:
         bundle = load_bundle(BUNDLE_TAG)
         attribution_monitor(bundle)
         check_dashboard_data(bundle)
-        check_api_token()
-        check_timeouts()
+        check_setting(api_token)
+        check_setting(timeouts)
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))

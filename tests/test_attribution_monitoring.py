@@ -144,7 +144,7 @@ def test_the_service_settings_choose_the_features_or_turn_monitoring_off(cancer,
     assert len(attribution_monitor(bundle).labels) == 4
     monkeypatch.delenv("SCORING_DRIFT_TOP_FEATURES")
     assert len(attribution_monitor(bundle).labels) == 11  # the default, 10, and other
-    for bad in ("0", "-2", "ten", ""):
+    for bad in ("0", "-2", "ten", "", "³", "３"):  # ASCII digits only
         monkeypatch.setenv("SCORING_DRIFT_TOP_FEATURES", bad)
         with pytest.raises(SystemExit, match="SCORING_DRIFT_TOP_FEATURES"):
             attribution_monitor(bundle)

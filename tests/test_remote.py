@@ -581,6 +581,28 @@ def _parts(out: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
 
 
+def test_cli_batch_explains_engineered_columns_when_asked(saved, cluster, tmp_path):
+    """--no-get-raw on the Dask path gives what it gives on one process: one column per
+    engineered column (it was read as "raw columns" before)."""
+    frame, _ = people(300, seed=5)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    common = ("explain", "--bundle", "people:latest", "--data", str(tmp_path / "rows.csv"),
+              "--no-get-raw")
+    batch = _cli(*common, "--output", str(tmp_path / "out"), "--scheduler",
+                 cluster.scheduler.address, home=saved["home"], cwd=tmp_path)
+    assert batch.returncode == 0, batch.stderr[-3000:]
+    single = _cli(*common, "--output", str(tmp_path / "one.csv"), home=saved["home"],
+                  cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    written = pd.read_parquet(tmp_path / "out").sort_values(["row", "class"], kind="stable")
+    one = pd.read_csv(tmp_path / "one.csv")
+    engineered = saved["people"].engineered_feature_names
+    assert len(engineered) > 3 and set(engineered) <= set(written.columns)
+    assert "city" not in written.columns
+    np.testing.assert_allclose(written[engineered].to_numpy(), one[engineered].to_numpy(),
+                               rtol=1e-12)
+
+
 def test_cli_batch_resumes_only_the_same_input_and_bundle(saved, cluster, tmp_path):
     """The same command run again on a file regenerated with as many rows is recomputed,
     not resumed from the old rows' part-files; the same input is resumed; another bundle

@@ -821,28 +821,51 @@ def test_a_hostile_bundle_stops_start_up_with_one_log_line(servers, bundle_store
     assert not marker.exists()
 
 
-def test_the_cli_trusts_the_types_the_operator_names(tmp_path):
+LIGHTGBM_TYPES = ("lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier")
+
+
+@pytest.fixture(scope="module")
+def lightgbm_bundle(tmp_path_factory):
+    """A LightGBM classifier distilled by the CLI, which the operator trusted by name:
+    ``(cli, explain arguments, training rows)``."""
     lgb = pytest.importorskip("lightgbm")
-    types = ["lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier"]
+    root = tmp_path_factory.mktemp("lightgbm")
     table = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=Y)
-    table.to_csv(tmp_path / "train.csv", index=False)
-    joblib.dump(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y),
-                tmp_path / "lgbm.joblib")
+    table.to_csv(root / "train.csv", index=False)
+    joblib.dump(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y), root / "lgbm.joblib")
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "scoring.cli", *args], cwd=ROOT,
-                              env={**os.environ, "BENTOML_HOME": str(tmp_path / "home")},
+                              env={**os.environ, "BENTOML_HOME": str(root / "home")},
                               capture_output=True, text=True, timeout=600)
 
-    built = cli("distill", "--model", str(tmp_path / "lgbm.joblib"), "--data",
-                str(tmp_path / "train.csv"), "--target", "y", "--method", "permutation",
-                "--dashboard-rows", "0", "--trusted-types", *types)
+    built = cli("distill", "--model", str(root / "lgbm.joblib"), "--data",
+                str(root / "train.csv"), "--target", "y", "--method", "permutation",
+                "--dashboard-rows", "0", "--trusted-types", *LIGHTGBM_TYPES)
     assert built.returncode == 0, built.stderr[-2000:]
     tag = built.stdout.split()[-1]
-    explain = ("explain", "--bundle", tag, "--data", str(tmp_path / "train.csv"), "--drop", "y")
+    return cli, ("explain", "--bundle", tag, "--data", str(root / "train.csv"), "--drop",
+                 "y"), root
+
+
+def test_the_cli_trusts_the_types_the_operator_names(lightgbm_bundle):
+    cli, explain, _ = lightgbm_bundle
     refused = cli(*explain)
     assert refused.returncode != 0
     assert "lightgbm.basic.Booster" in refused.stderr and "--trusted-types" in refused.stderr
-    trusted = cli(*explain, "--trusted-types", *types)
+    trusted = cli(*explain, "--trusted-types", *LIGHTGBM_TYPES)
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert Explanation.from_json(trusted.stdout).num_examples == len(X)
+
+
+@pytest.mark.integration
+def test_dask_workers_trust_the_types_the_operator_names(lightgbm_bundle):
+    """Workers load the bundle by its tag, trusting what the operator named (a Dask
+    LocalCluster: integration tier); never what the bundle's own files record."""
+    cli, explain, root = lightgbm_bundle
+    batch = (*explain, "--output", str(root / "out"), "--workers", "1")
+    refused = cli(*batch)
+    assert refused.returncode != 0 and "lightgbm.basic.Booster" in refused.stderr
+    trusted = cli(*batch, "--trusted-types", *LIGHTGBM_TYPES)
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert len(pd.read_parquet(root / "out")) == 2 * len(X)  # a row per class

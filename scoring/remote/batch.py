@@ -17,7 +17,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,8 @@ from scoring.remote.resume import (
 DEFAULT_PARTITION_ROWS = 20_000
 _INSTALL_HINT = "pip install 'scoring[dask]'"
 
-# bundles loaded in this process, by (tag, BentoML home): a worker loads each bundle once
-_BUNDLES: dict[tuple[str, str], ExplanationBundle] = {}
+# bundles loaded in this process, by (reference, BentoML home): a worker loads each once
+_BUNDLES: dict[tuple[BundleRef, str], ExplanationBundle] = {}
 _BUNDLE_LOCK = threading.Lock()
 _LOADS = 0  # bundles loaded by this process (the tests check: one per worker)
 
@@ -57,7 +57,19 @@ def _dask() -> Any:
     return dask
 
 
-def _bundle(ref: str | ExplanationBundle) -> ExplanationBundle:
+@dataclass(frozen=True)
+class BundleRef:
+    """What a worker needs to load the planned bundle from its model store: the tag, the
+    types beyond the allow-list the operator trusted where it was planned, and the model
+    fingerprint the bundle must have (a store where the tag names another model is
+    refused rather than explained with)."""
+
+    tag: str
+    trusted_types: tuple[str, ...] = ()
+    fingerprint: str | None = None
+
+
+def _bundle(ref: BundleRef | ExplanationBundle) -> ExplanationBundle:
     """The bundle for ``ref``: itself, or the one loaded from the model store by this process
     (first use only)."""
     global _LOADS
@@ -66,7 +78,12 @@ def _bundle(ref: str | ExplanationBundle) -> ExplanationBundle:
     key = (ref, os.environ.get("BENTOML_HOME", ""))
     with _BUNDLE_LOCK:  # worker threads share the cache
         if key not in _BUNDLES:
-            _BUNDLES[key] = ExplanationBundle.load(ref)
+            bundle = ExplanationBundle.load(ref.tag, trusted_types=ref.trusted_types)
+            if ref.fingerprint is not None and bundle.spec.fingerprint != ref.fingerprint:
+                raise BundleError(f"bundle {ref.tag} in this worker's model store explains "
+                                  f"model {bundle.spec.fingerprint[:12]}, not the planned "
+                                  f"{ref.fingerprint[:12]}")
+            _BUNDLES[key] = bundle
             _LOADS += 1
         return _BUNDLES[key]
 
@@ -107,7 +124,7 @@ def _local_table(explanation: Explanation, predictions: np.ndarray,
     return frame
 
 
-def _explain_piece(frame: pd.DataFrame, ref: str | ExplanationBundle, get_raw: bool,
+def _explain_piece(frame: pd.DataFrame, ref: BundleRef | ExplanationBundle, get_raw: bool,
                    first_row: int) -> pd.DataFrame:
     bundle = _bundle(ref)
     predictions, probabilities, explanation = _score_partition(
@@ -146,9 +163,10 @@ class _Plan:
 
 
 def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
-          partition_rows: int | None) -> _Plan:
+          partition_rows: int | None, trusted_types: Iterable[str]) -> _Plan:
     dask = _dask()
-    local = _bundle(bundle)
+    trusted = tuple(trusted_types)
+    local = _bundle(BundleRef(bundle, trusted) if isinstance(bundle, str) else bundle)
     tag = local.tag  # resolved ("name:latest" names whichever bundle is latest now)
     resolved_raw = local.spec.layout.raw_values(get_raw, local.scoring_explainer.players_)
     with warnings.catch_warnings():  # dask warns when the first partition is empty
@@ -176,9 +194,11 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
             pieces.append((part, start, min(start + step, n)))
             offsets.append(first + start)
         first += n
-    # a tag travels as text and each worker loads the bundle once; an unsaved bundle is one
-    # key of the graph, shipped to each worker once
-    ref = tag if tag else dask.delayed(local, name=f"bundle-{uuid.uuid4().hex}")
+    # a saved bundle travels as its tag (each worker loads it once, trusting the types the
+    # operator named; never those its own files record); an unsaved one is one key of the
+    # graph, shipped to each worker once
+    ref = BundleRef(tag, trusted, local.spec.fingerprint) if tag else \
+        dask.delayed(local, name=f"bundle-{uuid.uuid4().hex}")
     identity_of_bundle = {"tag": tag, "model_fingerprint": local.spec.fingerprint,
                           "explainer": type(local.scoring_explainer).__name__}
     return _Plan(ref, resolved_raw, list(data.to_delayed()), pieces, offsets,
@@ -186,7 +206,8 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
 
 
 def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None = None,
-                      partition_rows: int | None = None) -> Any:
+                      partition_rows: int | None = None,
+                      trusted_types: Iterable[str] = ()) -> Any:
     """Local explanations of every row of the Dask DataFrame ``data``, as a Dask DataFrame.
 
     One line per input row (and class for classifiers): ``row`` (position in ``data``),
@@ -195,12 +216,14 @@ def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool 
     ``bundle`` is an :class:`ExplanationBundle` or its tag (loaded once per worker);
     ``get_raw=None`` explains raw columns when the bundle has transformations.
     ``partition_rows`` cuts the output into pieces of at most that many input rows.
-    Counting the rows of each partition (and hashing them, for resumes) reads ``data``
-    once, eagerly.
+    ``trusted_types``: types beyond the allow-list the bundle's model may hold, trusted by
+    you (as :meth:`ExplanationBundle.load`'s; workers load a saved bundle by its tag with
+    them and ``SCORING_TRUSTED_TYPES``). Counting the rows of each partition (and hashing
+    them, for resumes) reads ``data`` once, eagerly.
     """
     import dask.dataframe as dd
 
-    plan = _plan(bundle, data, get_raw, partition_rows)
+    plan = _plan(bundle, data, get_raw, partition_rows, trusted_types)
     return dd.from_delayed([plan.piece(i) for i in range(len(plan.pieces))], meta=plan.meta,
                            verify_meta=False)
 
@@ -266,7 +289,8 @@ def _global(sample: Explanation, merged: dict, source: str, input_sha256: str) -
 def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str | Path, *,
                        get_raw: bool | None = None,
                        partition_rows: int = DEFAULT_PARTITION_ROWS, client: Any = None,
-                       progress: bool = True, source: str = "") -> BatchResult:
+                       progress: bool = True, source: str = "",
+                       trusted_types: Iterable[str] = ()) -> BatchResult:
     """Explain ``data`` (a Dask DataFrame) into ``output``: ``part-NNNNN.parquet`` per
     piece of at most ``partition_rows`` rows (see :func:`explain_dataframe` for the
     columns), ``_global_explanation.json`` (mean |importance| over the whole table, per
@@ -276,13 +300,14 @@ def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str |
     input are deleted and recomputed, another bundle or other settings are refused
     (:func:`scoring.remote.resume.prepare_output`). ``progress`` draws a progress bar on
     stderr and says there why part-files were recomputed. ``client`` is a
-    ``distributed.Client`` (default: the current one)."""
+    ``distributed.Client`` (default: the current one); ``trusted_types`` as
+    :func:`explain_dataframe`'s."""
     from distributed import as_completed, default_client
 
     client = client or default_client()
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    plan = _plan(bundle, data, get_raw, partition_rows)
+    plan = _plan(bundle, data, get_raw, partition_rows, trusted_types)
     recomputed = prepare_output(out, new_manifest(
         plan.bundle, {"get_raw": plan.get_raw, "partition_rows": partition_rows},
         plan.identity, source))
@@ -396,7 +421,8 @@ def run_batch(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise SystemExit(f"error: {exc}") from None
     try:
-        bundle = ExplanationBundle.load(args.bundle)  # fail early, before any cluster
+        # fail early, before any cluster
+        bundle = ExplanationBundle.load(args.bundle, trusted_types=args.trusted_types)
         data = read_table(args.data, args.drop)
     except (BundleError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -411,9 +437,9 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         print(f"[explain] {args.data} on {client.scheduler.address} "
               f"({len(client.scheduler_info()['workers'])} workers)", file=sys.stderr)
-        result = explain_to_parquet(bundle, data, args.output, get_raw=args.get_raw or None,
+        result = explain_to_parquet(bundle, data, args.output, get_raw=args.get_raw,
                                     partition_rows=args.partition_rows, client=client,
-                                    source=args.data)
+                                    source=args.data, trusted_types=args.trusted_types)
     except (InputError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {args.data}: {exc}") from None
     finally:
