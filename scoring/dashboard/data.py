@@ -14,8 +14,8 @@ from scoring.model.schema import InputError
 
 # every payload is bounded whatever the number of explained rows: points are a uniform
 # sample (one fixed random order of the rows, so every view shows the same rows)
-# defaults: what the browser draws as SVG in about 0.1 s per view on a busy 2-core machine
-# (2,000 points take 0.25-0.5 s)
+# defaults: few enough points that the browser draws each view as SVG without a visible
+# wait, since SVG drawing time grows with the points; more are drawn only when asked for
 DEFAULT_MAX_POINTS = 1_000
 MAX_POINTS = 20_000
 DEFAULT_SUMMARY_POINTS = 150  # per feature, in the summary (beeswarm) view

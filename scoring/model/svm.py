@@ -98,8 +98,8 @@ def couple(pairwise: np.ndarray, pairs: list[tuple[int, int]], k: int) -> np.nda
     """Class probabilities ``(..., k)`` from pairwise ones ``(n_pairs, ...)`` (``P(class i
     beats class j)`` for each pair ``(i, j)``), as libsvm couples them (Wu, Lin and Weng
     2004: ``min p'Qp`` subject to ``sum(p) = 1``). libsvm iterates to a tolerance of
-    ``0.005 / k``; this solves the same problem exactly, so the two differ by that
-    tolerance (up to ~3e-3 in a probability on hybrid rows of the wine SVC)."""
+    ``0.005 / k``; this solves the same problem exactly, so the two differ by up to that
+    tolerance."""
     if k == 2:  # the minimiser is the pairwise probability itself
         return np.stack([pairwise[0], 1 - pairwise[0]], axis=-1)
     beats = [[None] * k for _ in range(k)]

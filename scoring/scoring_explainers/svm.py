@@ -43,10 +43,10 @@ class SVMScoringExplainer(KernelScoringExplainer):
     ----------
     explainer, initialization_examples : as in the Azure SDK (see ``ScoringExplainer``).
     n_background : kmeans centroids of the training rows, weighted by cluster size, as
-        background (default 20). Latency is linear in it. Wine SVC (133 training rows, 8
-        raw columns, 52 support vectors), relative L2 error against exact values on every
-        training row: 0.079 with 10 centroids (the Azure SDK's), 0.049 with 20, 0.032
-        with 30; 0.45 ms per row with 10, 0.75 ms with 20 (given the model outputs).
+        background (default 20). Latency is linear in it; the values are exact on the
+        centroids, so what error remains is the summary of the training rows, which shrinks
+        as centroids are added: the default, twice the Azure SDK's 10, trades twice the
+        latency for a finer summary.
     nsamples : coalitions, as ``KernelScoringExplainer``; ``"auto"`` is ``2 * M + 2048``.
     model_output, random_state, players : see ``ScoringExplainer``; ``players="auto"``
         plays each raw column's engineered columns as one player.
@@ -113,7 +113,7 @@ class SVMScoringExplainer(KernelScoringExplainer):
             step = max(1, _BLOCK_VALUES // (m * B * S))
             for k in range(0, len(Z), step):
                 # one product per background row: a single large one of this thin shape
-                # wakes OpenBLAS's threads, which on a busy machine costs milliseconds
+                # wakes OpenBLAS's threads, which on a busy machine costs more than it saves
                 kernel = np.matmul(Z[k:k + step], shift)  # (m, B, k, n_sv)
                 np.exp(kernel, out=kernel)
                 v[chunk, k:k + step] = np.einsum("ibko,b->iko", self.machine_.outputs(kernel),
