@@ -65,6 +65,11 @@ bench-dashboard: install
 bench-flood: install
 	$(BIN)/python -m bench.flood
 
+# bench/README.md and the README's benchmark table, rendered from bench/results/*.json
+.PHONY: bench-report
+bench-report: install
+	$(BIN)/python -m bench.report
+
 # azureml-interpret in its own environment: it pins shap 0.44 and numpy 1.x
 sdk-venv: $(SDK_VENV)/bin/activate
 
