@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 
-# the most one file's entries may declare, in total, once decompressed (README, *Limits*)
+# the most one file's entries may declare, in total, once decompressed (docs/security.md)
 MAX_UNPACKED_BYTES = 2 << 30
 # decompressed in steps of this size, so a lying size costs at most one step
 _CHUNK = 1 << 20

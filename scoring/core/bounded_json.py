@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# manifests nest about 10 deep, explanations about 5 (README, *Limits*)
+# manifests nest about 10 deep, explanations about 5 (docs/security.md)
 MAX_JSON_DEPTH = 100
 
 
