@@ -14,6 +14,8 @@ $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+# the KServe SDK for tests/test_v2.py, without the pins it does not need (pyproject.toml)
+	$(BIN)/pip install --quiet --no-deps kserve==0.21.0
 	touch $(BIN)/activate
 
 install: $(BIN)/activate

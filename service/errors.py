@@ -9,6 +9,13 @@ from starlette.responses import JSONResponse
 
 from scoring.model.schema import InputError
 from service.schemas import MAX_ROWS, ExplainRequest, PredictRequest
+from service.v2_schemas import (
+    InferenceRequest,
+    InferParameters,
+    OutputParameters,
+    RequestedOutput,
+    RequestInput,
+)
 
 
 class RequestError(InputError):
@@ -39,6 +46,10 @@ class RequestError(InputError):
 # the body fields each JSON API accepts, from its request schema
 _FIELDS = {"/predict": list(PredictRequest.model_fields),
            "/explain": list(ExplainRequest.model_fields)}
+# the V2 inference body's objects, by where they are in it (list indexes left out)
+_V2_MODELS = {(): InferenceRequest, ("parameters",): InferParameters, ("inputs",): RequestInput,
+              ("outputs",): RequestedOutput, ("outputs", "parameters"): OutputParameters}
+_V2_REASONS = {"top_k": "bad_top_k", "shape": "bad_shape"}
 _STATUS_REASONS = {404: "not_found", 405: "method_not_allowed"}
 _STATUS_TEXTS = {404: "no such resource; see /docs for the API",
                  405: "method not allowed on this route; see /docs for the API"}
@@ -76,21 +87,44 @@ def translate_bentoml_error(status: int, raw: bytes, empty_body: bool = False,
     details = data.get("detail")
     if not isinstance(details, list) or not details:
         return status, _body(str(data.get("error", "bad request")), "bad_body")
+    v2 = path.startswith("/v2/")  # the Open Inference Protocol's inference
     if empty_body:
-        return 400, _body('empty request body; send a JSON object such as {"rows": [[...]]}',
+        example = '{"inputs": [...]}' if v2 else '{"rows": [[...]]}'
+        return 400, _body(f"empty request body; send a JSON object such as {example}",
                           "invalid_json")
     # an unknown field explains a missing one (a typo): name it first
     detail = min(details, key=lambda d: d.get("type") != "extra_forbidden")
+    # BentoML leaves the offending input out of the details
+    message = detail.get("msg", "invalid request")
+    if detail.get("type") == "json_invalid":
+        reason = "json_too_deep" if "recursion" in message.lower() else "invalid_json"
+        return 400, _body(f"request body is not valid JSON: {message}", reason)
+    if v2:
+        return _from_v2_pydantic(detail)
     return _from_pydantic(detail, _FIELDS.get(path, _FIELDS["/predict"]))
+
+
+def _from_v2_pydantic(detail: dict) -> tuple[int, dict]:
+    kind, loc = detail.get("type", ""), list(detail.get("loc") or ())
+    names = [safe_text(part, MAX_FIELD_CHARS) for part in loc if isinstance(part, str)]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{safe_text(part, 60)}"
+                    for part in loc).lstrip(".")
+    if not loc:
+        return 400, _body("request body must be a JSON object with an 'inputs' list of "
+                          "tensors", "bad_body")
+    if kind == "extra_forbidden":
+        accepted = list(_V2_MODELS.get(tuple(names[:-1]), InferenceRequest).model_fields)
+        return 400, _body(f"unknown field {where!r} in the request body; accepted fields "
+                          f"there are {accepted}", "bad_body", where)
+    if kind == "missing":
+        return 400, _body(f"the request body has no {where!r} field", "bad_body", where)
+    message = detail.get("msg", "invalid value")
+    return 400, _body(f"{where}: {message}", _V2_REASONS.get(names[-1], "bad_body"), where)
 
 
 def _from_pydantic(detail: dict, fields: list[str]) -> tuple[int, dict]:
     kind, loc = detail.get("type", ""), list(detail.get("loc") or ())
-    # BentoML leaves the offending input out of the details
     message = detail.get("msg", "invalid request")
-    if kind == "json_invalid":
-        reason = "json_too_deep" if "recursion" in message.lower() else "invalid_json"
-        return 400, _body(f"request body is not valid JSON: {message}", reason)
     if not loc:
         return 400, _body("request body must be a JSON object with a 'rows' field",
                           "bad_body")

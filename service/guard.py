@@ -14,20 +14,28 @@ from typing import Any
 
 import bentoml
 from _bentoml_sdk import Service
+from bentoml._internal.service.openapi.specification import PathItem
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from service import connections, dashboard, logs
-from service.errors import RequestError, translate_bentoml_error
-from service.limits import MAX_BODY_BYTES, JsonCounts, timeouts
+from service import connections, dashboard, logs, v2_routes
+from service.errors import RequestError, safe_text, translate_bentoml_error
+from service.limits import MAX_BODY_BYTES, JsonCounts, tensor_budget, timeouts
 from service.metrics import REJECTED, endpoint_label
 from service.schemas import MAX_ROWS
+from service.v2_routes import ServedModel
 
 API_PATHS = frozenset({"/predict", "/explain", "/score", dashboard.ICE_PATH})
+# the routes taking JSON bodies: those paths, and the V2 inference's (whose paths name the
+# served model: ``ServedModel.paths``)
+API_ROUTES = API_PATHS | v2_routes.INFER_ROUTES
 # the dashboard's page and scripts hold no data (its JSON views need the token)
-PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"}) | dashboard.PUBLIC_PATHS
-KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | dashboard.DATA_PATHS | {
+PUBLIC_PATHS = (frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+                | dashboard.PUBLIC_PATHS | v2_routes.PUBLIC_PATHS)
+KNOWN_PATHS = API_PATHS | PUBLIC_PATHS | dashboard.DATA_PATHS | v2_routes.PATHS | {
     "/", "/docs", "/docs.json", "/schema.json", "/metadata", "/explanation/global"}
+# the Open Inference Protocol's binary tensor extension: a body that is not JSON alone
+BINARY_TENSORS_HEADER = b"inference-header-content-length"
 # BentoML reads form bodies field by field with json.loads (no nesting limit) and fetches
 # URLs given for file fields: the API takes JSON only
 FORM_TYPES = frozenset({b"multipart/form-data", b"application/x-www-form-urlencoded"})
@@ -68,12 +76,14 @@ def static_routes(app: Any) -> dict[str, str]:
 
 
 class GuardMiddleware:
-    """Refuses before BentoML sees the request: paths no route serves (404), repeated
+    """Refuses before BentoML sees the request: paths no route serves (404; the V2 routes
+    of a model other than the ``served_model()``, a version other than its own), repeated
     ``SINGLE_HEADERS`` (400), a missing or wrong bearer token (401) when one is configured,
     bodies over ``max_body`` bytes (413, as soon as the stream passes the limit, with or
     without ``Content-Length``), JSON bodies of the API routes holding more values or
-    containers than ``json_budget()`` (413, counted as they stream: :class:`JsonCounts`) and
-    bodies not received within ``body_timeout`` seconds (408). The body is read whole
+    containers than ``json_budget()`` (413, counted as they stream: :class:`JsonCounts`;
+    V2 tensors may nest theirs: :func:`tensor_budget`), binary V2 tensors (415) and bodies
+    not received within ``body_timeout`` seconds (408). The body is read whole
     before the app is called. Only known paths reach BentoML, so its metrics, labelled by
     path, get a fixed set of labels.
 
@@ -83,19 +93,25 @@ class GuardMiddleware:
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES, token: bytes | None = None,
                  static: dict[str, str] | None = None,
                  json_budget: Callable[[], JsonCounts] | None = None,
-                 body_timeout: float | None = None) -> None:
+                 body_timeout: float | None = None,
+                 served_model: Callable[[], ServedModel] | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.token = token
         self.static = static or {}
         self.json_budget = json_budget
         self.body_timeout = body_timeout
+        self.served_model = served_model
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
         route = path if path in KNOWN_PATHS else self.static.get(path)
+        if route is None and self.served_model is not None and path.startswith("/v2/models/"):
+            route = self.served_model().paths.get(path)
+            if route is None:
+                return await _refuse(send, None, self._no_such_model(path))
         if route is None:
             return await _refuse(send, None, RequestError(
                 "no such route; see /docs for the API", reason="not_found", status=404))
@@ -112,14 +128,22 @@ class GuardMiddleware:
                 "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                 reason="unauthorized", status=401))
         media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
-        if path in API_PATHS and media_type in FORM_TYPES:
+        if route in API_ROUTES and media_type in FORM_TYPES:
             return await _refuse(send, route, RequestError(
                 "form bodies are not accepted; send JSON with 'Content-Type: "
                 "application/json'", reason="unsupported_media_type", status=415), close=True)
+        if route in API_ROUTES and BINARY_TENSORS_HEADER in headers:
+            return await _refuse(send, route, RequestError(
+                "binary tensor data (Inference-Header-Content-Length) is not supported; send "
+                "the tensors' data as JSON (tritonclient: set_data_from_numpy(array, "
+                "binary_data=False))", reason="unsupported_media_type", status=415),
+                close=True)
         length = headers.get(b"content-length", b"")
         if length and (not length.isdigit() or int(length) > self.max_body):
             return await _refuse(send, route, self._too_large(), close=True)
-        budget = self.json_budget() if self.json_budget and path in API_PATHS else None
+        budget = self.json_budget() if self.json_budget and route in API_ROUTES else None
+        if budget is not None and route in v2_routes.INFER_ROUTES:
+            budget = tensor_budget(budget)
         try:
             body = await self._body(receive, budget)
         except RequestError as error:
@@ -127,6 +151,13 @@ class GuardMiddleware:
         if body is None:
             return  # the client left before its body ended: nobody to answer
         await self.app(scope, _replay(body, receive), _rewriting(send, route, not body))
+
+    def _no_such_model(self, path: str) -> RequestError:
+        model = self.served_model()
+        return RequestError(
+            f"{safe_text(path, 200)}: no such model, version or route; this server serves "
+            f"model {model.name!r} version {model.version!r} (GET /v2/models/{model.name})",
+            reason="not_found", status=404)
 
     def _too_large(self) -> RequestError:
         return RequestError(f"request body is too large; the limit is {self.max_body} bytes",
@@ -227,9 +258,10 @@ class GuardedService(Service):
     """BentoML's service as its worker serves it, with what BentoML has no option for:
     :class:`GuardMiddleware` outside its own middlewares (metrics included, so refused and
     unknown paths never reach them), uvicorn's connections with a header deadline
-    (:mod:`service.connections`) and refused requests logged in one line
-    (:mod:`service.logs`). ``to_asgi`` is BentoML's private hook, called by the worker
-    just before it starts uvicorn."""
+    (:mod:`service.connections`), refused requests logged in one line
+    (:mod:`service.logs`) and the V2 routes in ``/docs.json``. ``to_asgi`` is BentoML's
+    private hook, called by the worker just before it starts uvicorn; ``openapi_spec``
+    its property that ``/docs.json`` answers."""
 
     def to_asgi(self, is_main: bool = True) -> Any:
         limits = timeouts()
@@ -238,8 +270,28 @@ class GuardedService(Service):
         app = super().to_asgi(is_main=is_main)
         return GuardMiddleware(app, token=api_token(), static=static_routes(app),
                                json_budget=_served_json_budget,
-                               body_timeout=limits["SCORING_BODY_TIMEOUT"])
+                               body_timeout=limits["SCORING_BODY_TIMEOUT"],
+                               served_model=_served_model)
+
+    @property
+    def openapi_spec(self) -> Any:
+        """BentoML's OpenAPI document of the service (``/docs.json``) with the V2 routes'
+        (:func:`service.v2_routes.openapi_paths`)."""
+        spec = super().openapi_spec
+        paths, schemas = v2_routes.openapi_paths()
+        spec.components["schemas"].update(schemas)
+        for path, operations in paths.items():
+            if path in spec.paths:  # an API's: BentoML's operation, completed
+                for method, fields in operations.items():
+                    getattr(spec.paths[path], method).update(fields)
+            else:
+                spec.paths[path] = PathItem(**operations)
+        return spec
 
 
 def _served_json_budget() -> JsonCounts:
     return bentoml.get_current_service().json_budget
+
+
+def _served_model() -> ServedModel:
+    return bentoml.get_current_service().v2_model

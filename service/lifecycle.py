@@ -12,6 +12,8 @@ from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundl
 from scoring.dashboard import dashboard_data
 from scoring.monitoring.attribution import AttributionMonitor
 
+# the BentoML service's name (its configuration key, what the V2 server metadata names)
+SERVICE_NAME = "explained_model"
 BUNDLE_TAG = os.environ.get("SCORING_BUNDLE", f"{DEFAULT_NAME}:latest")
 DRIFT_TOP_FEATURES_DEFAULT = 10
 # an explanation file (`scoring explain --output FILE.json`) the dashboard draws instead of

@@ -76,3 +76,11 @@ def timeouts() -> dict[str, float]:
 
 def _text(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
+
+
+def tensor_budget(budget: JsonCounts) -> JsonCounts:
+    """The budget of a V2 inference body for a model whose ``/predict`` bodies have
+    ``budget``: the protocol lets tensors nest their data, down to one array per value (a
+    ``[n, 1]`` column written ``[[v], [v], ...]``), which doubles the values and makes as
+    many arrays."""
+    return JsonCounts(2 * budget.values, budget.values)

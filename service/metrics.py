@@ -6,6 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from scoring.core.explanation import Explanation
 from scoring.monitoring.attribution import AttributionMonitor
+from service.v2_routes import ROUTE_LABELS
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                    5, 10)
@@ -41,11 +42,14 @@ OTHER_ENDPOINT = "other"
 
 def endpoint_label(route: str | None) -> str:
     """A route of the service -> its ``endpoint`` label: ``/explanation/global`` ->
-    ``explanation_global``, a template ``/static_content/{path}`` -> ``static_content``;
-    ``None`` (a path no route serves) -> ``other``. Values come from the fixed set of
-    routes, never from the request, so clients cannot add series."""
+    ``explanation_global``, a template ``/static_content/{path}`` -> ``static_content``,
+    the V2 routes of a model by kind (``/v2/models/{name}/infer`` -> ``v2_infer``); ``None``
+    (a path no route serves) -> ``other``. Values come from the fixed set of routes, never
+    from the request, so clients cannot add series."""
     if route is None:
         return OTHER_ENDPOINT
+    if route in ROUTE_LABELS:
+        return ROUTE_LABELS[route]
     return route.partition("/{")[0].strip("/").replace("/", "_") or "root"
 
 

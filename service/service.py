@@ -13,12 +13,13 @@ from starlette.routing import Route
 
 from scoring.dashboard import dashboard_data
 from scoring.model.schema import InputError
-from service import dashboard
+from service import dashboard, v2_routes
 from service.errors import RequestError
 from service.guard import GuardedService, api_token
 from service.lifecycle import (
     BUNDLE_TAG,
     DASHBOARD_EXPLANATION,
+    SERVICE_NAME,
     attribution_monitor,
     check_dashboard_data,
     check_setting,
@@ -45,6 +46,16 @@ from service.schemas import (
     ScoringResponse,
     TopK,
 )
+from service.v2_outputs import OutputSelection, response_parameters
+from service.v2_routes import ServedModel
+from service.v2_schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    InferParameters,
+    RequestedOutput,
+    RequestInput,
+)
+from service.v2_tensors import rows_from_inputs
 
 
 async def _global_explanation(request: Request) -> JSONResponse:
@@ -64,13 +75,13 @@ async def _docs(request: Request) -> RedirectResponse:
 _routes = Starlette(routes=[Route("/explanation/global", _global_explanation, methods=["GET"]),
                             Route("/metadata", _metadata, methods=["GET"]),
                             Route("/docs", _docs, methods=["GET"]),
-                            *dashboard.routes])
+                            *dashboard.routes, *v2_routes.routes])
 
 
 @bentoml.asgi_app(_routes, path="/")
 # BentoML's default request-duration buckets are too coarse below a second, where this
 # service lives
-@bentoml.service(name="explained_model", service_class=GuardedService, workers=1,
+@bentoml.service(name=SERVICE_NAME, service_class=GuardedService, workers=1,
                  traffic={"timeout": 60},
                  metrics={"duration": {"buckets": [float(b) for b in LATENCY_BUCKETS]
                                        + [30.0, 60.0]}})
@@ -102,6 +113,8 @@ class ExplainedModel:
         # what GET /dashboard draws: SCORING_DASHBOARD_EXPLANATION's file, else the bundle's
         # stored explained rows (checked before serving by check_bundle)
         self.dashboard = dashboard_data(self.bundle, os.environ.get(DASHBOARD_EXPLANATION))
+        # the bundle as the Open Inference Protocol (KServe V2) names and describes it
+        self.v2_model = ServedModel.of(self.bundle)
         logger.info("serving scoring bundle %s (%s explainer)", self.bundle.tag, self.method)
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
@@ -128,6 +141,21 @@ class ExplainedModel:
             return exc.response()
         return ScoreResponse(**scoring_response(scored, None, True))
 
+    @bentoml.api(route=v2_routes.INFER, input_spec=InferenceRequest)
+    def v2_infer(self, inputs: list[RequestInput], id: str | None = None,
+                 model_name: str | None = None, parameters: InferParameters | None = None,
+                 outputs: list[RequestedOutput] | None = None) -> InferenceResponse:
+        """The Open Inference Protocol's (KServe V2) inference: /predict's, as tensors."""
+        return self._v2_answer(inputs, id, model_name, parameters, outputs)
+
+    @bentoml.api(route=v2_routes.INFER_VERSION, input_spec=InferenceRequest)
+    def v2_infer_version(self, inputs: list[RequestInput], id: str | None = None,
+                         model_name: str | None = None,
+                         parameters: InferParameters | None = None,
+                         outputs: list[RequestedOutput] | None = None) -> InferenceResponse:
+        """As /v2/models/{name}/infer."""
+        return self._v2_answer(inputs, id, model_name, parameters, outputs)
+
     def global_explanation(self, top_k: str | None) -> JSONResponse:
         glob = self.bundle.global_explanation
         k = None if top_k is None else query_integer(top_k)
@@ -153,6 +181,25 @@ class ExplainedModel:
         except RequestError as exc:
             return exc.response()
         return ScoringResponse(**scoring_response(scored, top_k, predict))
+
+    def _v2_answer(self, inputs: list[RequestInput], request_id: str | None,
+                   model_name: str | None, parameters: InferParameters | None,
+                   outputs: list[RequestedOutput] | None) -> Any:
+        model = self.v2_model
+        try:
+            if model_name not in (None, model.name):
+                raise RequestError(f"the body names model {model_name[:60]!r}; this path "
+                                   f"serves {model.name!r}", reason="bad_body",
+                                   field="model_name")
+            selection = OutputSelection.read(outputs, parameters, model.outputs)
+            rows = rows_from_inputs(inputs, self.bundle.input_schema)
+            scored = self._score("v2_infer", rows, selection.get_raw, selection.explain,
+                                 selection.predict)
+        except RequestError as exc:
+            return exc.response()
+        return InferenceResponse(model_name=model.name, model_version=model.version,
+                                 id=request_id, parameters=response_parameters(scored),
+                                 outputs=selection.tensors(scored))
 
     def _score(self, endpoint: str, rows: Any, get_raw: bool | None, explain: bool,
                predict: bool) -> Any:

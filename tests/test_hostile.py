@@ -671,14 +671,20 @@ def _series(server) -> list[str]:
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def test_paths_under_served_prefixes_create_no_metric_series(svc_server, auth_server):
+def test_paths_under_served_prefixes_create_no_metric_series(svc_server, auth_server, bundles):
     """BentoML labels its request metrics with the path and the guard let every path under
     the Swagger UI's prefixes through; with a token, refusals were labelled by path too."""
     from service.guard import KNOWN_PATHS
     from service.metrics import endpoint_label
+    from service.v2_routes import ROUTE_LABELS
 
+    # BentoML labels its APIs' series with their routes (the V2 inference's are templates)
+    # and its requests' with their paths (the V2 ones: the served model's only)
+    name, _, version = bundles["svc"].tag.partition(":")
     routes = KNOWN_PATHS | {endpoint_label(p) for p in KNOWN_PATHS} | {"static_content",
-                                                                         "other"}
+                                                                         "other"} | {
+        *ROUTE_LABELS, *ROUTE_LABELS.values(),
+        *(route.format(name=name, version=version) for route in ROUTE_LABELS)}
     before = {s.url: len(_series(s)) for s in (svc_server, auth_server)}
     for i in range(150):
         for prefix in ("/static_content/", "/assets/", "/static_content/../"):
@@ -993,3 +999,155 @@ def test_a_short_flood_of_each_kind(servers, bundles, bento_home, tmp_path_facto
             assert result["requests"] >= 4 and all(result["checks"].values()), result
     finally:
         servers.stop(server)
+
+
+# -- the Open Inference Protocol (KServe V2): hostile tensors --------------------------------
+V2_SVC = "/v2/models/breast_cancer_svc/infer"
+V2_CREDIT = "/v2/models/credit_mlp/infer"
+
+
+def _v2(data: Any = GOOD, shape: list | None = None, datatype: str = "FP64",
+        name: str = "x", **body: Any) -> dict:
+    """A V2 body of one 2-D tensor for the svc (``shape`` [1, 30] by default)."""
+    tensor = {"name": name, "shape": shape or [1, 30], "datatype": datatype, "data": data}
+    return {"inputs": [tensor], **body}
+
+
+def _v2_credit(**changes: dict) -> dict:
+    """A V2 body of one tensor per credit column, one row; ``changes``: fields of some."""
+    row = {"age": ("INT64", 40), "income": ("FP64", 50_000.0), "debt_ratio": ("FP64", 0.3),
+           "employment": ("BYTES", "salaried"), "home": ("BYTES", "rent"),
+           "purpose": ("BYTES", "car"), "n_late_payments": ("INT64", 0),
+           "years_at_job": ("FP64", 4.0)}
+    return {"inputs": [{"name": n, "shape": [1], "datatype": d, "data": [v],
+                        **changes.get(n, {})} for n, (d, v) in row.items()]}
+
+
+V2_CASES = [
+    Case("v2-wrong-datatype", _v2(datatype="FLOAT64"), V2_SVC, 400, "bad_body"),
+    Case("v2-datatype-lowercase", _v2(datatype="fp64"), V2_SVC, 400, "bad_body"),
+    Case("v2-string-in-fp64", _v2(["x"] + GOOD[1:]), V2_SVC, 400, "not_a_number"),
+    Case("v2-bool-in-fp64", _v2([True] + GOOD[1:]), V2_SVC, 400, "not_a_number"),
+    Case("v2-object-in-fp64", _v2([{"a": 1}] + GOOD[1:]), V2_SVC, 400, "not_a_number"),
+    Case("v2-bytes-for-numbers", _v2(["1.0"] * 30, datatype="BYTES"), V2_SVC, 400,
+         "not_a_number"),
+    Case("v2-bytes-for-a-number-column", _v2_credit(income={"datatype": "BYTES",
+                                                            "data": ["50000"]}),
+         V2_CREDIT, 400, "not_a_number", server="credit"),
+    Case("v2-float-in-int64", _v2([1.5] * 30, datatype="INT64"), V2_SVC, 400, "bad_value"),
+    Case("v2-uint8-300", _v2([300] * 30, datatype="UINT8"), V2_SVC, 400, "bad_value"),
+    Case("v2-int-400-digits-int64", '{"inputs": [{"name": "x", "shape": [1, 30], "datatype": '
+         '"INT64", "data": [' + BIG_INT + ", 1" * 29 + "]}]}", V2_SVC, 400, "bad_value"),
+    Case("v2-int-400-digits-fp64", '{"inputs": [{"name": "x", "shape": [1, 30], "datatype": '
+         '"FP64", "data": [' + BIG_INT + ", 1" * 29 + "]}]}", V2_SVC, 400, "not_finite"),
+    Case("v2-infinity", '{"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", '
+         '"data": [Infinity' + ", 1" * 29 + "]}]}", V2_SVC, 400, "not_finite"),
+    Case("v2-nan-without-missing-values", _json(_v2([float("nan")] + GOOD[1:])), V2_SVC, 400,
+         "missing_value"),
+    Case("v2-null-without-missing-values", _v2([None] + GOOD[1:]), V2_SVC, 400,
+         "missing_value"),
+    Case("v2-data-longer-than-shape", _v2(GOOD + [1.0]), V2_SVC, 400, "bad_shape"),
+    Case("v2-data-shorter-than-shape", _v2(GOOD, shape=[2, 30]), V2_SVC, 400, "bad_shape"),
+    Case("v2-ragged-nested-data", _v2([GOOD, GOOD[:29]], shape=[2, 30]), V2_SVC, 400,
+         "bad_shape"),
+    Case("v2-negative-shape", _v2(shape=[-1, 30]), V2_SVC, 400, "bad_shape"),
+    Case("v2-shape-of-strings", _v2(shape=["1", "30"]), V2_SVC, 400, "bad_shape"),
+    Case("v2-3d-shape", _v2(shape=[1, 30, 1]), V2_SVC, 400, "unknown_column"),
+    Case("v2-columns-of-other-lengths", _v2_credit(age={"shape": [2], "data": [40, 41]}),
+         V2_CREDIT, 400, "bad_shape", server="credit"),
+    Case("v2-column-shape-2-wide", _v2_credit(age={"shape": [1, 2], "data": [40, 41]}),
+         V2_CREDIT, 400, "bad_shape", server="credit"),
+    Case("v2-matrix-too-narrow", _v2([1.0] * 29, shape=[1, 29]), V2_SVC, 400,
+         "wrong_column_count"),
+    Case("v2-matrix-for-a-mixed-model", _v2(shape=[1, 30]), V2_CREDIT, 400, "bad_shape",
+         server="credit"),
+    Case("v2-unknown-input", _v2([1.0], shape=[1], name="colour"), V2_SVC, 400,
+         "unknown_column"),
+    Case("v2-unknown-input-credit", {"inputs": [*_v2_credit()["inputs"], {
+        "name": "colour", "shape": [1], "datatype": "BYTES", "data": ["red"]}]}, V2_CREDIT,
+         400, "unknown_column", server="credit"),
+    Case("v2-missing-input", {"inputs": _v2_credit()["inputs"][1:]}, V2_CREDIT, 400,
+         "missing_column", server="credit"),
+    Case("v2-input-twice", {"inputs": [*_v2_credit()["inputs"], _v2_credit()["inputs"][0]]},
+         V2_CREDIT, 400, "bad_body", server="credit"),
+    Case("v2-number-in-bytes", _v2_credit(home={"data": [5]}), V2_CREDIT, 400, "bad_value",
+         server="credit"),
+    Case("v2-1001-rows", _v2([1.0] * 30_030, shape=[1001, 30]), V2_SVC, 413,
+         "too_many_rows"),
+    Case("v2-1001-rows-columns", _v2_credit(**{n: {"shape": [1001]} for n in ("age",)}),
+         V2_CREDIT, 413, "too_many_rows", server="credit"),
+    Case("v2-100k-values", _v2([1.0] * 100_000), V2_SVC, 413, "too_many_values"),
+    Case("v2-deep-json", '{"inputs": ' + "[" * DEEP + "]" * DEEP + "}", V2_SVC, 400,
+         "json_too_deep"),
+    Case("v2-deep-data", '{"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", '
+         '"data": ' + "[" * DEEP + "]" * DEEP + "}]}", V2_SVC, 400, "json_too_deep"),
+    Case("v2-nested-150-data", '{"inputs": [{"name": "x", "shape": [1, 30], "datatype": '
+         '"FP64", "data": ' + "[" * 150 + "1" + "]" * 150 + "}]}", V2_SVC, 400, "bad_shape"),
+    Case("v2-no-inputs", {"outputs": []}, V2_SVC, 400, "bad_body"),
+    Case("v2-inputs-null", {"inputs": None}, V2_SVC, 400, "bad_body"),
+    Case("v2-inputs-empty", {"inputs": []}, V2_SVC, 400, "missing_column"),
+    Case("v2-data-not-a-list", _v2("1.0"), V2_SVC, 400, "bad_body"),
+    Case("v2-binary-data-size-no-data", {"inputs": [{
+        "name": "x", "shape": [1, 30], "datatype": "FP64",
+        "parameters": {"binary_data_size": 240}}]}, V2_SVC, 400, "bad_body"),
+    Case("v2-binary-tensor-header", _json(_v2()) + "\x00" * 240, V2_SVC, 415,
+         "unsupported_media_type", headers={"Inference-Header-Content-Length": "200"}),
+    Case("v2-unknown-body-field", _v2(extra=1), V2_SVC, 400, "bad_body"),
+    Case("v2-unknown-tensor-field", {"inputs": [{**_v2()["inputs"][0], "dtype": "FP64"}]},
+         V2_SVC, 400, "bad_body"),
+    Case("v2-unknown-parameter", _v2(parameters={"topk": 3}), V2_SVC, 400, "bad_body"),
+    Case("v2-top_k-zero", _v2(parameters={"top_k": 0}), V2_SVC, 400, "bad_top_k"),
+    Case("v2-top_k-string", _v2(parameters={"top_k": "3"}), V2_SVC, 400, "bad_top_k"),
+    Case("v2-explain-string", _v2(parameters={"explain": "no"}), V2_SVC, 400, "bad_body"),
+    Case("v2-unknown-output", _v2(outputs=[{"name": "shap_values"}]), V2_SVC, 400,
+         "bad_output"),
+    Case("v2-ranked-output-without-top_k", _v2(outputs=[{"name": "top_feature_names"}]),
+         V2_SVC, 400, "bad_output"),
+    Case("v2-explanation-output-explain-false", _v2(outputs=[{
+        "name": "local_importance_values"}], parameters={"explain": False}), V2_SVC, 400,
+         "bad_output"),
+    Case("v2-classification-output", _v2(outputs=[{"name": "predict", "parameters": {
+        "classification": 2}}]), V2_SVC, 400, "bad_body"),
+    Case("v2-other-model-in-body", _v2(model_name="other"), V2_SVC, 400, "bad_body"),
+    Case("v2-surrogate-name", '{"inputs": [{"name": "\\ud800", "shape": [1], "datatype": '
+         '"FP64", "data": [1]}]}', V2_SVC, 400, "invalid_json"),
+    Case("v2-empty-body", "", V2_SVC, 400, "invalid_json"),
+    Case("v2-other-model", _v2(), "/v2/models/other/infer", 404, "not_found"),
+    Case("v2-other-version", _v2(), "/v2/models/breast_cancer_svc/versions/0/infer", 404,
+         "not_found"),
+    Case("v2-get-infer", None, V2_SVC, 405, "method_not_allowed", method="GET"),
+    Case("v2-post-metadata", "{}", "/v2/models/breast_cancer_svc", 405,
+         "method_not_allowed"),
+    Case("v2-form-body", "inputs=1", V2_SVC, 415, "unsupported_media_type",
+         headers={"Content-Type": "application/x-www-form-urlencoded"}),
+]
+
+
+@pytest.mark.parametrize("case", V2_CASES, ids=[c.id for c in V2_CASES])
+def test_hostile_v2_input_gets_a_4xx_in_the_error_shape(hostile_servers, bundles, case):
+    """The same checks as the table above: a 4xx in the error shape, the server still
+    answering; the protocol's clients read ``error``, ``reason`` rides beside it."""
+    test_hostile_input_gets_a_4xx_in_the_error_shape(hostile_servers, bundles, case)
+
+
+def test_the_v2_table_has_distinct_cases():
+    ids = [c.id for c in CASES + V2_CASES]
+    assert len(set(ids)) == len(ids)
+    bodies = [(c.path, c.method, repr(c.body), repr(c.headers)) for c in V2_CASES]
+    assert len(set(bodies)) == len(bodies) >= 50
+
+
+def test_v2_routes_need_the_token_but_health(auth_server, bundles):
+    name, _, version = bundles["svc"].tag.partition(":")
+    private = [("GET", "/v2"), ("GET", f"/v2/models/{name}"),
+               ("GET", f"/v2/models/{name}/ready"), ("POST", f"/v2/models/{name}/infer"),
+               ("GET", f"/v2/models/{name}/versions/{version}/ready"),
+               ("POST", f"/v2/models/{name}/versions/{version}/infer")]
+    for method, path in private:
+        r = requests.request(method, auth_server.url + path, json=_v2(), timeout=30)
+        assert r.status_code == 401 and r.json()["reason"] == "unauthorized", path
+        r = requests.request(method, auth_server.url + path, json=_v2(), timeout=60,
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200, (path, r.text[:300])
+    for path in ("/v2/health/live", "/v2/health/ready"):  # probes need none
+        assert requests.get(auth_server.url + path, timeout=10).status_code == 200, path
