@@ -247,10 +247,103 @@ def test_kubernetes_objects_agree_with_each_other():
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
-    # the Secret is applied on its own: `kubectl apply -k` must not overwrite the token
+    # the Secret is applied on its own: `kubectl apply -k` must not overwrite the token;
+    # the InferenceService is the KServe alternative to the Deployment
     assert sorted(kustomization["resources"]) == sorted(
         p.name for p in K8S_DIR.glob("*.yaml")
-        if p.name not in ("kustomization.yaml", "secret.yaml"))
+        if p.name not in ("kustomization.yaml", "secret.yaml", "inferenceservice.yaml"))
+
+
+def _kserve_model_errors(value: object, kind: str, where: str = "") -> list[str]:
+    """Where ``value`` breaks ``kind``, a type of the KServe SDK's models (generated from its
+    API's OpenAPI schema, Kubernetes' own from the kubernetes client's): unknown fields,
+    values of the wrong type."""
+    import kserve
+    import kubernetes.client
+
+    generic = re.fullmatch(r"(?:list|List)\[(.+)\]|(?:dict\(str, |Dict\[str, )(.+)[)\]]", kind)
+    if generic and generic.group(1):
+        if not isinstance(value, list):
+            return [f"{where}: a list expected"]
+        return [e for i, v in enumerate(value)
+                for e in _kserve_model_errors(v, generic.group(1), f"{where}[{i}]")]
+    if generic:
+        if not isinstance(value, dict):
+            return [f"{where}: an object expected"]
+        return [e for k, v in value.items()
+                for e in _kserve_model_errors(v, generic.group(2), f"{where}.{k}")]
+    scalars = {"str": str, "int": int, "bool": bool, "float": (int, float),
+               "ResourceQuantity": (str, int, float), "object": object}
+    if kind in scalars:
+        ok = isinstance(value, scalars[kind]) and not (kind == "int" and value is True)
+        return [] if ok else [f"{where}: {kind} expected, got {value!r}"]
+    model = getattr(kserve, kind, None) or getattr(kubernetes.client, kind)
+    if not isinstance(value, dict):
+        return [f"{where}: a {kind} object expected"]
+    fields = {key: name for name, key in model.attribute_map.items()}
+    return [e for key, v in value.items() for e in (
+        [f"{where}.{key}: no such field in {kind}"] if key not in fields
+        else _kserve_model_errors(v, model.openapi_types[fields[key]], f"{where}.{key}"))]
+
+
+@pytest.mark.parametrize("version", ["1.27.0", "latest"])
+def test_the_inferenceservice_validates_against_kserves_api(version):
+    """No cluster here: the InferenceService against the KServe SDK's models of its API
+    (every field known, every value of its type), and its predictor's pod against the
+    Kubernetes schemas, strictly, as the other manifests."""
+    import kubernetes_validate
+
+    service = _manifests()["InferenceService"]
+    assert service["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert _kserve_model_errors(service, "V1beta1InferenceService") == []
+    predictor = service["spec"]["predictor"]
+    pod_fields = {key for key in predictor if key not in (
+        "minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "scoring-predictor"},
+           "spec": {key: predictor[key] for key in pod_fields}}
+    version = kubernetes_validate.latest_version() if version == "latest" else version
+    try:
+        kubernetes_validate.validate(pod, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        pytest.fail(f"the predictor's pod is not valid for Kubernetes {version}: "
+                    f"{exc.message} at {'.'.join(map(str, exc.path))}")
+    # what the checks catch
+    broken = json.loads(json.dumps(service))
+    broken["spec"]["predictor"]["minReplica"] = 1
+    broken["spec"]["predictor"]["containers"][0]["ports"][0]["containerPort"] = "3000"
+    assert [e.split(":")[0] for e in _kserve_model_errors(broken, "V1beta1InferenceService")] \
+        == [".spec.predictor.containers[0].ports[0].containerPort",
+            ".spec.predictor.minReplica"]
+
+
+def test_the_inferenceservice_runs_the_deployments_container_on_v2():
+    objects = _manifests()
+    ours = _container(objects["Deployment"])
+    predictor = objects["InferenceService"]["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    env = _env(container)
+    # KServe reads the protocol from the first container's PROTOCOL (v1 otherwise)
+    assert container["name"] == "kserve-container" and env.pop("PROTOCOL") == "v2"
+    assert env == _env(ours)
+    assert [e for e in container["env"] if "valueFrom" in e] == [
+        e for e in ours["env"] if "valueFrom" in e]  # the token's optional Secret
+    assert (container["image"], container["resources"]) == (ours["image"], ours["resources"])
+    (port,) = container["ports"]
+    assert port["containerPort"] == int(env["BENTOML_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in ours["ports"]}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = ours[probe]["httpGet"]
+        # the port by number: a Knative container's port has no name of ours
+        assert container[probe] == {**ours[probe], "httpGet": {
+            **get, "port": ports.get(get["port"], get["port"])}}, probe
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    assert predictor["securityContext"] == pod["securityContext"]
+    # what the probes and the V2 clients ask need no token
+    from service.guard import PUBLIC_PATHS
+
+    assert {container[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe",
+                                                      "livenessProbe")} <= PUBLIC_PATHS
+    assert {"/v2/health/live", "/v2/health/ready"} <= PUBLIC_PATHS
 
 
 def test_the_api_token_comes_from_an_optional_secret(monkeypatch):
