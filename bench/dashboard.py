@@ -30,10 +30,9 @@ import requests
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from bench.processes import free_port, stop_process, wait_http
-from bench.realistic import preprocessor
 from scoring import LinearScoringExplainer
-from scoring.datasets import make_credit
+from scoring.datasets import make_credit, preprocessor
+from tests.support.processes import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

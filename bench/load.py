@@ -34,8 +34,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import processes
-from bench.processes import free_port, stop_process, wait_http
+from tests.support.processes import free_port, start_prometheus, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
@@ -145,7 +144,7 @@ def scraping_prometheus(target_url: str, work: Path,
     job["static_configs"] = [{"targets": [urlsplit(u).netloc
                                           for u in (target_url, *more_targets)]}]
     try:
-        url, proc = processes.start_prometheus(config, work, binary)
+        url, proc = start_prometheus(config, work, binary)
     except RuntimeError as exc:
         sys.exit(f"error: {exc}")
     log = work / "prometheus.log"

@@ -2,8 +2,8 @@
 both measured at the raw-column level against one exact ground truth per case.
 
 ``python -m bench.pipelines [--quick] [--cases a,b] [--n-explain N]`` runs every case of
-:data:`bench.realistic.CASES` (a ``ColumnTransformer`` + estimator ``Pipeline`` on mixed
-string/numeric DataFrames). Only public calls of the library are used (``distill``,
+:data:`tests.support.realistic.CASES` (a ``ColumnTransformer`` + estimator ``Pipeline`` on
+mixed string/numeric DataFrames). Only public calls of the library are used (``distill``,
 ``ExplanationBundle``, ``explain``, ``shap_values``, ``spec_``, ``report_``), so the harness
 measures whatever explainer ``distill`` chooses. Prints the machine, one table per case and
 a pass/fail summary; writes JSON to ``bench/results/pipelines-<UTC timestamp>.json``.
@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from bench.realistic import CASES, RealisticCase
 from bench.run import RESULTS, machine
 from scoring.evaluation.fidelity import relative_l2_error, top_k_precision, top_k_sign_agreement
 from scoring.evaluation.timing import median_ms
 from scoring.shapley.masking import hybrid_rows
+from tests.support.realistic import CASES, RealisticCase
 
 CHUNK_ROWS = 200_000  # engineered rows per model call in the ground truth
 TARGET_SPEEDUP = 20.0

@@ -26,9 +26,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from bench.pipelines import TARGET_DISTILL_S, _reason, deadline
-from bench.realistic import preprocessor
 from bench.run import RESULTS, machine
 from scoring import distill
+from scoring.datasets import preprocessor
 
 N_NUMERIC, N_CATEGORICAL = 22, 8
 MODELS = {

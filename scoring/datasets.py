@@ -1,10 +1,15 @@
-"""Realistic tabular example data with mixed types and missing values, built offline."""
+"""Realistic tabular example data with mixed types and missing values, built offline, and
+the preprocessing users put in front of a model for such data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_diabetes, load_wine
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 # Every function returns ``(X, y)`` with the dtypes ``pd.read_csv`` gives a user: numbers
 # as int64 (no missing values) or float64 (NaN for missing), strings as pandas' default
@@ -307,6 +312,19 @@ def make_churn(n_rows: int = 2500,
         "senior": senior,
     })
     return X, pd.Series(y, name="churn")
+
+
+def preprocessor() -> ColumnTransformer:
+    """What users write before the estimator for these tables: numbers median-imputed then
+    scaled, strings most-frequent-imputed then one-hot encoded (unseen categories ignored)."""
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler())])
+    strings = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore"))])
+    return ColumnTransformer([
+        ("num", numbers, make_column_selector(dtype_include="number")),
+        ("cat", strings, make_column_selector(dtype_exclude="number")),
+    ])
 
 
 def _subset(X: pd.DataFrame, y: pd.Series, n_rows: int,

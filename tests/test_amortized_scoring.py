@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 import requests
 from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
 
 from scoring.artifacts.persistence import load, save
+from scoring.datasets import make_triage, preprocessor
 from scoring.evaluation.fidelity import relative_l2_error
 from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
 from scoring.shapley.additivity import project_additive
@@ -175,12 +178,6 @@ def test_the_same_rows_give_the_same_explainer_whatever_the_clock(problem):
 @pytest.fixture(scope="module")
 def triage():
     """A 3-class HistGradientBoosting pipeline on strings, skewed numbers and gaps."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-
-    from bench.realistic import preprocessor
-    from scoring.datasets import make_triage
-
     X, y = make_triage(n_rows=700)
     assert X.isna().any().any() and X.select_dtypes(exclude="number").shape[1] > 0
     pipe = Pipeline([("prep", preprocessor()),
@@ -212,8 +209,6 @@ def test_boosting_probabilities_learn_the_residual_of_the_exact_margin_base(tria
 
 
 def test_margin_base_is_used_only_where_the_link_holds(triage):
-    from sklearn.ensemble import GradientBoostingClassifier
-
     X, y = make_classification(n_samples=300, n_features=5, random_state=0)
     exponential = GradientBoostingClassifier(loss="exponential", n_estimators=20,
                                              random_state=0).fit(X, y)
@@ -235,12 +230,6 @@ def test_boosting_pipeline_through_the_cli_and_http_with_missing_values(tmp_path
     """A 3-class HistGradientBoosting pipeline on a CSV with empty cells: `scoring distill
     --method amortized` builds the margin base, the served process rebuilds its path engine
     from the bundle, and a JSON null gets the model's own answer for NaN."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-
-    from bench.realistic import preprocessor
-    from scoring.datasets import make_triage
-
     X, y = make_triage(n_rows=500)
     pipe = Pipeline([("prep", preprocessor()),
                      ("model", HistGradientBoostingClassifier(max_iter=40,

@@ -16,9 +16,8 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from bench.realistic import preprocessor
 from scoring import Explanation
-from scoring.datasets import make_credit
+from scoring.datasets import make_credit, preprocessor
 
 
 def run_cli(*args: str, home) -> subprocess.CompletedProcess:

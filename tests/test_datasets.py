@@ -1,4 +1,5 @@
-"""Example data sets: mixed dtypes with missing values, CSV-stable, learnable; bench cases fit."""
+"""Example data sets: mixed dtypes with missing values, CSV-stable, learnable; the realistic
+cases fit."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from bench.realistic import CASES, preprocessor
 from scoring import datasets
+from scoring.datasets import preprocessor
+from tests.support.realistic import CASES
 
 LOADERS = {
     "credit": (datasets.make_credit, "binary"),
@@ -100,7 +102,7 @@ def test_targets_are_learnable(name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_bench_case_builds_and_predicts(name):
+def test_realistic_case_builds_and_predicts(name):
     case = CASES[name]()
     assert case.name == name and case.task in ("binary", "multiclass", "regression")
     assert list(case.model.named_steps) == ["prep", "model"]

@@ -9,7 +9,7 @@ categorical city) or ``credit`` (a pipeline with the dashboard's explained rows)
 here: the bearer token, the body limit with the worker's memory, unknown paths and metric
 series, ``/score`` orientations, and what one client must not do to the service (stall its
 event loop, bloat its worker, add metric series, hold its connections, fill its log): each
-class with a test, and a short flood of each kind (``bench/flood.py``, marked
+class with a test, and a short flood of each kind (``tests/support/flood.py``, marked
 ``integration``).
 """
 
@@ -983,9 +983,9 @@ def test_docs_answers_the_swagger_ui(svc_server, auth_server):
 
 @pytest.mark.integration
 def test_a_short_flood_of_each_kind(servers, bundles, bento_home, tmp_path_factory):
-    """``bench/flood.py`` for a few seconds per kind, with its checks: ``/livez`` under 1 s,
-    the worker under 300 MiB more, no metric series per request."""
-    from bench.flood import KINDS, Requests, flood, worker_pid
+    """``python -m bench.flood``'s client for a few seconds per kind, with its checks:
+    ``/livez`` under 1 s, the worker under 300 MiB more, no metric series per request."""
+    from tests.support.flood import KINDS, Requests, flood, worker_pid  # imports the service
 
     server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "flood.log",
                            bundle=bundles["credit"].tag, env={"SCORING_API_TOKEN": TOKEN})

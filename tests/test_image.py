@@ -20,7 +20,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.processes import free_port, stop_process, wait_http
+from tests.support.processes import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_DIR = ROOT / "deploy" / "image"

@@ -15,7 +15,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
-from bench.realistic import preprocessor
 from scoring import (
     ExplanationBundle,
     InputError,
@@ -24,7 +23,7 @@ from scoring import (
     TreeScoringExplainer,
     distill,
 )
-from scoring.datasets import make_credit, make_triage
+from scoring.datasets import make_credit, make_triage, preprocessor
 from scoring.shapley.exact import exact_shapley_values
 
 

@@ -22,9 +22,6 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from bench.processes import free_port, stop_process, wait_http
-from bench.realistic import preprocessor
-from bench.remote import example_explainers, people
 from scoring import (
     Explanation,
     ExplanationBundle,
@@ -32,9 +29,11 @@ from scoring import (
     LinearScoringExplainer,
     explain_dataframe,
 )
-from scoring.datasets import make_credit
+from scoring.datasets import make_credit, preprocessor
 from scoring.remote import ExplanationNotFound, explain_to_parquet
 from scoring.remote.resume import partition_identity
+from tests.support.batch_examples import example_explainers, people
+from tests.support.processes import free_port, stop_process, wait_http
 
 # no usage reports from MLflow (nor from the `mlflow server` and uploaders started here)
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -114,7 +113,7 @@ def saved(tmp_path_factory):
     """Bundles in a temporary BentoML home: ``people`` (logistic regression behind a
     ColumnTransformer with imputers and a one-hot string column; linear explainer, raw
     importances), ``svc`` (breast-cancer SVC, Kernel explainer), and ``credit`` and
-    ``credit_copy``: one Pipeline (``bench.realistic.preprocessor`` + logistic regression) on
+    ``credit_copy``: one Pipeline (``scoring.datasets.preprocessor`` + logistic regression) on
     ``make_credit`` rows (string categoricals and numbers with missing values), linear
     explainer, saved twice (two tags, one model)."""
     root = tmp_path_factory.mktemp("remote")

@@ -11,11 +11,11 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, SVR
 
-from bench.realistic import preprocessor, wine_svc
 from scoring import ExplanationBundle, SVMScoringExplainer, distill, load, save
-from scoring.datasets import load_diabetes_mixed
+from scoring.datasets import load_diabetes_mixed, preprocessor
 from scoring.model.svm import RBFMachine, couple, unsupported_svm
 from scoring.shapley.exact import exact_shapley_values
+from tests.support.realistic import wine_svc
 
 # libsvm stops coupling pairwise probabilities at a tolerance, the machine solves it
 # exactly: measured up to 3e-3 apart on the wine SVC's hybrid rows

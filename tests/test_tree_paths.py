@@ -24,9 +24,8 @@ from sklearn.ensemble import (
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeRegressor
 
-from bench.realistic import preprocessor
 from scoring import TreeScoringExplainer
-from scoring.datasets import make_claims, make_credit, make_triage
+from scoring.datasets import make_claims, make_credit, make_triage, preprocessor
 from scoring.model.trees import additive_trees
 from scoring.shapley.exact import exact_shapley_values
 from scoring.shapley.tree_paths import (

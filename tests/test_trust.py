@@ -28,7 +28,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from bench.realistic import preprocessor
 from scoring import (
     AmortizedScoringExplainer,
     Explanation,
@@ -42,7 +41,7 @@ from scoring import (
 from scoring.artifacts.bundle import BundleError, ExplanationBundle
 from scoring.artifacts.migrate import migrate
 from scoring.artifacts.state import sha256_file
-from scoring.datasets import make_credit
+from scoring.datasets import make_credit, preprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
 X, Y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)

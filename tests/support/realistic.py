@@ -1,4 +1,5 @@
-"""Realistic cases: the preprocessing + model pipelines users write, fitted on scoring.datasets."""
+"""Realistic cases: the preprocessing + model pipelines users write, fitted on
+scoring.datasets (tests and bench.pipelines run them)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import (
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 
 from scoring.datasets import (
@@ -29,6 +27,7 @@ from scoring.datasets import (
     make_claims,
     make_credit,
     make_triage,
+    preprocessor,
 )
 
 if TYPE_CHECKING:
@@ -47,18 +46,6 @@ class RealisticCase:
     X_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
-
-
-def preprocessor() -> ColumnTransformer:
-    """Numbers: median imputation then scaling; strings: most-frequent imputation then one-hot."""
-    numbers = Pipeline([("impute", SimpleImputer(strategy="median")),
-                        ("scale", StandardScaler())])
-    strings = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore"))])
-    return ColumnTransformer([
-        ("num", numbers, make_column_selector(dtype_include="number")),
-        ("cat", strings, make_column_selector(dtype_exclude="number")),
-    ])
 
 
 def _case(name: str, description: str, task: Task, X: pd.DataFrame, y: pd.Series,

@@ -1,4 +1,4 @@
-"""Starting, waiting for and stopping the helper processes benchmarks and tests run
+"""Starting, waiting for and stopping the helper processes tests and benchmarks run
 (``bentoml serve``, Prometheus, an MLflow server): one copy of each step."""
 
 from __future__ import annotations

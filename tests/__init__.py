@@ -1,0 +1,2 @@
+"""The test suite (`make test`: fast tier; `make test-integration`: the tests marked
+`integration`)."""
