@@ -1,17 +1,10 @@
 """The amortized scoring explainer: additivity, fidelity against exact Shapley values,
 determinism, persistence, and its unbiased permutation labels."""
 
-import json
-import os
-import subprocess
-import sys
 import warnings
 
-import joblib
 import numpy as np
-import pandas as pd
 import pytest
-import requests
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.neural_network import MLPClassifier
@@ -224,48 +217,3 @@ def test_margin_base_is_used_only_where_the_link_holds(triage):
     assert binary.get_params()["margin_link"] == "logistic"
     values = binary.shap_values(X[:5])
     np.testing.assert_array_equal(values[..., 0], -values[..., 1])
-
-
-def test_boosting_pipeline_through_the_cli_and_http_with_missing_values(tmp_path, servers):
-    """A 3-class HistGradientBoosting pipeline on a CSV with empty cells: `scoring distill
-    --method amortized` builds the margin base, the served process rebuilds its path engine
-    from the bundle, and a JSON null gets the model's own answer for NaN."""
-    X, y = make_triage(n_rows=500)
-    pipe = Pipeline([("prep", preprocessor()),
-                     ("model", HistGradientBoostingClassifier(max_iter=40,
-                                                              random_state=0))]).fit(X, y)
-    joblib.dump(pipe, tmp_path / "triage.joblib")
-    X.assign(urgency=y).to_csv(tmp_path / "train.csv", index=False)
-    home = tmp_path / "home"
-    built = subprocess.run(
-        [sys.executable, "-m", "scoring.cli", "distill", "--model",
-         str(tmp_path / "triage.joblib"), "--data", str(tmp_path / "train.csv"), "--target",
-         "urgency", "--method", "amortized", "--dashboard-rows", "20", "--name", "triage",
-         "--verbose"],
-        env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
-        timeout=900)
-    assert built.returncode == 0, built.stderr
-    assert '"margin_link": "softmax"' in built.stderr  # the full report names the base
-    server = servers.start(None, home, tmp_path / "serve.log",
-                           bundle=built.stdout.strip().splitlines()[-1])
-    try:
-        records = json.loads(X.iloc[:3].to_json(orient="records"))
-        records[0] = {**records[0], "heart_rate": None, "symptom": None}
-        reply = requests.post(server.url + "/predict", json={"rows": records}, timeout=60)
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
-        assert body["feature_names"] == list(X.columns)  # raw columns
-        rows = pd.DataFrame(records, columns=X.columns).astype(
-            {"heart_rate": float}).replace({None: np.nan})
-        expected = pipe.predict_proba(rows)
-        np.testing.assert_allclose(body["probabilities"], expected, atol=1e-12)
-        values = np.asarray(body["local_importance_values"])
-        np.testing.assert_allclose(values.sum(-1).T + body["expected_values"], expected,
-                                   atol=1e-9)
-        bad = requests.post(server.url + "/predict", json={"rows": [{"age": "old"}]},
-                            timeout=60)
-        assert bad.status_code == 400 and bad.json()["reason"]
-        assert requests.post(server.url + "/predict", json={"rows": records[1:]},
-                             timeout=60).status_code == 200
-    finally:
-        servers.stop(server)

@@ -1,4 +1,5 @@
-"""The `scoring` command line: distill a model file into a bundle, explain a data file."""
+"""The `scoring` command line: distill a model file into a bundle, explain a data file;
+a bundle it distilled, served by `bentoml serve`."""
 
 from __future__ import annotations
 
@@ -6,24 +7,31 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from sklearn.datasets import load_diabetes
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from scoring import Explanation
-from scoring.datasets import make_credit, preprocessor
+from scoring.datasets import make_credit, make_triage, preprocessor
 
 
 def run_cli(*args: str, home) -> subprocess.CompletedProcess:
     env = {**os.environ, "BENTOML_HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "scoring.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +144,71 @@ def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
     positive = values[values["class"] == 1]
     total = positive[list(X.columns)].sum(axis=1) + positive["expected_value"]
     np.testing.assert_allclose(total.to_numpy(), pipe.predict_proba(rows)[:, 1], atol=1e-10)
+
+
+# -- distilled on the command line, served, asked with nulls ------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    make_data: Callable  # a scoring.datasets maker: strings and numbers with missing values
+    estimator: Callable[[], object]
+    method: str  # scoring distill --method
+    params: dict  # what the report's params of the shipped explainer hold
+    nulls: tuple[str, ...]  # columns the first row sends as JSON null: a number, a string
+
+
+SCENARIOS = {
+    # a forest: exact values per raw column from the tree path engine
+    "forest": Scenario(make_credit, lambda: RandomForestClassifier(
+        n_estimators=30, max_depth=6, random_state=0), "tree", {"engine": "paths"},
+        ("income", "employment")),
+    # 3-class histogram boosting: amortized networks on the exact margin base, whose path
+    # engine the served process rebuilds from the bundle
+    "boosting": Scenario(make_triage, lambda: HistGradientBoostingClassifier(
+        max_iter=40, random_state=0), "amortized", {"margin_link": "softmax"},
+        ("heart_rate", "symptom")),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_pipeline_distilled_from_csv_is_served_with_the_models_answers(name, tmp_path,
+                                                                          servers):
+    """A user's pipeline on a CSV with empty cells: `scoring distill`, then `bentoml serve`
+    of the bundle; a JSON null gets the model's own answer for NaN and values adding up to
+    it exactly."""
+    case = SCENARIOS[name]
+    X, y = case.make_data(n_rows=500)
+    pipe = Pipeline([("prep", preprocessor()), ("model", case.estimator())]).fit(X, y)
+    joblib.dump(pipe, tmp_path / "model.joblib")
+    X.assign(**{y.name: y}).to_csv(tmp_path / "train.csv", index=False)
+    home = tmp_path / "home"
+    built = run_cli("distill", "--model", str(tmp_path / "model.joblib"), "--data",
+                    str(tmp_path / "train.csv"), "--target", str(y.name), "--method",
+                    case.method, "--dashboard-rows", "20", "--name", name, "--report",
+                    str(tmp_path / "report.json"), home=home)
+    assert built.returncode == 0, built.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["method"] == case.method
+    assert case.params.items() <= report["params"].items(), report["params"]
+    server = servers.start(None, home, tmp_path / "serve.log",
+                           bundle=built.stdout.strip().splitlines()[-1])
+    try:
+        records = json.loads(X.iloc[:3].to_json(orient="records"))
+        records[0].update(dict.fromkeys(case.nulls))
+        reply = requests.post(server.url + "/predict", json={"rows": records}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["feature_names"] == list(X.columns)  # raw columns
+        rows = X.iloc[:3].copy()
+        rows.loc[rows.index[0], list(case.nulls)] = np.nan
+        expected = pipe.predict_proba(rows)
+        np.testing.assert_allclose(body["probabilities"], expected, atol=1e-12)
+        values = np.asarray(body["local_importance_values"])
+        np.testing.assert_allclose(values.sum(-1).T + body["expected_values"], expected,
+                                   atol=1e-9)
+        bad = requests.post(server.url + "/predict", json={"rows": [{"age": "old"}]},
+                            timeout=60)
+        assert bad.status_code == 400 and bad.json()["reason"]
+        assert requests.post(server.url + "/predict", json={"rows": records[1:]},
+                             timeout=60).status_code == 200
+    finally:
+        servers.stop(server)

@@ -3,16 +3,8 @@ per column or per column group, checked against enumeration of every coalition."
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
-import joblib
 import numpy as np
-import pandas as pd
 import pytest
-import requests
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -25,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeRegressor
 
 from scoring import TreeScoringExplainer
-from scoring.datasets import make_claims, make_credit, make_triage, preprocessor
+from scoring.datasets import make_claims, make_triage, preprocessor
 from scoring.model.trees import additive_trees
 from scoring.shapley.exact import exact_shapley_values
 from scoring.shapley.tree_paths import (
@@ -136,50 +128,6 @@ def test_deep_forest_per_engineered_column_is_refused_and_per_raw_column_is_not(
     values = explainer.explain(X.iloc[:3])
     np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
                                forest.predict_proba(X.iloc[:3]), atol=1e-12)
-
-
-def test_forest_pipeline_through_the_cli_and_http_with_missing_values(tmp_path, servers):
-    """A user's RandomForest pipeline on a CSV with empty cells: `scoring distill --method
-    tree`, then `bentoml serve` of the bundle; a JSON null gets the model's own answer
-    for NaN and values adding up to it exactly."""
-    X, y = make_credit(n_rows=500)
-    pipe = Pipeline([("prep", preprocessor()),
-                     ("model", RandomForestClassifier(n_estimators=30, max_depth=6,
-                                                      random_state=0))]).fit(X, y)
-    joblib.dump(pipe, tmp_path / "forest.joblib")
-    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
-    home = tmp_path / "home"
-    built = subprocess.run(
-        [sys.executable, "-m", "scoring.cli", "distill", "--model", str(tmp_path / "forest.joblib"),
-         "--data", str(tmp_path / "train.csv"), "--target", "default", "--method", "tree",
-         "--dashboard-rows", "20", "--name", "credit_forest", "--verbose"],
-        env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
-        timeout=600)
-    assert built.returncode == 0, built.stderr
-    assert '"engine": "paths"' in built.stderr  # the full report names the path engine
-    server = servers.start(None, home, tmp_path / "serve.log",
-                           bundle=built.stdout.strip().splitlines()[-1])
-    try:
-        records = json.loads(X.iloc[:3].to_json(orient="records"))
-        records[0] = {**records[0], "income": None, "employment": None}
-        reply = requests.post(server.url + "/predict", json={"rows": records}, timeout=60)
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
-        assert body["feature_names"] == list(X.columns)  # raw columns
-        rows = pd.DataFrame(records, columns=X.columns).astype(
-            {"income": float}).replace({None: np.nan})
-        expected = pipe.predict_proba(rows)
-        np.testing.assert_allclose(body["probabilities"], expected, atol=1e-12)
-        values = np.asarray(body["local_importance_values"])
-        np.testing.assert_allclose(values.sum(-1).T + body["expected_values"], expected,
-                                   atol=1e-9)
-        bad = requests.post(server.url + "/predict", json={"rows": [{"age": "old"}]},
-                            timeout=60)
-        assert bad.status_code == 400 and bad.json()["reason"]
-        assert requests.post(server.url + "/predict", json={"rows": records[1:]},
-                             timeout=60).status_code == 200
-    finally:
-        servers.stop(server)
 
 
 @pytest.mark.parametrize("make_model,output,n_classes", [
