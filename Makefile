@@ -7,8 +7,8 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
 
-.PHONY: install demo build-demo serve test test-all lint bench bench-quick bench-dashboard \
-	bench-flood sdk-venv load image image-test clean
+.PHONY: install demo build-demo serve test test-integration test-all lint bench bench-quick \
+	bench-dashboard bench-flood sdk-venv load image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,16 +29,19 @@ build-demo: install
 serve: install
 	$(BIN)/bentoml serve --host 127.0.0.1 --port $(PORT)
 
+# the fast tier: unit and library tests, and tests against `bentoml serve` of small bundles
 test: install
 	$(BIN)/ruff check scoring service tests bench deploy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not integration"
 
-# the tests marked `integration` too: external processes or long runs (what CI runs)
-test-all: install
-	$(BIN)/ruff check scoring service tests bench deploy
-	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+# the tests marked `integration`: the image, the browser, an MLflow server, a Dask cluster,
+# Prometheus, a distilled bundle served, long runs
+test-integration: install
+	$(BIN)/python -m pytest -q -m integration
+
+# both tiers, one after the other (what CI runs)
+test-all: test test-integration
 
 lint: install
 	$(BIN)/ruff check scoring service tests bench deploy
@@ -93,7 +96,8 @@ image: install
 	@$(BIN)/bentoml models get $(SCORING_BUNDLE) >/dev/null 2>&1 || $(BIN)/scoring demo
 	deploy/image/build.sh
 
-# builds the image of a test bundle, runs it, compares it with `bentoml serve` (part of `make test`)
+# builds the image of a test bundle, runs it, compares it with `bentoml serve` (part of
+# `make test-integration`)
 image-test: install
 	$(BIN)/python -m pytest -q tests/test_image.py
 

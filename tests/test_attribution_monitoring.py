@@ -274,6 +274,7 @@ def _send_for(url: str, frame: pd.DataFrame, seconds: float) -> int:
     return sent
 
 
+@pytest.mark.integration
 def test_shifted_traffic_turns_the_drift_alert_true(drift_prometheus, credit_server,
                                                     bundles):
     query = drift_prometheus

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
+
+pytestmark = pytest.mark.integration
 
 def test_build_then_serve_the_bento(servers, bundles, bento_home, tmp_path):
     tag = bundles["svc"].tag

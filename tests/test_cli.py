@@ -169,6 +169,7 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_a_pipeline_distilled_from_csv_is_served_with_the_models_answers(name, tmp_path,
                                                                           servers):

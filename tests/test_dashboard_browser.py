@@ -31,6 +31,8 @@ TOKEN = "dashboard-t0ken"
 TIMEOUT_MS = 60_000
 
 
+pytestmark = pytest.mark.integration
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -551,6 +551,7 @@ def traffic(prometheus, svc_server, bundles) -> Traffic:
     return Traffic(before, after, rows_sent)
 
 
+@pytest.mark.integration
 def test_prometheus_counts_the_requests_sent(prometheus, traffic):
     def delta(expr: str, name: str, **labels: str) -> float:
         value = prometheus.wait_for(expr, lambda v: v == _total(traffic.after, name, **labels))
@@ -572,6 +573,7 @@ def test_prometheus_counts_the_requests_sent(prometheus, traffic):
     assert prometheus.scalar('up{job="scoring"}') == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("histogram, selector", [
     ("bentoml_service_request_duration_seconds",
      'endpoint="/predict",http_response_code="200"'),
@@ -587,6 +589,7 @@ def test_histogram_quantile_gives_a_finite_latency(prometheus, traffic, histogra
     assert p50 is not None and 0 < p50 <= p99
 
 
+@pytest.mark.integration
 def test_recording_rules_evaluate_without_errors(prometheus, traffic):
     for expr in ('endpoint:bentoml_service_request_duration_seconds:p99_5m{endpoint="/predict"}',
                  'endpoint:bentoml_service_request:rate5m{endpoint="/predict"}',
@@ -612,6 +615,7 @@ def test_recording_rules_evaluate_without_errors(prometheus, traffic):
     assert [a for a in firing["data"]["alerts"] if a["state"] == "firing"] == []
 
 
+@pytest.mark.integration
 def test_dashboard_queries_return_data(prometheus, traffic):
     empty = _dashboard_exprs(rate_interval="5m")
     deadline = time.monotonic() + 15  # recording rules: the first evaluation may be due
@@ -621,6 +625,7 @@ def test_dashboard_queries_return_data(prometheus, traffic):
     assert empty == [], "dashboard queries with no data"
 
 
+@pytest.mark.integration
 def test_every_referenced_metric_is_in_the_real_scrape(traffic):
     scraped = {name for name, _ in traffic.after}
     missing = _referenced_metric_names() - scraped

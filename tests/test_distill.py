@@ -256,6 +256,7 @@ def _arrays(explainer) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.integration
 def test_the_same_rows_ship_the_same_explainer_on_a_busy_machine(data):
     X, y = data
     with warnings.catch_warnings():

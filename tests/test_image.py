@@ -38,6 +38,8 @@ if os.geteuid() != 0:
                 allow_module_level=True)
 
 
+pytestmark = pytest.mark.integration
+
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], env=ENGINE_ENV, capture_output=True, text=True,
                           timeout=timeout)

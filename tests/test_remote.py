@@ -139,11 +139,20 @@ def _explanation(bundle: ExplanationBundle, rows: pd.DataFrame) -> Explanation:
     return bundle.score(rows, get_raw=True).explanation
 
 
+@pytest.fixture(scope="module")
+def explained():
+    """``explained(start, stop)``: the explanation of the people rows ``start:stop`` by the
+    ``people`` bundle, held in memory (MLflow needs no model store)."""
+    frame, objects = example_explainers(400)
+    bundle = ExplanationBundle(*objects["people"])
+    return lambda start, stop: _explanation(bundle, frame.iloc[start:stop])
+
+
 # -- MLflow ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 (SQLite backend, local artifact root served over
-    HTTP); started when the module starts, waited for by the first test that needs it."""
+    HTTP); started when a test first asks for it, waited for when one uses it."""
     root = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
     log = open(root / "server.log", "wb")
@@ -215,12 +224,11 @@ def _round_trip(client: ExplanationClient, explanation: Explanation) -> None:
                           run_id="0" * 32).download_model_explanation()
 
 
-def test_round_trip_embedded_default_store(saved, tmp_path, monkeypatch, mlflow_server):
-    """The default tracking URI: sqlite:///mlflow.db in the working directory.
-    (``mlflow_server`` only starts the server early: it boots while this test runs.)"""
+def test_round_trip_embedded_default_store(explained, tmp_path, monkeypatch):
+    """The default tracking URI: sqlite:///mlflow.db in the working directory."""
     import mlflow
 
-    explanation = _explanation(saved["people"], saved["frame"].iloc[:3])
+    explanation = explained(0, 3)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with mlflow.start_run() as run:
@@ -233,9 +241,10 @@ def test_round_trip_embedded_default_store(saved, tmp_path, monkeypatch, mlflow_
         explanation.get_ranked_global_names()[:1]
 
 
-def test_round_trip_mlflow_server(saved, mlflow_server):
+@pytest.mark.integration
+def test_round_trip_mlflow_server(explained, mlflow_server):
     url = mlflow_server()
-    explanation = _explanation(saved["people"], saved["frame"].iloc[10:13])
+    explanation = explained(10, 13)
     client = ExplanationClient(tracking_uri=url, run_id=_new_run(url))
     _round_trip(client, explanation)
 
@@ -246,6 +255,7 @@ def test_missing_mlflow_names_the_extra(monkeypatch):
         ExplanationClient(run_id="x")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("store", ["sqlite", "server"])
 def test_eight_concurrent_uploaders_lose_nothing(store, tmp_path, mlflow_server):
     uri = mlflow_server() if store == "server" else f"sqlite:///{tmp_path}/mlflow.db"
@@ -264,11 +274,12 @@ def test_eight_concurrent_uploaders_lose_nothing(store, tmp_path, mlflow_server)
         assert (values == k * 100 + i).all()
 
 
-def test_killed_upload_leaves_nothing_downloadable(saved, tmp_path, mlflow_server):
+@pytest.mark.integration
+def test_killed_upload_leaves_nothing_downloadable(explained, tmp_path, mlflow_server):
     uri = mlflow_server()
     run_id = _new_run(uri)
     client = ExplanationClient(tracking_uri=uri, run_id=run_id)
-    kept = _explanation(saved["people"], saved["frame"].iloc[:5])
+    kept = explained(0, 5)
     kept_id = client.upload_model_explanation(kept, comment="kept")
     flag = tmp_path / "about-to-commit"
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_UPLOAD, uri, run_id, str(flag)],
@@ -304,20 +315,19 @@ def _forge_marker(uri: str, run_id: str, explanation_id: str, **metadata) -> Non
                                            json.dumps({"id": explanation_id, **metadata}))
 
 
-def test_forged_artifact_paths_are_never_followed(saved, tmp_path):
+def test_forged_artifact_paths_are_never_followed(explained, tmp_path):
     """A marker's artifact_path naming another run's artifact, a file outside the artifact
     store (relative or absolute): the download reads the upload's own artifact, or none.
     SQLite with local artifacts: the store where `../` walks out of the run."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_id, other_run = _new_run(uri, tmp_path / "artifacts"), _new_run(uri, tmp_path / "artifacts")
     client = ExplanationClient(tracking_uri=uri, run_id=run_id)
-    frame = saved["frame"]
-    mine = _explanation(saved["people"], frame.iloc[:3])
+    mine = explained(0, 3)
     mine_id = client.upload_model_explanation(mine, comment="mine")
-    secret = _explanation(saved["people"], frame.iloc[20:24])
+    secret = explained(20, 24)
     secret_id = ExplanationClient(tracking_uri=uri, run_id=other_run).upload_model_explanation(
         secret)
-    planted = _explanation(saved["people"], frame.iloc[40:45])
+    planted = explained(40, 45)
     (tmp_path / "outside.json").write_text(planted.to_json())
     # the run's artifacts are tmp_path/artifacts/<run id>/artifacts
     forged = {"another run": f"../../{other_run}/artifacts/explanations/{secret_id}/"
@@ -340,7 +350,7 @@ def test_forged_artifact_paths_are_never_followed(saved, tmp_path):
             f"explanations/{forged_id}/explanation.json", what
 
 
-def test_malformed_markers_are_skipped_with_a_warning(saved, tmp_path):
+def test_malformed_markers_are_skipped_with_a_warning(explained, tmp_path):
     """One bad marker no longer breaks list and download for the whole run; an id that is
     not an upload's (here the latest, pointing outside the store) is never read."""
     from mlflow import MlflowClient
@@ -348,10 +358,10 @@ def test_malformed_markers_are_skipped_with_a_warning(saved, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_id = _new_run(uri, tmp_path / "artifacts")
     client = ExplanationClient(tracking_uri=uri, run_id=run_id)
-    kept = _explanation(saved["people"], saved["frame"].iloc[:4])
+    kept = explained(0, 4)
     kept_id = client.upload_model_explanation(kept, comment="kept")
     (tmp_path / "outside.json").write_text(
-        _explanation(saved["people"], saved["frame"].iloc[50:52]).to_json())
+        explained(50, 52).to_json())
     store = MlflowClient(tracking_uri=uri)
     bad = {uuid.uuid4().hex: "not json", uuid.uuid4().hex: "[1, 2]",
            uuid.uuid4().hex: json.dumps({"id": uuid.uuid4().hex, "uploaded_at": 1.0}),
@@ -376,7 +386,7 @@ def test_malformed_markers_are_skipped_with_a_warning(saved, tmp_path):
         client.download_model_explanation("NOTANID")
 
 
-def test_damaged_stored_explanation_names_run_and_artifact(saved, tmp_path):
+def test_damaged_stored_explanation_names_run_and_artifact(explained, tmp_path):
     """A stored explanation that ``Explanation.from_json`` refuses: its download fails with
     the run and the artifact named; the run's other uploads stay readable."""
     from mlflow import MlflowClient
@@ -384,7 +394,7 @@ def test_damaged_stored_explanation_names_run_and_artifact(saved, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_id = _new_run(uri, tmp_path / "artifacts")
     client = ExplanationClient(tracking_uri=uri, run_id=run_id)
-    good = _explanation(saved["people"], saved["frame"].iloc[:3])
+    good = explained(0, 3)
     good_id = client.upload_model_explanation(good, comment="good", true_ys=[0, 1, 1])
     damaged_id = client.upload_model_explanation(good, comment="damaged", true_ys=[0, 1, 1])
     payload = good.to_dict()
@@ -439,6 +449,7 @@ def big_table(saved):
     return folder, table
 
 
+@pytest.mark.integration
 def test_dask_batch_matches_single_process_and_resumes(saved, cluster, big_table, tmp_path):
     import dask.dataframe as dd
 
@@ -503,6 +514,7 @@ def test_dask_batch_matches_single_process_and_resumes(saved, cluster, big_table
                            progress=False)
 
 
+@pytest.mark.integration
 def test_explain_dataframe_kernel_explainer_any_partition(saved, cluster):
     """A sampling explainer too: a row's values do not depend on its partition."""
     import dask.dataframe as dd
@@ -529,6 +541,7 @@ def _cli(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_cli_batch_on_csv_glob_uploads_global_explanation(saved, cluster, tmp_path):
     frame, y = people(3_000, seed=3)
     frame["label"] = y
@@ -580,6 +593,7 @@ def _parts(out: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
 
 
+@pytest.mark.integration
 def test_cli_batch_explains_engineered_columns_when_asked(saved, cluster, tmp_path):
     """--no-get-raw on the Dask path gives what it gives on one process: one column per
     engineered column (it was read as "raw columns" before)."""
@@ -602,6 +616,7 @@ def test_cli_batch_explains_engineered_columns_when_asked(saved, cluster, tmp_pa
                                rtol=1e-12)
 
 
+@pytest.mark.integration
 def test_cli_batch_resumes_only_the_same_input_and_bundle(saved, cluster, tmp_path):
     """The same command run again on a file regenerated with as many rows is recomputed,
     not resumed from the old rows' part-files; the same input is resumed; another bundle
@@ -650,6 +665,7 @@ def test_cli_batch_resumes_only_the_same_input_and_bundle(saved, cluster, tmp_pa
     assert _parts(out) == before
 
 
+@pytest.mark.integration
 def test_cli_batch_refuses_part_files_it_did_not_record(saved, cluster, tmp_path):
     """Part-files with no manifest (copied from another run's output) say nothing about
     which rows they explain: refused, neither reused nor deleted."""
