@@ -9,12 +9,13 @@ could run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib.metadata
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def library_versions() -> dict[str, str]:
 def module_versions(type_names: Iterable[str]) -> dict[str, str]:
     """``{distribution: version}`` installed for the top-level modules of ``type_names``
     (say ``lightgbm`` for ``lightgbm.sklearn.LGBMClassifier``), read without importing."""
-    owners = importlib.metadata.packages_distributions()
+    owners = _module_owners()
     versions = {}
     for name in type_names:
         top = name.split(".")[0]
@@ -56,6 +57,13 @@ def module_versions(type_names: Iterable[str]) -> dict[str, str]:
             except importlib.metadata.PackageNotFoundError:
                 versions[dist] = "not installed"
     return versions
+
+
+@functools.cache
+def _module_owners() -> Mapping[str, list[str]]:
+    """The distributions of each top-level module, read once per process: reading them
+    walks the file list of every installed distribution."""
+    return importlib.metadata.packages_distributions()
 
 
 def check_versions(saved: Any, label: str) -> None:
