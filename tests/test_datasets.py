@@ -13,7 +13,6 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
 from scoring import datasets
 from scoring.datasets import preprocessor
@@ -27,13 +26,6 @@ LOADERS = {
     "wine_mixed": (datasets.load_wine_mixed, "multiclass"),
     "churn": (datasets.make_churn, "binary"),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # OpenMP boosting on a busy 2-core machine can be 20x slower with 2 threads than with 1
-    with threadpool_limits(1):
-        yield
 
 
 def test_datasets_module_imports_only_numpy_pandas_sklearn():
