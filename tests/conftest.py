@@ -1,5 +1,6 @@
 """Shared fixtures: small real bundles in a temporary BentoML home, and `bentoml serve`
-subprocesses serving them (started on demand, stopped by PID at the end of the session)."""
+subprocesses serving them (those the selected tests need start with the session, in the
+background; stopped by PID at the end of the session)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,14 @@ from scoring import (
 )
 from scoring.datasets import make_credit, preprocessor
 from tests.support.bundles import Bundle, BundleStore, save_bundles
-from tests.support.servers import Server, Servers, start_server, stop_server, wait_ready
+from tests.support.servers import (
+    API_TOKEN,
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    ServedBundles,
+    Server,
+    Servers,
+)
 
 
 def _breast_cancer() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
@@ -127,26 +135,54 @@ def servers() -> type[Servers]:
     return Servers
 
 
-# bundles served by one `bentoml serve` each for the whole session
-SERVED = ("svc", "tabular", "credit", "svc_permutation", "svc_amortized")
+# the session's servers: fixture `<name>_server` is `bentoml serve` of bundle ``bundle``
+# with more environment ``env`` (name: (bundle, env))
+SERVED = {
+    "svc": ("svc", {}),
+    "tabular": ("tabular", {}),
+    "credit": ("credit", {}),
+    "svc_permutation": ("svc_permutation", {}),
+    "svc_amortized": ("svc_amortized", {}),
+    # every route but the probes, /metrics and the dashboard's page needs the token
+    "auth": ("svc", {"SCORING_API_TOKEN": API_TOKEN}),
+    # short deadlines for a request's headers and for its body
+    "timeout": ("svc", {"SCORING_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+                        "SCORING_BODY_TIMEOUT": str(BODY_TIMEOUT)}),
+}
+
+
+def _servers_needed(items: list[pytest.Item]) -> list[str]:
+    """The names of ``SERVED`` whose fixture ``items`` ask for, directly or not."""
+    return [name for name in SERVED
+            if any(f"{name}_server" in item.fixturenames for item in items)]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules whose tests need none of the session's servers run first: meanwhile the
+    servers the later ones need start (``_start_servers``)."""
+    serving = {item.module for item in items if _servers_needed([item])}
+    items.sort(key=lambda item: item.module in serving)
 
 
 @pytest.fixture(scope="session")
-def served(bundles, bento_home, tmp_path_factory) -> dict[str, Server]:
-    """``bentoml serve`` of each bundle in ``SERVED``, started side by side (a start is
-    mostly imports: two at a time use both cores) and stopped at the end."""
-    logs = tmp_path_factory.mktemp("logs")
-    started: dict[str, Server] = {}
+def served(bundles, bento_home, tmp_path_factory) -> ServedBundles:
+    """The servers of ``SERVED``, started when asked for, stopped at the end."""
+    pool = ServedBundles({name: (bundles[bundle].tag, env)
+                          for name, (bundle, env) in SERVED.items()},
+                         bento_home, tmp_path_factory.mktemp("logs"))
     try:
-        for name in SERVED:
-            started[name] = start_server(None, bento_home, logs / f"{name}.log",
-                                         bundle=bundles[name].tag, wait=False)
-        for server in started.values():
-            wait_ready(server)
-        yield started
+        yield pool
     finally:
-        for server in started.values():
-            stop_server(server)
+        pool.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_servers(request) -> None:
+    """The servers the selected tests need start with the session, side by side, and boot
+    while the tests that need none run."""
+    names = _servers_needed(request.session.items)
+    if names:
+        request.getfixturevalue("served").start(names)
 
 
 @pytest.fixture(scope="session")
@@ -162,3 +198,23 @@ def tabular_server(served) -> Server:
 @pytest.fixture(scope="session")
 def credit_server(served) -> Server:
     return served["credit"]
+
+
+@pytest.fixture(scope="session")
+def svc_permutation_server(served) -> Server:
+    return served["svc_permutation"]
+
+
+@pytest.fixture(scope="session")
+def svc_amortized_server(served) -> Server:
+    return served["svc_amortized"]
+
+
+@pytest.fixture(scope="session")
+def auth_server(served) -> Server:
+    return served["auth"]
+
+
+@pytest.fixture(scope="session")
+def timeout_server(served) -> Server:
+    return served["timeout"]

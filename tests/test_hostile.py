@@ -34,9 +34,10 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer
 
+from tests.support.servers import API_TOKEN, BODY_TIMEOUT, HEADER_TIMEOUT
+
 NAMES = [str(n) for n in load_breast_cancer().feature_names]
 GOOD = [1.0] * 30
-TOKEN = "s3cret-token-for-tests"
 
 
 def _record(**changes: Any) -> dict:
@@ -423,17 +424,9 @@ def test_score_unnamed_frames_are_positional(svc_server, bundles):
 
 
 # -- the bearer token ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def auth_server(servers, bundles, bento_home, tmp_path_factory):
-    server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "auth.log",
-                           bundle=bundles["svc"].tag, env={"SCORING_API_TOKEN": TOKEN})
-    yield server
-    servers.stop(server)
-
-
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", f"Bearer {TOKEN}x",
-                                    f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", TOKEN,
-                                    f"Token {TOKEN}", "Bearer \u00e9t\u00e9"])
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", f"Bearer {API_TOKEN}x",
+                                    f"Bearer {API_TOKEN[:-1]}", f"Basic {API_TOKEN}", API_TOKEN,
+                                    f"Token {API_TOKEN}", "Bearer \u00e9t\u00e9"])
 @pytest.mark.parametrize("method,path", [("POST", "/predict"), ("POST", "/explain"),
                                          ("POST", "/score"), ("GET", "/metadata"),
                                          ("GET", "/explanation/global"), ("GET", "/docs.json"),
@@ -449,10 +442,10 @@ def test_every_route_needs_the_token(auth_server, header, method, path):
 
 
 def test_the_token_opens_every_route(auth_server):
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
     for scheme in ("Bearer", "bearer"):
         r = requests.post(auth_server.url + "/predict", json={"rows": [GOOD]}, timeout=60,
-                          headers={"Authorization": f"{scheme} {TOKEN}"})
+                          headers={"Authorization": f"{scheme} {API_TOKEN}"})
         assert r.status_code == 200, r.text
     assert requests.get(auth_server.url + "/metadata", headers=auth, timeout=10).ok
     frame = pd.DataFrame([GOOD], columns=NAMES)
@@ -460,7 +453,7 @@ def test_the_token_opens_every_route(auth_server):
                          timeout=60).ok
     for path in ("/livez", "/readyz", "/metrics"):  # probes and Prometheus need none
         assert requests.get(auth_server.url + path, timeout=10).status_code == 200, path
-    with bentoml.SyncHTTPClient(auth_server.url, token=TOKEN) as client:
+    with bentoml.SyncHTTPClient(auth_server.url, token=API_TOKEN) as client:
         assert client.predict(rows=[GOOD])["predictions"] == [1]
     # bad input with the token: the usual 4xx
     r = requests.post(auth_server.url + "/predict", json={"rows": [[1.0]]}, headers=auth,
@@ -705,7 +698,7 @@ def test_paths_under_served_prefixes_create_no_metric_series(svc_server, auth_se
     assert requests.get(svc_server.url + css, timeout=10).status_code == 200
     assert requests.get(auth_server.url + css, timeout=10).status_code == 401
     assert requests.get(auth_server.url + css, timeout=10,
-                        headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+                        headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 200
 
 
 def _server_errors(server) -> float:
@@ -833,8 +826,8 @@ DUPLICATES = {
                                  "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
                                 b"2\r\n{}\r\n0\r\n\r\n"),
     "authorization-twice": (["Content-Type: application/json", "Content-Length: 2",
-                             f"Authorization: Bearer {TOKEN}",
-                             f"Authorization: Bearer {TOKEN}"], b"{}"),
+                             f"Authorization: Bearer {API_TOKEN}",
+                             f"Authorization: Bearer {API_TOKEN}"], b"{}"),
 }
 
 
@@ -848,24 +841,11 @@ def test_duplicated_framing_headers_are_refused(svc_server, auth_server, name, p
     assert content_type.startswith("application/json"), (content_type, text[:300])
     assert json.loads(text)["reason"] in ("duplicate_header", "malformed_request"), text
     check = requests.post(server.url + "/predict", json={"rows": [GOOD]}, timeout=60,
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+                          headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert check.status_code == 200, check.text
 
 
 # -- slow clients, logs, the documentation page ---------------------------------------------
-HEADER_TIMEOUT, BODY_TIMEOUT = 2, 3
-
-
-@pytest.fixture(scope="module")
-def timeout_server(servers, bundles, bento_home, tmp_path_factory):
-    server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "slow.log",
-                           bundle=bundles["svc"].tag,
-                           env={"SCORING_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-                                "SCORING_BODY_TIMEOUT": str(BODY_TIMEOUT)})
-    yield server
-    servers.stop(server)
-
-
 def _closed(s: socket.socket, answers: dict) -> bool:
     """Whether the server closed ``s`` (what it answered, if anything, kept in
     ``answers``)."""
@@ -988,9 +968,9 @@ def test_a_short_flood_of_each_kind(servers, bundles, bento_home, tmp_path_facto
     from tests.support.flood import KINDS, Requests, flood, worker_pid  # imports the service
 
     server = servers.start(None, bento_home, tmp_path_factory.mktemp("logs") / "flood.log",
-                           bundle=bundles["credit"].tag, env={"SCORING_API_TOKEN": TOKEN})
+                           bundle=bundles["credit"].tag, env={"SCORING_API_TOKEN": API_TOKEN})
     try:
-        make = Requests(server.url, TOKEN)
+        make = Requests(server.url, API_TOKEN)
         for kind in KINDS:
             result = flood(server.url, worker_pid(server.proc.pid), make, kind, 4, 4)
             print(f"\n{kind}: {result['requests']} requests {result['answers']}, /livez max "

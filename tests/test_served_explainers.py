@@ -9,10 +9,15 @@ import pytest
 import requests
 
 
+@pytest.fixture(scope="module")
+def explainer_servers(svc_permutation_server, svc_amortized_server):
+    return {"svc_permutation": svc_permutation_server, "svc_amortized": svc_amortized_server}
+
+
 @pytest.mark.parametrize("name", ["svc_permutation", "svc_amortized"])
-def test_served_values_equal_the_library(name, served, bundles):
+def test_served_values_equal_the_library(name, explainer_servers, bundles):
     b = bundles[name]
-    server = served[name]
+    server = explainer_servers[name]
     rows = b.X.iloc[:4].to_numpy()
     r = requests.post(server.url + "/predict", json={"rows": rows.tolist(), "top_k": 3},
                       timeout=60)

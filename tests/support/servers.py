@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from tests.support.processes import free_port, start_prometheus, stop_process, w
 ROOT = Path(__file__).resolve().parents[2]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 START_TIMEOUT = 120
+# the bearer token of the session's `auth` server, the deadlines of its `timeout` server
+API_TOKEN = "s3cret-token-for-tests"
+HEADER_TIMEOUT, BODY_TIMEOUT = 2, 3
 
 
 @dataclass
@@ -82,3 +86,41 @@ class Servers:
     stop_process = staticmethod(stop_process)
     free_port = staticmethod(free_port)
     start_prometheus = staticmethod(start_prometheus)
+
+
+class ServedBundles:
+    """The session's `bentoml serve` processes, ``{name: (bundle tag, more environment)}``
+    in the store ``home``: each started by :meth:`start` (side by side, not waited for),
+    waited for when first asked for, stopped by :meth:`stop`."""
+
+    def __init__(self, commands: Mapping[str, tuple[str, Mapping[str, str]]], home: Path,
+                 logs: Path) -> None:
+        self.commands = commands
+        self.home = home
+        self.logs = logs
+        self.started: dict[str, Server] = {}
+        self.ready: set[str] = set()
+
+    def start(self, names: Iterable[str]) -> None:
+        """Start the servers of ``names`` that are not running (a start is mostly imports:
+        two at a time use both cores)."""
+        for name in dict.fromkeys(names):
+            if name not in self.started:
+                tag, env = self.commands[name]
+                self.started[name] = start_server(None, self.home, self.logs / f"{name}.log",
+                                                  bundle=tag, wait=False, env=dict(env))
+
+    def __getitem__(self, name: str) -> Server:
+        self.start([name])
+        if name not in self.ready:
+            wait_ready(self.started[name])
+            self.ready.add(name)
+        return self.started[name]
+
+    def stop(self) -> None:
+        """SIGTERM to every server first, so that they shut down side by side."""
+        for server in self.started.values():
+            if server.proc.poll() is None:
+                server.proc.terminate()
+        for server in self.started.values():
+            stop_server(server)
