@@ -26,12 +26,21 @@ from sklearn.pipeline import Pipeline
 
 from scoring import Explanation
 from scoring.datasets import make_credit, make_triage, preprocessor
+from tests.support.processes import run_side_by_side
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scoring.cli", *args]
+
+
+def in_home(home) -> dict[str, str]:
+    """The environment of a command using the BentoML home ``home``."""
+    return {**os.environ, "BENTOML_HOME": str(home)}
 
 
 def run_cli(*args: str, home) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENTOML_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "scoring.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(cli(*args), env=in_home(home), capture_output=True, text=True,
+                          timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,11 @@ def test_distill_then_explain_csv_and_json(files, built):
     report = json.loads((root / "report.json").read_text())
     assert report["method"] == "linear" and report["tried"][0]["verdict"] == "shipped"
 
-    out = run_cli("explain", "--bundle", tag, "--data", str(root / "rows.csv"), "--drop",
-                  "target", "--output", str(root / "values.csv"), home=home)
+    out, as_json = run_side_by_side(
+        [cli("explain", "--bundle", tag, "--data", str(root / "rows.csv"), "--drop", "target",
+             "--output", str(root / "values.csv")),
+         cli("explain", "--bundle", tag, "--data", str(root / "rows.parquet"), "--drop",
+             "target")], timeout=300, env=in_home(home))
     assert out.returncode == 0, out.stderr
     values = pd.read_csv(root / "values.csv")
     features = [c for c in frame.columns if c != "target"]
@@ -80,27 +92,23 @@ def test_distill_then_explain_csv_and_json(files, built):
     np.testing.assert_allclose(values[features].sum(axis=1) + values["expected_value"],
                                model.predict(X), atol=1e-8)
 
-    out = run_cli("explain", "--bundle", tag, "--data", str(root / "rows.parquet"), "--drop",
-                  "target", home=home)
-    assert out.returncode == 0, out.stderr
-    explanation = Explanation.from_json(out.stdout)
+    assert as_json.returncode == 0, as_json.stderr
+    explanation = Explanation.from_json(as_json.stdout)
     np.testing.assert_allclose(explanation.local_importance_values, values[features].to_numpy())
 
 
 def test_cli_errors_name_the_problem(files):
     root, _, _ = files
-    home = root / "home-errors"
-    missing_target = run_cli("distill", "--model", str(root / "ridge.joblib"), "--data",
-                             str(root / "train.csv"), "--target", "nope", home=home)
+    missing_target, no_model, no_bundle = run_side_by_side(
+        [cli("distill", "--model", str(root / "ridge.joblib"), "--data",
+             str(root / "train.csv"), "--target", "nope"),
+         cli("distill", "--model", str(root / "absent.joblib"), "--data",
+             str(root / "train.csv"), "--target", "target"),
+         cli("explain", "--bundle", "absent:latest", "--data", str(root / "rows.csv"))],
+        timeout=300, env=in_home(root / "home-errors"))
     assert missing_target.returncode != 0
     assert "target column 'nope'" in missing_target.stderr
-
-    no_model = run_cli("distill", "--model", str(root / "absent.joblib"), "--data",
-                       str(root / "train.csv"), "--target", "target", home=home)
     assert no_model.returncode != 0 and "does not exist" in no_model.stderr
-
-    no_bundle = run_cli("explain", "--bundle", "absent:latest", "--data",
-                        str(root / "rows.csv"), home=home)
     assert no_bundle.returncode != 0 and "no bundle 'absent:latest'" in no_bundle.stderr
 
 

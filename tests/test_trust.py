@@ -42,6 +42,7 @@ from scoring.artifacts.bundle import BundleError, ExplanationBundle
 from scoring.artifacts.migrate import migrate
 from scoring.artifacts.state import sha256_file
 from scoring.datasets import make_credit, preprocessor
+from tests.support.processes import run_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 X, Y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
@@ -515,25 +516,45 @@ print("served:", bundle.score(np.zeros((2, int(sys.argv[2])))).predictions)
 """
 
 
-@pytest.mark.parametrize("kind,field", [("forest", "left_child"), ("forest", "feature"),
-                                        ("hgb", "right"), ("hgb", "feature_idx")])
-def test_crafted_tree_indices_are_refused_before_the_model_runs(tmp_path, kind, field):
+CRAFTED = [("forest", "left_child"), ("forest", "feature"), ("hgb", "right"),
+           ("hgb", "feature_idx")]
+
+
+def _crafted_bundle(directory: Path, kind: str, field: str) -> None:
+    """A bundle whose model file's first tree node has ``field`` rewritten far outside the
+    arrays (the root's child or column), rehashed as a writer of the store can."""
     model = _tree_model(kind)
     ExplanationBundle(model, PermutationScoringExplainer(n_background=5).fit(model, X)).write(
-        tmp_path)
-    ExplanationBundle.read(tmp_path)  # the real one loads
+        directory)
+    ExplanationBundle.read(directory)  # the real one loads
 
     def crafted(name, array):
         if array.dtype.names and field in array.dtype.names:
             array = array.copy()
-            array[field][0] = 10 ** 6  # the root's child or column, far outside the arrays
+            array[field][0] = 10 ** 6
             return array
         return None
 
-    _rewrite_model_file(tmp_path, entry=crafted)
-    _rehash(tmp_path)
-    out = subprocess.run([sys.executable, "-c", _READ_SCRIPT, str(tmp_path), str(X.shape[1])],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    _rewrite_model_file(directory, entry=crafted)
+    _rehash(directory)
+
+
+@pytest.fixture(scope="module")
+def crafted_reads(tmp_path_factory) -> dict[tuple[str, str], subprocess.CompletedProcess]:
+    """Each ``CRAFTED`` bundle read and scored by a child process of its own (a crafted tree
+    that gets through crashes it), the four side by side."""
+    directories = [tmp_path_factory.mktemp(f"{kind}-{field}") for kind, field in CRAFTED]
+    for directory, (kind, field) in zip(directories, CRAFTED, strict=True):
+        _crafted_bundle(directory, kind, field)
+    reads = run_side_by_side([[sys.executable, "-c", _READ_SCRIPT, str(directory),
+                               str(X.shape[1])] for directory in directories],
+                             timeout=120, cwd=ROOT)
+    return dict(zip(CRAFTED, reads, strict=True))
+
+
+@pytest.mark.parametrize("kind,field", CRAFTED)
+def test_crafted_tree_indices_are_refused_before_the_model_runs(crafted_reads, kind, field):
+    out = crafted_reads[kind, field]
     assert out.returncode == 3, (out.returncode, out.stdout, out.stderr[-2000:])
     assert "model.skops) is damaged or crafted" in out.stdout
     assert "whose children or column" in out.stdout
@@ -777,45 +798,62 @@ def _small_bundle() -> tuple:
     return model, explainer, explainer.explain_global(X), False, None
 
 
-def test_served_metadata_says_an_unchecked_signature_is_unverified(servers, bundle_store,
-                                                                   tmp_path):
-    [tag] = bundle_store.save({"signed_elsewhere": _small_bundle()},
-                              env={"SCORING_SIGNING_KEY": "the saver's key"})
-    server = servers.start(None, bundle_store.home, tmp_path / "serve.log", bundle=tag,
-                           env={"SCORING_SIGNING_KEY": ""})  # served without the key
+# what each hostile bundle's one log line says when `bentoml serve` refuses it
+HOSTILE = {
+    "function_call": r"holds type\(s\) \['scipy.io.savemat'\], which are not on the allow-list",
+    "nan_global": "global explanation is not valid: global_importance_values holds NaN",
+}
+
+
+@pytest.fixture(scope="module")
+def started(servers, bundle_store, tmp_path_factory) -> dict[str, tuple]:
+    """`bentoml serve` of three bundles, side by side: ``unverified``, saved with a signing
+    key and served without one, and the ``HOSTILE`` bundles, rewritten after saving as an
+    attacker who can write the store would; ``{name: (server, file the attack would
+    write)}``."""
+    work = tmp_path_factory.mktemp("started")
+    [signed] = bundle_store.save({"signed_elsewhere": _small_bundle()},
+                                 env={"SCORING_SIGNING_KEY": "the saver's key"})
+    hostile = bundle_store.save({f"hostile_{attack}": _small_bundle() for attack in HOSTILE})
+    marker = work / "marker.mat"
+    for attack, tag in zip(HOSTILE, hostile, strict=True):
+        directory = bundle_store.directory(tag)
+        if attack == "function_call":
+            _add_to_model_file(directory, _function_calls(marker)["scipy.io.savemat"])
+            _rehash(directory)
+        else:
+            _edit(directory / "bundle.json", lambda m: m["global_explanation"].update(
+                global_importance_values=[float("nan")] * X.shape[1]))
+    started = {"unverified": servers.start(None, bundle_store.home, work / "unverified.log",
+                                           bundle=signed, wait=False,
+                                           env={"SCORING_SIGNING_KEY": ""})}
+    for attack, tag in zip(HOSTILE, hostile, strict=True):
+        started[attack] = servers.start(None, bundle_store.home, work / f"{attack}.log",
+                                        bundle=tag, wait=False)
     try:
-        trust = requests.get(server.url + "/metadata", timeout=10).json()["trust"]
+        yield {name: (server, marker) for name, server in started.items()}
     finally:
-        servers.stop(server)
+        for server in started.values():
+            servers.stop(server)
+
+
+def test_served_metadata_says_an_unchecked_signature_is_unverified(started, servers):
+    server, _ = started["unverified"]
+    servers.wait_ready(server)
+    trust = requests.get(server.url + "/metadata", timeout=10).json()["trust"]
     assert trust == {"model_format": "skops", "allow_pickle": False, "trusted_types": [],
                      "signature": "unverified"}
 
 
-@pytest.mark.parametrize("attack", ["function_call", "nan_global"])
-def test_a_hostile_bundle_stops_start_up_with_one_log_line(servers, bundle_store, tmp_path,
-                                                           attack):
-    [tag] = bundle_store.save({f"hostile_{attack}": _small_bundle()})
-    directory = bundle_store.directory(tag)
-    marker = tmp_path / "marker.mat"
-    if attack == "function_call":
-        _add_to_model_file(directory, _function_calls(marker)["scipy.io.savemat"])
-        _rehash(directory)
-        message = r"holds type\(s\) \['scipy.io.savemat'\], which are not on the allow-list"
-    else:
-        _edit(directory / "bundle.json", lambda m: m["global_explanation"].update(
-            global_importance_values=[float("nan")] * X.shape[1]))
-        message = "global explanation is not valid: global_importance_values holds NaN"
-    server = servers.start(None, bundle_store.home, tmp_path / "serve.log", bundle=tag,
-                           wait=False)
-    try:
-        code = server.proc.wait(120)
-    finally:
-        servers.stop(server)
+@pytest.mark.parametrize("attack", HOSTILE)
+def test_a_hostile_bundle_stops_start_up_with_one_log_line(started, attack):
+    server, marker = started[attack]
+    code = server.proc.wait(120)
     output = server.output()
     refusals = [line for line in output.splitlines()
                 if "[CRITICAL]" in line and "failed its checks; not serving" in line]
     assert code == 1, output[-3000:]
-    assert len(refusals) == 1 and re.search(message, refusals[0]), output[-3000:]
+    assert len(refusals) == 1 and re.search(HOSTILE[attack], refusals[0]), output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert not marker.exists()
 
@@ -826,33 +864,38 @@ LIGHTGBM_TYPES = ("lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier")
 @pytest.fixture(scope="module")
 def lightgbm_bundle(tmp_path_factory):
     """A LightGBM classifier distilled by the CLI, which the operator trusted by name:
-    ``(cli, explain arguments, training rows)``."""
+    ``(cli, side_by_side, explain arguments, root folder)``."""
     lgb = pytest.importorskip("lightgbm")
     root = tmp_path_factory.mktemp("lightgbm")
     table = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=Y)
     table.to_csv(root / "train.csv", index=False)
     joblib.dump(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y), root / "lgbm.joblib")
 
+    scoring = [sys.executable, "-m", "scoring.cli"]
+    env = {**os.environ, "BENTOML_HOME": str(root / "home")}
+
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scoring.cli", *args], cwd=ROOT,
-                              env={**os.environ, "BENTOML_HOME": str(root / "home")},
-                              capture_output=True, text=True, timeout=600)
+        return subprocess.run([*scoring, *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    def side_by_side(*commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+        return run_side_by_side([[*scoring, *c] for c in commands], timeout=600, cwd=ROOT,
+                                env=env)
 
     built = cli("distill", "--model", str(root / "lgbm.joblib"), "--data",
                 str(root / "train.csv"), "--target", "y", "--method", "permutation",
                 "--dashboard-rows", "0", "--trusted-types", *LIGHTGBM_TYPES)
     assert built.returncode == 0, built.stderr[-2000:]
     tag = built.stdout.split()[-1]
-    return cli, ("explain", "--bundle", tag, "--data", str(root / "train.csv"), "--drop",
-                 "y"), root
+    explain = ("explain", "--bundle", tag, "--data", str(root / "train.csv"), "--drop", "y")
+    return cli, side_by_side, explain, root
 
 
 def test_the_cli_trusts_the_types_the_operator_names(lightgbm_bundle):
-    cli, explain, _ = lightgbm_bundle
-    refused = cli(*explain)
+    _, side_by_side, explain, _ = lightgbm_bundle
+    refused, trusted = side_by_side(explain, (*explain, "--trusted-types", *LIGHTGBM_TYPES))
     assert refused.returncode != 0
     assert "lightgbm.basic.Booster" in refused.stderr and "--trusted-types" in refused.stderr
-    trusted = cli(*explain, "--trusted-types", *LIGHTGBM_TYPES)
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert Explanation.from_json(trusted.stdout).num_examples == len(X)
 
@@ -861,7 +904,7 @@ def test_the_cli_trusts_the_types_the_operator_names(lightgbm_bundle):
 def test_dask_workers_trust_the_types_the_operator_names(lightgbm_bundle):
     """Workers load the bundle by its tag, trusting what the operator named (a Dask
     LocalCluster: integration tier); never what the bundle's own files record."""
-    cli, explain, root = lightgbm_bundle
+    cli, _, explain, root = lightgbm_bundle
     batch = (*explain, "--output", str(root / "out"), "--workers", "1")
     refused = cli(*batch)
     assert refused.returncode != 0 and "lightgbm.basic.Booster" in refused.stderr
