@@ -338,18 +338,28 @@ def test_readyz_and_livez(svc_server):
 
 
 # -- bundles that must not be served ------------------------------------------------------
-@pytest.mark.parametrize("name,message", [
-    ("mismatched", "built for a different model"),
-    ("damaged", "is damaged"),
-])
-def test_bad_bundle_stops_start_up(servers, bundles, bento_home, tmp_path, name, message):
-    server = servers.start(None, bento_home, tmp_path / "serve.log", bundle=bundles[name].tag,
-                           wait=False)
+REFUSED = {"mismatched": "built for a different model", "damaged": "is damaged"}
+
+
+@pytest.fixture(scope="module")
+def refused_starts(servers, bundles, bento_home, tmp_path_factory):
+    """`bentoml serve` of each ``REFUSED`` bundle, side by side."""
+    logs = tmp_path_factory.mktemp("refused")
+    started = {name: servers.start(None, bento_home, logs / f"{name}.log",
+                                   bundle=bundles[name].tag, wait=False) for name in REFUSED}
     try:
-        code = server.proc.wait(120)
+        yield started
     finally:
-        servers.stop(server)
+        for server in started.values():
+            servers.stop(server)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_bad_bundle_stops_start_up(refused_starts, bundles, name):
+    server = refused_starts[name]
+    code = server.proc.wait(120)
     output = server.output()
     assert code != 0, output[-2000:]
-    assert "failed its checks; not serving" in output and message in output, output[-2000:]
+    assert "failed its checks; not serving" in output and REFUSED[name] in output, \
+        output[-2000:]
     assert bundles[name].tag in output
