@@ -141,7 +141,6 @@ SERVED = {
     "svc": ("svc", {}),
     "tabular": ("tabular", {}),
     "credit": ("credit", {}),
-    "svc_permutation": ("svc_permutation", {}),
     "svc_amortized": ("svc_amortized", {}),
     # every route but the probes, /metrics and the dashboard's page needs the token
     "auth": ("svc", {"SCORING_API_TOKEN": API_TOKEN}),
@@ -198,11 +197,6 @@ def tabular_server(served) -> Server:
 @pytest.fixture(scope="session")
 def credit_server(served) -> Server:
     return served["credit"]
-
-
-@pytest.fixture(scope="session")
-def svc_permutation_server(served) -> Server:
-    return served["svc_permutation"]
 
 
 @pytest.fixture(scope="session")
