@@ -52,9 +52,11 @@ BUILDERS = {
         n_background=10).fit(m, x, **kw)),
     "LinearScoringExplainer": (LogisticRegression, lambda m, x, **kw: LinearScoringExplainer(
         ).fit(m, x, **kw)),
+    # small amortized networks: whichever candidate ships, it must refuse bad rows
     "distill": (_svc, lambda m, x, **kw: distill(m, x, verbose=False, n_held_out=2,
                                                  reference_background=5, reference_budget=2000,
-                                                 nsamples=30, **kw)),
+                                                 nsamples=30, hidden_layer_sizes=(8,),
+                                                 max_iter=5, **kw)),
 }
 
 
