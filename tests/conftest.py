@@ -8,8 +8,8 @@ import os
 
 # One thread per OpenMP and BLAS pool in this process and in the servers and commands it
 # starts (set before numpy loads them; export one to override): on a shared 2-core machine
-# the threads of boosting's and LightGBM's OpenMP pools spin against each other's and the
-# other processes' (a margin-base test: 76 s with the default two, 17 s with one)
+# the OpenMP threads of histogram boosting and LightGBM spin against each other and against
+# the other processes, and the tests check results, not parallel speed
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -135,8 +135,8 @@ def servers() -> type[Servers]:
     return Servers
 
 
-# the session's servers: fixture `<name>_server` is `bentoml serve` of bundle ``bundle``
-# with more environment ``env`` (name: (bundle, env))
+# the session's servers, ``name: (bundle, more environment)``: fixture `<name>_server` is
+# `bentoml serve` of that bundle
 SERVED = {
     "svc": ("svc", {}),
     "tabular": ("tabular", {}),

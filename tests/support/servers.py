@@ -15,7 +15,8 @@ from tests.support.processes import free_port, start_prometheus, stop_process, w
 ROOT = Path(__file__).resolve().parents[2]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 START_TIMEOUT = 120
-# the bearer token of the session's `auth` server, the deadlines of its `timeout` server
+# the bearer token of the session's `auth` server; the header and body deadlines (seconds)
+# of its `timeout` server
 API_TOKEN = "s3cret-token-for-tests"
 HEADER_TIMEOUT, BODY_TIMEOUT = 2, 3
 
