@@ -1127,7 +1127,7 @@ def test_v2_routes_need_the_token_but_health(auth_server, bundles):
         r = requests.request(method, auth_server.url + path, json=_v2(), timeout=30)
         assert r.status_code == 401 and r.json()["reason"] == "unauthorized", path
         r = requests.request(method, auth_server.url + path, json=_v2(), timeout=60,
-                             headers={"Authorization": f"Bearer {TOKEN}"})
+                             headers={"Authorization": f"Bearer {API_TOKEN}"})
         assert r.status_code == 200, (path, r.text[:300])
     for path in ("/v2/health/live", "/v2/health/ready"):  # probes need none
         assert requests.get(auth_server.url + path, timeout=10).status_code == 200, path
