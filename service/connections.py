@@ -11,6 +11,7 @@ import h11
 from uvicorn import config as uvicorn_config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from service import logs
 from service.errors import RequestError
 from service.metrics import REJECTED, endpoint_label
 
@@ -48,6 +49,7 @@ class DeadlineH11Protocol(H11Protocol):
                              "(Content-Length, Transfer-Encoding) cannot be read",
                              reason="malformed_request")
         REJECTED.labels(endpoint_label(None), error.reason).inc()
+        logs.refused(None, 400, error.to_dict())
         body = json.dumps(error.to_dict()).encode()
         for event in (h11.Response(status_code=400, reason=b"Bad Request", headers=[
                           (b"content-type", b"application/json"),
@@ -68,6 +70,7 @@ class DeadlineH11Protocol(H11Protocol):
         # IDLE: h11 has not read a whole request line and headers since it was armed
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             REJECTED.labels(endpoint_label(None), "header_timeout").inc()
+            logs.refused(None, 408, {"reason": "header_timeout"})
             self.transport.close()
 
 

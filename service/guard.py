@@ -225,7 +225,7 @@ def _rewriting(send: Any, route: str, empty_body: bool) -> Any:
             status, body = translate_bentoml_error(
                 held[0]["status"], b"".join(m.get("body", b"") for m in held[1:]),
                 empty_body=empty_body, path=route)
-            REJECTED.labels(endpoint_label(route), body["reason"]).inc()
+            _count(route, status, body)
             return await _send_json(send, status, body)
         await send(message)
 
@@ -240,8 +240,14 @@ def _authorized(header: bytes, token: bytes) -> bool:
 
 async def _refuse(send: Any, route: str | None, error: RequestError,
                   close: bool = False) -> None:
-    REJECTED.labels(endpoint_label(route), error.reason).inc()
-    await _send_json(send, error.status, error.to_dict(), close)
+    body = error.to_dict()
+    _count(route, error.status, body)
+    await _send_json(send, error.status, body, close)
+
+
+def _count(route: str | None, status: int, body: dict) -> None:
+    REJECTED.labels(endpoint_label(route), body["reason"]).inc()
+    logs.refused(route, status, body)
 
 
 async def _send_json(send: Any, status: int, body: dict, close: bool = False) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import NoReturn
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
 from scoring.dashboard import dashboard_data
 from scoring.monitoring.attribution import AttributionMonitor
+from service.logs import logger
 
 # the BentoML service's name (its configuration key, what the V2 server metadata names)
 SERVICE_NAME = "explained_model"
@@ -19,7 +19,6 @@ DRIFT_TOP_FEATURES_DEFAULT = 10
 # an explanation file (`scoring explain --output FILE.json`) the dashboard draws instead of
 # the bundle's stored rows
 DASHBOARD_EXPLANATION = "SCORING_DASHBOARD_EXPLANATION"
-logger = logging.getLogger("bentoml.scoring")
 
 
 def not_serving(message: str) -> NoReturn:

@@ -27,6 +27,7 @@ from service.lifecycle import (
     logger,
 )
 from service.limits import json_budget, timeouts
+from service.logs import ACCESS_LOG, access_log_enabled
 from service.metrics import (
     EXPLAIN_SECONDS,
     LATENCY_BUCKETS,
@@ -82,7 +83,7 @@ _routes = Starlette(routes=[Route("/explanation/global", _global_explanation, me
 # BentoML's default request-duration buckets are too coarse below a second, where this
 # service lives
 @bentoml.service(name=SERVICE_NAME, service_class=GuardedService, workers=1,
-                 traffic={"timeout": 60},
+                 traffic={"timeout": 60}, logging={"access": {"enabled": access_log_enabled()}},
                  metrics={"duration": {"buckets": [float(b) for b in LATENCY_BUCKETS]
                                        + [30.0, 60.0]}})
 class ExplainedModel:
@@ -115,7 +116,10 @@ class ExplainedModel:
         self.dashboard = dashboard_data(self.bundle, os.environ.get(DASHBOARD_EXPLANATION))
         # the bundle as the Open Inference Protocol (KServe V2) names and describes it
         self.v2_model = ServedModel.of(self.bundle)
-        logger.info("serving scoring bundle %s (%s explainer)", self.bundle.tag, self.method)
+        # WARNING: the one start-up line an operator sees at the level that keeps refusals
+        logger.warning("serving scoring bundle %s (%s explainer); access log %s",
+                       self.bundle.tag, self.method,
+                       "on" if access_log_enabled() else f"off ({ACCESS_LOG}=1 turns it on)")
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     def predict(self, rows: Rows, top_k: TopK = None, get_raw: GetRaw = None,

@@ -144,9 +144,9 @@ SERVED = {
     "svc_amortized": ("svc_amortized", {}),
     # every route but the probes, /metrics and the dashboard's page needs the token
     "auth": ("svc", {"SCORING_API_TOKEN": API_TOKEN}),
-    # short deadlines for a request's headers and for its body
+    # short deadlines for a request's headers and for its body; the access log on
     "timeout": ("svc", {"SCORING_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-                        "SCORING_BODY_TIMEOUT": str(BODY_TIMEOUT)}),
+                        "SCORING_BODY_TIMEOUT": str(BODY_TIMEOUT), "SCORING_ACCESS_LOG": "1"}),
 }
 
 
