@@ -389,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
                   "answered with a 200\n(wrk abandons its in-flight requests at the end; "
                   "the service still answers them), and\nhistogram_quantile over BentoML's request "
                   "duration buckets (interpolated within a\nbucket, so only as fine as the "
-                  "buckets); predict/explain ms: the service's own stage means.")
+                  "buckets); predict/explain ms: the service's own stage means.\n"
+                  "p99 prom/wrk: the server's p99 over the client's. The server times a "
+                  "request from\nwhen its worker takes it; wrk also counts the wait in the "
+                  "queue before the worker\nand in the connection's socket, and shares the "
+                  "CPUs with the service: at high\nconcurrency the client's tail is mostly "
+                  "that wait, hence ratios far below 1.")
         finally:
             for proc in reversed(procs):
                 stop_process(proc)
