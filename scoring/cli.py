@@ -9,11 +9,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
+from scoring.artifacts.scored_table import check_feature_names, scored_table
 from scoring.artifacts.trust import TRUSTED_TYPES_ENV
+from scoring.core.counts import counted
+from scoring.core.plain import plain
 from scoring.dashboard.source import DATASET_MODEL_ROWS, DEFAULT_DATASET_ROWS, explain_dataset
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
@@ -53,7 +55,8 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     if args.dashboard_rows > 0:
         bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
                                                      random_state=args.random_state)
-        stored = f", {bundle.dataset_explanation.num_examples} explained rows for its dashboard"
+        stored = (f", {counted(bundle.dataset_explanation.num_examples, 'explained row')} "
+                  "for its dashboard")
     try:
         tag = bundle.save(name)
     except TypeError as exc:  # types skops cannot store, or not named as trusted
@@ -126,10 +129,15 @@ def _takes_dataframe(model: Any) -> bool:
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    """Bundle + data file -> local importances as CSV or JSON (or Parquet, on Dask, when
-    ``--output`` is a directory: ``scoring.remote.batch``)."""
+    """Bundle + data file -> predictions and local importances as CSV, Parquet or JSON (or
+    Parquet files, on Dask, when ``--output`` is a directory: ``scoring.remote.batch``)."""
     if (code := maybe_run_batch(args)) is not None:
         return code
+    output = Path(args.output) if args.output else None
+    suffix = ".json" if output is None else output.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".json"):
+        raise SystemExit(f"error: output {output} must end in .csv, .parquet or .json (or "
+                         "name a directory: Parquet files, explained on Dask)")
     try:
         bundle = ExplanationBundle.load(args.bundle, trusted_types=args.trusted_types)
     except BundleError as exc:
@@ -140,42 +148,30 @@ def explain_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --drop names unknown column(s) {unknown}")
     table = table.drop(columns=args.drop)
     try:
-        explanation = bundle.score(table, get_raw=args.get_raw, predict=False,
-                                   keep_rows=True).explanation
+        scored = bundle.score(table, get_raw=args.get_raw, keep_rows=True)
+        explanation = scored.explanation
+        if suffix != ".json":
+            check_feature_names(explanation.features)
     except (InputError, ValueError) as exc:
         raise SystemExit(f"error: {args.data}: {exc}") from None
-    output = Path(args.output) if args.output else None
-    if output is None or output.suffix.lower() == ".json":
+    if suffix == ".json":
+        # an Explanation (the dashboard's --explanation file) with the predictions beside
+        explanation.extra.update(predictions=plain(scored.predictions),
+                                 probabilities=plain(scored.probabilities))
         text = explanation.to_json()
         if output is None:
             print(text)
-        else:
-            output.write_text(text)
-    elif output.suffix.lower() == ".csv":
-        _local_frame(explanation).to_csv(output, index=False)
+            return 0
+        output.write_text(text)
+    elif suffix == ".csv":
+        scored_table(explanation, scored.predictions, scored.probabilities).to_csv(
+            output, index=False)
     else:
-        raise SystemExit(f"error: output {output} must end in .json or .csv")
-    if output is not None:
-        print(f"wrote {explanation.num_examples} explained rows to {output}", file=sys.stderr)
+        scored_table(explanation, scored.predictions, scored.probabilities).to_parquet(
+            output, index=False)
+    print(f"wrote {counted(explanation.num_examples, 'explained row')} to {output}",
+          file=sys.stderr)
     return 0
-
-
-def _local_frame(explanation: Any) -> pd.DataFrame:
-    """One line per row (and class): row, class, expected value, one column per feature."""
-    values = explanation.local_importance_values
-    if values.ndim == 2:
-        frame = pd.DataFrame(values, columns=explanation.features)
-        frame.insert(0, "expected_value", explanation.expected_values)
-        frame.insert(0, "row", np.arange(len(frame)))
-        return frame
-    parts = []
-    for k, name in enumerate(explanation.classes):
-        part = pd.DataFrame(values[k], columns=explanation.features)
-        part.insert(0, "expected_value", float(explanation.expected_values[k]))
-        part.insert(0, "class", name)
-        part.insert(0, "row", np.arange(len(part)))
-        parts.append(part)
-    return pd.concat(parts).sort_values(["row"], kind="stable").reset_index(drop=True)
 
 
 def _add_distill_options(parser: argparse.ArgumentParser) -> None:
@@ -267,7 +263,7 @@ def report_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {exc}") from None
     Path(args.output).write_text(report_html(data, title=f"Explanation report: {bundle.tag}"))
     print(f"wrote {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB) from "
-          f"{data.n_rows} explained rows", file=sys.stderr)
+          f"{counted(data.n_rows, 'explained row')}", file=sys.stderr)
     return 0
 
 
@@ -298,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", default=f"{DEFAULT_NAME}:latest", help="bundle tag")
     p.add_argument("--data", required=True, help="rows to explain (.csv or .parquet; a glob "
                    "with --output DIR)")
-    p.add_argument("--output", default=None, help=".json or .csv (default: JSON on stdout), "
-                   "or a directory: Parquet files, explained on Dask")
+    p.add_argument("--output", default=None, help=".csv, .parquet or .json (default: JSON "
+                   "on stdout), or a directory: Parquet files, explained on Dask")
     p.add_argument("--drop", nargs="*", default=[],
                    help="columns of the data file to ignore (a target column, ids)")
     p.add_argument("--get-raw", action=argparse.BooleanOptionalAction, default=None,

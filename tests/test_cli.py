@@ -25,6 +25,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
 from scoring import Explanation
+from scoring.artifacts.scored_table import scored_table
 from scoring.datasets import make_credit, make_triage, preprocessor
 from tests.support.processes import run_side_by_side
 
@@ -87,8 +88,9 @@ def test_distill_then_explain_csv_and_json(files, built):
     assert out.returncode == 0, out.stderr
     values = pd.read_csv(root / "values.csv")
     features = [c for c in frame.columns if c != "target"]
-    assert list(values.columns) == ["row", "expected_value", *features]
+    assert list(values.columns) == ["row", "prediction", *features, "expected_value"]
     X = frame[features].iloc[:7].to_numpy()
+    np.testing.assert_allclose(values["prediction"], model.predict(X), rtol=1e-12)
     np.testing.assert_allclose(values[features].sum(axis=1) + values["expected_value"],
                                model.predict(X), atol=1e-8)
 
@@ -124,7 +126,9 @@ def test_explain_rejects_unknown_columns(files, built):
 
 def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
     """Strings with missing values, skewed numbers, a ColumnTransformer in the pipeline:
-    the file a user has, through the command line."""
+    the file a user has, through the command line, explained into CSV, Parquet and JSON
+    alike (the CSV had no prediction nor probability, the Parquet files of the Dask path
+    had them)."""
     X, y = make_credit(n_rows=400)
     pipe = Pipeline([("prep", preprocessor()),
                      ("model", GradientBoostingClassifier(n_estimators=30, random_state=0))])
@@ -138,17 +142,42 @@ def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
                     "permutation", "--dashboard-rows", "50", home=home)
     assert built.returncode == 0, built.stderr
     tag = built.stdout.strip().splitlines()[-1]
+
+    def explain(data: str, output: str) -> list[str]:
+        return cli("explain", "--bundle", tag, "--data", str(tmp_path / data), "--output",
+                   str(tmp_path / output))
+
     # the bundle stores 50 explained training rows for its dashboard
-    report = run_cli("report", "--bundle", tag, "--output", str(tmp_path / "report.html"),
-                     home=home)
+    report, *written = run_side_by_side(
+        [cli("report", "--bundle", tag, "--output", str(tmp_path / "report.html")),
+         explain("rows.csv", "values.csv"), explain("rows.csv", "values.parquet"),
+         explain("rows.csv", "values.json")],
+        timeout=600, env=in_home(home))
     assert report.returncode == 0 and "from 50 explained rows" in report.stderr, report.stderr
-    out = run_cli("explain", "--bundle", tag, "--data", str(tmp_path / "rows.csv"),
-                  "--output", str(tmp_path / "values.csv"), home=home)
-    assert out.returncode == 0, out.stderr
+    for out in written:
+        assert out.returncode == 0, out.stderr
+    assert "wrote 6 explained rows to" in written[0].stderr
+
+    # one line per row and class: the same columns, the same values, in CSV and Parquet
     values = pd.read_csv(tmp_path / "values.csv")
-    assert [c for c in values.columns if c not in ("row", "class", "expected_value")] == \
-        list(X.columns)  # one value per raw column
+    assert list(values.columns) == ["row", "class", "prediction", "probability",
+                                    *X.columns, "expected_value"]  # one value per raw column
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "values.parquet"), values,
+                                  check_exact=False, rtol=1e-15)
+    # JSON: the explanation (what the dashboard reads), with the rows' predictions and
+    # probabilities, holding the same lines
+    explanation = Explanation.from_json((tmp_path / "values.json").read_text())
+    assert explanation.data is not None and explanation.features == list(X.columns)
+    pd.testing.assert_frame_equal(
+        scored_table(explanation, np.asarray(explanation.extra["predictions"]),
+                     np.asarray(explanation.extra["probabilities"])), values,
+        check_exact=False, rtol=1e-15, check_dtype=False)  # CSV reads the classes as ints
+
     rows = pd.read_csv(tmp_path / "rows.csv")  # NaN where the CSV cell is empty
+    assert values["row"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    np.testing.assert_array_equal(values["prediction"].to_numpy()[::2], pipe.predict(rows))
+    np.testing.assert_allclose(values["probability"], pipe.predict_proba(rows).reshape(-1),
+                               rtol=1e-12)
     positive = values[values["class"] == 1]
     total = positive[list(X.columns)].sum(axis=1) + positive["expected_value"]
     np.testing.assert_allclose(total.to_numpy(), pipe.predict_proba(rows)[:, 1], atol=1e-10)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import joblib
@@ -211,10 +212,17 @@ def _round_trip(client: ExplanationClient, explanation: Explanation) -> None:
     assert client.download_model_explanation(full_id) == explanation  # lossless
     latest = client.download_model_explanation()
     assert latest.features == explanation.get_ranked_global_names()[:2]
-    top4 = client.download_model_explanation(full_id, top_k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the upload holds more than 2: nothing to say
+        top4 = client.download_model_explanation(full_id, top_k=2)
     assert top4.get_ranked_global_names() == explanation.get_ranked_global_names()[:2]
     np.testing.assert_array_equal(top4.get_ranked_global_values(),
                                   explanation.get_ranked_global_values()[:2])
+    # the upload kept 2 features: asked for 4, the 2 come back, said aloud
+    with pytest.warns(UserWarning, match=f"explanation {top_id} holds 2 features \\(uploaded "
+                      "with top_k=2\\); returning all 2, not top_k=4"):
+        kept = client.download_model_explanation(top_id, top_k=4)
+    assert kept.features == explanation.get_ranked_global_names()[:2]
     assert client.download_true_ys(full_id) == [0, 1, 1]
     assert client.download_true_ys(top_id) is None
     with pytest.raises(ExplanationNotFound, match="no explanation 'nope'.*" + full_id):
@@ -689,6 +697,42 @@ def test_cli_batch_refuses_part_files_it_did_not_record(saved, cluster, tmp_path
     assert refused.returncode != 0
     assert "holds part-files but no _manifest.json" in refused.stderr
     assert _parts(out) == before
+
+
+@pytest.mark.integration
+def test_cli_batch_checks_the_output_before_starting_a_cluster(saved, tmp_path):
+    """An output directory written with other settings was refused only once the local
+    cluster had started (~10 s): now before it, naming the difference."""
+    rows, _ = make_credit(300, random_state=15)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    command = [sys.executable, "-m", "scoring.cli", "explain", "--bundle",
+               saved["credit"].tag, "--data", str(tmp_path / "rows.csv"), "--output",
+               str(tmp_path / "out"), "--workers", "1"]
+    env = {**os.environ, "BENTOML_HOME": str(saved["home"])}
+    # the first run: when its cluster is up (the line it prints then), and what it wrote
+    start = time.monotonic()
+    first = subprocess.Popen([*command, "--partition-rows", "500"], cwd=tmp_path, env=env,
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines = []
+    for line in first.stderr:
+        lines.append(line)
+        if line.startswith("[explain]"):
+            cluster_up = time.monotonic() - start
+    assert first.wait(300) == 0, "".join(lines)[-3000:]
+    stderr = "".join(lines)
+    assert "(1 worker)" in stderr and "wrote 300 explained rows" in stderr, stderr
+    assert "(1 partition written, 0 already there)" in stderr, stderr
+
+    start = time.monotonic()
+    refused = subprocess.run([*command, "--partition-rows", "400"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - start
+    assert refused.returncode != 0
+    assert "holds explanations written with other settings (partition_rows 500 -> 400)" \
+        in refused.stderr, refused.stderr[-3000:]
+    assert "[explain]" not in refused.stderr, refused.stderr  # no cluster was started
+    # refused sooner than the same command gets a cluster
+    assert took < cluster_up, (took, cluster_up)
 
 
 def test_partition_identity_tells_contents_apart():

@@ -26,11 +26,14 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts.bundle import BundleError, ExplanationBundle
+from scoring.artifacts.scored_table import check_feature_names, scored_table
+from scoring.core.counts import counted
 from scoring.core.explanation import Explanation
 from scoring.model.schema import InputError
 from scoring.remote.client import ExplanationClient
 from scoring.remote.resume import (
     GLOBAL_FILE,
+    check_output,
     input_identity,
     new_manifest,
     part_name,
@@ -96,40 +99,12 @@ def _score_partition(bundle: ExplanationBundle, frame: pd.DataFrame, get_raw: bo
     return scored.predictions, scored.probabilities, scored.explanation
 
 
-def _local_table(explanation: Explanation, predictions: np.ndarray,
-                 probabilities: np.ndarray | None, first_row: int) -> pd.DataFrame:
-    """One line per row (and class): ``row``, ``class``, ``prediction``, ``probability``
-    (of that class), one column per feature, ``expected_value``."""
-    values = explanation.local_importance_values
-    n = values.shape[-2]
-    row_ids = np.arange(first_row, first_row + n, dtype=np.int64)
-    if values.ndim == 2:
-        frame = pd.DataFrame({"row": row_ids, "prediction": predictions})
-        frame = pd.concat([frame, pd.DataFrame(values, columns=explanation.features)], axis=1)
-        frame["expected_value"] = float(explanation.expected_values)
-        return frame
-    classes = explanation.classes
-    k = len(classes)
-    # rows major, classes minor: the lines of one row are adjacent
-    frame = pd.DataFrame({"row": np.repeat(row_ids, k),
-                          "class": np.tile(np.asarray(classes, dtype=object), n),
-                          "prediction": np.repeat(np.asarray(predictions), k)})
-    if probabilities is not None:
-        probabilities = np.asarray(probabilities, dtype=float)
-        frame["probability"] = probabilities.reshape(-1) if probabilities.shape[1] == k \
-            else np.nan
-    stacked = np.transpose(values, (1, 0, 2)).reshape(n * k, values.shape[-1])
-    frame = pd.concat([frame, pd.DataFrame(stacked, columns=explanation.features)], axis=1)
-    frame["expected_value"] = np.tile(np.asarray(explanation.expected_values, dtype=float), n)
-    return frame
-
-
 def _explain_piece(frame: pd.DataFrame, ref: BundleRef | ExplanationBundle, get_raw: bool,
                    first_row: int) -> pd.DataFrame:
     bundle = _bundle(ref)
     predictions, probabilities, explanation = _score_partition(
         bundle, frame.reset_index(drop=True), get_raw)
-    return _local_table(explanation, predictions, probabilities, first_row)
+    return scored_table(explanation, predictions, probabilities, first_row)
 
 
 def _slice(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
@@ -149,6 +124,7 @@ class _Plan:
     meta: pd.DataFrame
     sample: Explanation
     bundle: dict  # tag, model fingerprint, explainer
+    settings: dict  # get_raw, partition_rows
     identity: dict  # rows per partition and SHA-256 of the input: resume.input_identity
 
     def piece(self, i: int) -> Any:
@@ -162,13 +138,24 @@ class _Plan:
                                                   self.offsets[i])
 
 
+def recorded(bundle: ExplanationBundle, get_raw: bool | None,
+             partition_rows: int | None) -> tuple[dict, dict]:
+    """What an output's manifest records of the bundle and of the settings of a run:
+    known before the input is read or a cluster started."""
+    return ({"tag": bundle.tag, "model_fingerprint": bundle.spec.fingerprint,
+             "explainer": type(bundle.scoring_explainer).__name__},
+            {"get_raw": bundle.spec.layout.raw_values(get_raw, bundle.scoring_explainer.players_),
+             "partition_rows": partition_rows})
+
+
 def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
           partition_rows: int | None, trusted_types: Iterable[str]) -> _Plan:
     dask = _dask()
     trusted = tuple(trusted_types)
     local = _bundle(BundleRef(bundle, trusted) if isinstance(bundle, str) else bundle)
     tag = local.tag  # resolved ("name:latest" names whichever bundle is latest now)
-    resolved_raw = local.spec.layout.raw_values(get_raw, local.scoring_explainer.players_)
+    identity_of_bundle, settings = recorded(local, get_raw, partition_rows)
+    resolved_raw = settings["get_raw"]
     with warnings.catch_warnings():  # dask warns when the first partition is empty
         warnings.simplefilter("ignore", UserWarning)
         head = data.head(1, npartitions=1)  # reads one partition, not all of them
@@ -178,11 +165,8 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
         raise ValueError("no rows to explain")
     predictions, probabilities, sample = _score_partition(
         local, head.reset_index(drop=True), resolved_raw)
-    sample_frame = _local_table(sample, predictions, probabilities, 0)
-    reserved = {"row", "class", "prediction", "probability", "expected_value"}
-    clash = reserved.intersection(sample.features)
-    if clash:
-        raise ValueError(f"feature name(s) {sorted(clash)} collide with the output columns")
+    sample_frame = scored_table(sample, predictions, probabilities)
+    check_feature_names(sample.features)
     # rows and content of every partition, in one read
     identity = input_identity(list(dask.compute(*[
         dask.delayed(partition_identity, pure=True)(part) for part in data.to_delayed()])))
@@ -199,10 +183,8 @@ def _plan(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None,
     # graph, shipped to each worker once
     ref = BundleRef(tag, trusted, local.spec.fingerprint) if tag else \
         dask.delayed(local, name=f"bundle-{uuid.uuid4().hex}")
-    identity_of_bundle = {"tag": tag, "model_fingerprint": local.spec.fingerprint,
-                          "explainer": type(local.scoring_explainer).__name__}
     return _Plan(ref, resolved_raw, list(data.to_delayed()), pieces, offsets,
-                 sample_frame.iloc[:0], sample, identity_of_bundle, identity)
+                 sample_frame.iloc[:0], sample, identity_of_bundle, settings, identity)
 
 
 def explain_dataframe(bundle: str | ExplanationBundle, data: Any, get_raw: bool | None = None,
@@ -308,9 +290,8 @@ def explain_to_parquet(bundle: str | ExplanationBundle, data: Any, output: str |
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(bundle, data, get_raw, partition_rows, trusted_types)
-    recomputed = prepare_output(out, new_manifest(
-        plan.bundle, {"get_raw": plan.get_raw, "partition_rows": partition_rows},
-        plan.identity, source))
+    recomputed = prepare_output(out, new_manifest(plan.bundle, plan.settings, plan.identity,
+                                                  source))
     if recomputed and progress:
         print(f"[explain] {recomputed}", file=sys.stderr)
     features, classes = plan.sample.features, plan.sample.classes
@@ -415,16 +396,16 @@ def run_batch(args: argparse.Namespace) -> int:
     """``scoring explain --bundle TAG --data GLOB --output DIR [...]``."""
     if args.partition_rows < 1:
         raise SystemExit("error: --partition-rows must be a positive integer")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit("error: --workers must be a positive integer")
     try:
-        _dask()
-        from distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    try:
-        # fail early, before any cluster
+        # fail early, before any cluster: the bundle, the input's files and columns, and
+        # whether the output directory takes this bundle and these settings
         bundle = ExplanationBundle.load(args.bundle, trusted_types=args.trusted_types)
         data = read_table(args.data, args.drop)
-    except (BundleError, ValueError, OSError) as exc:
+        check_output(Path(args.output), *recorded(bundle, args.get_raw, args.partition_rows))
+        from distributed import Client, LocalCluster
+    except (BundleError, ValueError, OSError, ImportError) as exc:
         raise SystemExit(f"error: {exc}") from None
     cluster = None
     if args.scheduler:
@@ -435,8 +416,9 @@ def run_batch(args: argparse.Namespace) -> int:
                                threads_per_worker=1, dashboard_address=None)
         client = Client(cluster)
     try:
-        print(f"[explain] {args.data} on {client.scheduler.address} "
-              f"({len(client.scheduler_info()['workers'])} workers)", file=sys.stderr)
+        workers = counted(len(client.scheduler_info()["workers"]), "worker")
+        print(f"[explain] {args.data} on {client.scheduler.address} ({workers})",
+              file=sys.stderr)
         result = explain_to_parquet(bundle, data, args.output, get_raw=args.get_raw,
                                     partition_rows=args.partition_rows, client=client,
                                     source=args.data, trusted_types=args.trusted_types)
@@ -446,8 +428,9 @@ def run_batch(args: argparse.Namespace) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
-    print(f"wrote {result.rows} explained rows to {result.output} ({result.written} "
-          f"partitions written, {result.skipped} already there)", file=sys.stderr)
+    print(f"wrote {counted(result.rows, 'explained row')} to {result.output} "
+          f"({counted(result.written, 'partition')} written, {result.skipped} already there)",
+          file=sys.stderr)
     if args.upload_run:
         uploader = ExplanationClient(tracking_uri=args.tracking_uri, run_id=args.upload_run)
         explanation_id = uploader.upload_model_explanation(

@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from scoring.core.counts import counted
 from scoring.core.explanation import Explanation
 
 TAG_PREFIX = "scoring.explanation."
@@ -191,7 +192,9 @@ class ExplanationClient:
 
         A stored explanation that does not pass ``Explanation.from_json``'s checks raises
         ``ValueError`` naming the run and the artifact: the caller asked for that one
-        upload, so no other (an older one, say) is returned in its place.
+        upload, so no other (an older one, say) is returned in its place. An upload that
+        holds fewer than ``top_k`` features (uploaded with a smaller ``top_k``) is returned
+        whole, with a ``UserWarning`` saying so.
         """
         metadata = self._find(explanation_id)
         path = _artifact(metadata["id"], EXPLANATION_FILE)
@@ -201,7 +204,15 @@ class ExplanationClient:
             raise ValueError(f"run {self.run_id}: artifact {path} is not a valid "
                              f"explanation: {exc}") from None
         if top_k is not None:
+            stored = len(explanation.features)
             explanation = Explanation.from_json(explanation.to_json(top_k=top_k))
+            if stored < top_k:
+                kept = f" (uploaded with top_k={metadata['top_k']})" \
+                    if metadata.get("top_k") is not None else ""
+                warnings.warn(f"run {self.run_id}: explanation {metadata['id']} holds "
+                              f"{counted(stored, 'feature')}{kept}; returning "
+                              f"{'it' if stored == 1 else 'all ' + str(stored)}, not "
+                              f"top_k={top_k}", UserWarning, stacklevel=2)
         return explanation
 
     def download_true_ys(self, explanation_id: str | None = None) -> list | None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from scoring.core.counts import counted
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -88,6 +90,35 @@ def new_manifest(bundle: dict, settings: dict, input_: dict, source: str) -> dic
             "settings": settings, "input": input_, "source": source}
 
 
+def check_output(out: Path, bundle: dict, settings: dict) -> dict | None:
+    """Refuse ``out`` (``ValueError``) when a run with this ``bundle`` and these
+    ``settings`` (as :func:`new_manifest` records them) must not write there: it holds
+    explanations of another bundle (tag, model fingerprint or explainer) or of other
+    settings, which a rerun must not replace without being told, or part-files with no
+    manifest (or one this version does not read), of which nothing says what they explain.
+    Needs neither the input nor a cluster: ``scoring explain`` checks before it starts one.
+    Returns the manifest already in ``out`` (``None`` when there is none)."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise ValueError(f"{out} is not a directory")
+    path = out / MANIFEST
+    if path.exists():
+        previous = _read_manifest(path)
+        wanted = {"bundle": bundle, "settings": settings}
+        changed = [words for key, words in (("bundle", "another bundle"),
+                                            ("settings", "other settings"))
+                   if previous[key] != wanted[key]]
+        if changed:
+            raise ValueError(f"{out} holds explanations written with {' and '.join(changed)} "
+                             f"({_difference(previous, wanted)}){_REFUSE}")
+        return previous
+    if any(_PART.fullmatch(p.name) for p in out.iterdir()):
+        raise ValueError(f"{out} holds part-files but no {MANIFEST}: nothing says which rows "
+                         f"they explain{_REFUSE}")
+    return None
+
+
 def prepare_output(out: Path, manifest: dict) -> str:
     """Make ``out`` ready for the run ``manifest`` describes; return why part-files already
     there were deleted ("" when there were none, or when they are kept).
@@ -96,41 +127,27 @@ def prepare_output(out: Path, manifest: dict) -> str:
     - same bundle and settings, another input (other content, even at the same row count):
       the command was run again on data that changed, so its part-files are deleted and
       every partition recomputed;
-    - another bundle (tag, model fingerprint or explainer) or other settings: refused with
-      ``ValueError``: the directory holds explanations of another model or layout, which a
-      rerun must not replace without being told;
-    - part-files with no manifest, or a manifest this version does not read: refused,
-      nothing says what they explain.
+    - refused as :func:`check_output` refuses.
     """
-    path = out / MANIFEST
+    previous = check_output(out, manifest["bundle"], manifest["settings"])
     for stale in out.glob(".part-*.tmp-*"):  # left by a run killed mid-write
         stale.unlink(missing_ok=True)
-    parts = [p for p in out.iterdir() if _PART.fullmatch(p.name)]
     reason = ""
-    if path.exists():
-        previous = _read_manifest(path)
-        changed = [words for key, words in (("bundle", "another bundle"),
-                                            ("settings", "other settings"))
-                   if previous[key] != manifest[key]]
-        if changed:
-            raise ValueError(f"{out} holds explanations written with {' and '.join(changed)} "
-                             f"({_difference(previous, manifest)}){_REFUSE}")
+    if previous is not None:
         if previous["input"] == manifest["input"]:
             return ""
+        parts = [p for p in out.iterdir() if _PART.fullmatch(p.name)]
         before, now = previous["input"], manifest["input"]
         reason = (f"{out} holds explanations of other input rows ({previous.get('source')!r}: "
                   f"{before.get('rows')} rows, sha256 {str(before.get('sha256'))[:12]}; now "
                   f"{manifest['source']!r}: {now['rows']} rows, sha256 {now['sha256'][:12]}): "
-                  f"deleted {len(parts)} part-files, recomputing every partition")
+                  f"deleted {counted(len(parts), 'part-file')}, recomputing every partition")
         for part in parts:
             part.unlink()
         (out / GLOBAL_FILE).unlink(missing_ok=True)
-    elif parts:
-        raise ValueError(f"{out} holds part-files but no {MANIFEST}: nothing says which rows "
-                         f"they explain{_REFUSE}")
     tmp = out / f".{MANIFEST}.tmp-{uuid.uuid4().hex}"
     tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    os.replace(tmp, out / MANIFEST)
     return reason
 
 
