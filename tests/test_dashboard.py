@@ -15,7 +15,7 @@ import requests
 
 from scoring.artifacts.bundle import DATASET_FILE, BundleError, ExplanationBundle
 from scoring.core.explanation import Explanation
-from scoring.dashboard import DashboardData, explain_dataset
+from scoring.dashboard import DashboardData, dashboard_data, explain_dataset
 from scoring.dashboard.data import MAX_POINTS
 from scoring.model.schema import InputError
 
@@ -108,6 +108,34 @@ def test_a_regression_has_one_output_and_no_predicted_class():
     assert np.shape(row["importances"]) == (1, 2)
     with pytest.raises(InputError, match="predicted"):
         view.points("value:n", "predicted")
+
+
+def test_the_page_offers_engineered_values_only_when_the_explainer_has_them(bundles,
+                                                                          tmp_path):
+    """Ticking "engineered features" on a bundle without them showed a red 400; the page
+    now hides the box unless the summary says the service can give them."""
+    credit, tabular = bundles["credit"], bundles["tabular"]
+    bundle = ExplanationBundle(credit.model, credit.explainer)
+    bundle.dataset_explanation = explain_dataset(bundle, credit.X, 30)
+    with pytest.raises(InputError, match="engineered"):  # what the page would ask for
+        bundle.score(credit.X.head(1), get_raw=False)
+    summary = dashboard_data(bundle).summary()
+    assert summary["engineered"] is False
+    # the local views start on the first row of every view's sample
+    assert summary["first_row"] in DashboardData(bundle.dataset_explanation).points(
+        "output", "output", max_points=1)["rows"]
+
+    linear = ExplanationBundle(tabular.model, tabular.explainer)
+    explained = linear.score(tabular.X.head(40), keep_rows=True).explanation
+    (tmp_path / "rows.json").write_text(explained.to_json())
+    assert dashboard_data(linear, tmp_path / "rows.json").summary()["engineered"] is True
+    engineered = linear.score(tabular.X.head(1), get_raw=False).explanation
+    assert len(engineered.features) > len(explained.features)
+    # rows explained per engineered column already: no second view to offer
+    (tmp_path / "engineered.json").write_text(
+        linear.score(tabular.X.head(40), get_raw=False, keep_rows=True).explanation.to_json())
+    assert dashboard_data(linear, tmp_path / "engineered.json").summary()["engineered"] \
+        is False
 
 
 def test_the_served_views(credit_server, bundles):

@@ -71,6 +71,20 @@ def n_points(page, plot: str) -> int:
         (n, t) => n + (t.x || []).filter((v) => v !== null).length, 0)""")
 
 
+def rendered(page, plot: str) -> int:
+    return page.evaluate(f"Number(document.getElementById('{plot}').dataset.rendered || 0)")
+
+
+def wait_started(page) -> None:
+    """Every view drawn, the local ones on the first sampled row."""
+    page.wait_for_selector("body[data-started]", state="attached")
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
 def click_point(page, plot: str, index: int) -> int:
     """A real mouse click on one drawn marker; returns the row the page then explains."""
     before = page.evaluate("document.getElementById('local-plot').dataset.rendered || '0'")
@@ -91,6 +105,36 @@ def test_every_view_against_the_service(browser, credit_server, bundles):
     output = int(page.input_value("#output"))
     for view in ("data", "importance", "dependence", "summary"):
         page.locator(f"#view-{view}").screenshot(path=ARTIFACTS / f"{view}.png")
+
+    # the local, what-if and ICE panels start on the first sampled row, not empty
+    wait_started(page)
+    first = requests.get(url + "/dashboard/api/summary", timeout=30).json()["first_row"]
+    assert page.get_attribute("#local-row", "data-row") == str(first)
+    values = requests.get(f"{url}/dashboard/api/row?row={first}", timeout=30).json()["values"]
+    answer = requests.post(url + "/predict", json={"rows": [values]}, timeout=60).json()
+    np.testing.assert_allclose(json.loads(page.get_attribute("#local-plot", "data-values")),
+                               answer["local_importance_values"][output][0], atol=1e-9)
+    shown = json.loads(page.get_attribute("#whatif-output", "data-probabilities"))
+    np.testing.assert_allclose(shown, answer["probabilities"][0], atol=1e-12)
+    for plot in ("waterfall-plot", "whatif-plot", "ice-plot"):
+        assert rendered(page, plot) == 1 and n_points(page, plot) > 0, plot
+    feature = page.input_value("#ice-feature")
+    grid, curve = page.evaluate("[document.getElementById('ice-plot').data[0].x, "
+                                "document.getElementById('ice-plot').data[0].y]")
+    np.testing.assert_allclose(curve, credit.model.predict_proba(model_rows(
+        [{**values, feature: g} for g in grid], credit.X))[:, output], atol=1e-9)
+    page.screenshot(path=ARTIFACTS / "dashboard-start.png", full_page=True)
+
+    # plotly's toolbar, shown on hover, sits above each plot's area, never over it
+    for plot in ("importance-plot", "data-plot", "local-plot"):
+        page.hover(f"#{plot} .nsewdrag")
+        bar = page.locator(f"#{plot} .modebar")
+        page.wait_for_function(f"getComputedStyle(document.querySelector('#{plot} "
+                               ".modebar')).opacity === '1'")
+        area = page.locator(f"#{plot} .nsewdrag").first.bounding_box()
+        assert not boxes_overlap(bar.bounding_box(), area), (plot, bar.bounding_box(), area)
+    page.locator("#view-importance").hover()
+    page.locator("#view-importance").screenshot(path=ARTIFACTS / "importance-hover.png")
 
     # coloured by a category: one trace per category (and missing), every row still drawn
     drawn = n_points(page, "data-plot")
@@ -118,7 +162,7 @@ def test_every_view_against_the_service(browser, credit_server, bundles):
     # ICE of the selected row: the model's own probabilities on the page's grid
     page.select_option("#ice-feature", "debt_ratio")
     page.click("#ice-run")
-    wait_rendered(page, "ice-plot")
+    wait_rendered(page, "ice-plot", 2)
     grid, curve = page.evaluate("[document.getElementById('ice-plot').data[0].x, "
                                 "document.getElementById('ice-plot').data[0].y]")
     assert len(grid) >= 10
@@ -133,7 +177,7 @@ def test_every_view_against_the_service(browser, credit_server, bundles):
     page.fill("#whatif-form input[name=debt_ratio]", "0.95")
     page.dispatch_event("#whatif-form input[name=debt_ratio]", "change")
     page.click("#whatif-run")
-    page.wait_for_selector("#whatif-output[data-probabilities]")
+    wait_rendered(page, "whatif-plot", 2)
     edited = {**values, "purpose": purpose, "debt_ratio": 0.95}
     answer = requests.post(url + "/predict", json={"rows": [edited]}, timeout=60).json()
     shown = json.loads(page.get_attribute("#whatif-output", "data-probabilities"))
@@ -141,13 +185,10 @@ def test_every_view_against_the_service(browser, credit_server, bundles):
     original = credit.model.predict_proba(model_rows([values], credit.X))[0]
     assert abs(shown[output] - original[output]) > 1e-6  # the edit changed the prediction
     assert f"{answer['probabilities'][0][output]:.4f}" in page.text_content("#whatif-output")
-    wait_rendered(page, "whatif-plot")
     page.locator("#view-whatif").screenshot(path=ARTIFACTS / "whatif.png")
 
-    # this bundle's explainer has no per-engineered-column values: the page says so
-    page.check("#local-engineered")
-    page.wait_for_function("document.getElementById('local-error').textContent.length > 0")
-    assert "engineered" in page.text_content("#local-error")
+    # this bundle's explainer has no per-engineered-column values: not offered
+    assert not page.is_visible("#local-engineered")
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
     assert page.text_content("#error") == "" and errors == []
 
@@ -234,6 +275,42 @@ def test_behind_a_path_prefix_with_the_token(browser, servers, bundles, bento_ho
         assert errors == []
     finally:
         proxy.shutdown()
+        servers.stop(server)
+
+
+def test_the_engineered_view_when_the_explainer_has_it(browser, servers, bundles, bento_home,
+                                                       tmp_path):
+    """A linear explainer behind a ColumnTransformer has values per engineered (one-hot)
+    column: the box is offered and draws /predict's get_raw=false values."""
+    tabular = bundles["tabular"]
+    tabular.X.iloc[:60].to_csv(tmp_path / "rows.csv", index=False)
+    out = subprocess.run([SCORING, "explain", "--bundle", tabular.tag, "--data",
+                          str(tmp_path / "rows.csv"), "--output", str(tmp_path / "rows.json")],
+                         env={**os.environ, "BENTOML_HOME": str(bento_home)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    server = servers.start(None, bento_home, tmp_path / "tabular.log", bundle=tabular.tag,
+                           env={"SCORING_DASHBOARD_EXPLANATION": str(tmp_path / "rows.json")})
+    try:
+        page, errors = open_page(browser, (server.url,))
+        page.goto(server.url + "/dashboard")
+        wait_started(page)
+        assert page.is_visible("#local-engineered")
+        before = rendered(page, "local-plot")
+        page.check("#local-engineered")
+        wait_rendered(page, "local-plot", before + 1)
+        row = int(page.get_attribute("#local-row", "data-row"))
+        values = requests.get(f"{server.url}/dashboard/api/row?row={row}", timeout=30).json()
+        answer = requests.post(server.url + "/predict", json={
+            "rows": [values["values"]], "get_raw": False}, timeout=60).json()
+        output = int(page.input_value("#output"))
+        assert json.loads(page.get_attribute("#local-plot", "data-features")) == \
+            answer["feature_names"] != list(tabular.X.columns)
+        np.testing.assert_allclose(json.loads(page.get_attribute("#local-plot", "data-values")),
+                                   answer["local_importance_values"][output][0], atol=1e-9)
+        page.locator("#view-local").screenshot(path=ARTIFACTS / "local-engineered.png")
+        assert page.text_content("#local-error") == "" and errors == []
+    finally:
         servers.stop(server)
 
 

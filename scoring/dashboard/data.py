@@ -38,12 +38,13 @@ class DashboardData:
 
     ``kinds`` (``"numeric"`` / ``"categorical"`` per feature) and ``categories`` come from
     the bundle's input schema when the explanation is per raw column; otherwise a column is
-    numeric when all its values are numbers. ``source`` says where the rows came from.
+    numeric when all its values are numbers. ``source`` says where the rows came from;
+    ``engineered`` whether the service can explain a row per engineered column too.
     """
 
     def __init__(self, explanation: Explanation, *, kinds: Sequence[str] | None = None,
                  categories: dict[str, list] | None = None, source: str = "",
-                 random_state: int = 0) -> None:
+                 engineered: bool = False, random_state: int = 0) -> None:
         if not explanation.has_local or explanation.data is None:
             raise ValueError("the dashboard needs an explanation with local values and the "
                              "explained rows (data)")
@@ -56,6 +57,7 @@ class DashboardData:
             str(c) for c in explanation.classes]
         self.explanation = explanation
         self.source = source
+        self.engineered = engineered
         data = np.asarray(explanation.data, dtype=object)
         categories = categories or {}
         self.kinds: list[str] = []
@@ -80,7 +82,9 @@ class DashboardData:
     # -- views -------------------------------------------------------------------------
     def summary(self) -> dict:
         """What the page needs first: features (kind, range or categories), outputs,
-        expected values, the number of rows and the payload limits."""
+        expected values, the number of rows and the payload limits; ``first_row``, the
+        first of the sampled rows every view draws (where the local views start), and
+        ``engineered`` (whether the page offers the per-engineered-column view)."""
         features = []
         for name, kind, (low, high) in zip(self.features, self.kinds, self._ranges,
                                            strict=True):
@@ -95,6 +99,7 @@ class DashboardData:
                       "outputs": self.output_names, "is_classification": e.is_classification,
                       "expected_values": self.expected, "method": e.method,
                       "model_output": e.model_output, "raw": e.raw, "source": self.source,
+                      "first_row": int(self.order[0]), "engineered": self.engineered,
                       "limits": {"max_points": MAX_POINTS, "default_max_points":
                                  DEFAULT_MAX_POINTS, "max_summary_points": MAX_SUMMARY_POINTS,
                                  "max_grid_points": MAX_GRID_POINTS}}, finite=True)

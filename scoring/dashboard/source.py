@@ -67,5 +67,9 @@ def dashboard_data(bundle: ExplanationBundle,
         return None
     raw_schema = explanation.raw and explanation.features == bundle.feature_names
     schema = bundle.input_schema
+    # rows explained per raw column, by an explainer that also has per-engineered values
+    engineered = explanation.raw and bundle.spec.layout.has_engineered(
+        bundle.scoring_explainer.players_)
     return DashboardData(explanation, kinds=list(schema.kinds) if raw_schema else None,
-                         categories=schema.categories if raw_schema else None, source=source)
+                         categories=schema.categories if raw_schema else None, source=source,
+                         engineered=engineered)

@@ -69,6 +69,12 @@ class OutputLayout:
                              field="get_raw")
         return self.has_raw and get_raw is not False
 
+    def has_engineered(self, players: str = "engineered") -> bool:
+        """Whether an explainer whose values are per ``players`` can give values per
+        engineered column that differ from its raw ones (:meth:`raw_values` with
+        ``get_raw=False``)."""
+        return self.has_raw and players != "raw"
+
     def values(self, values: np.ndarray, get_raw: bool | None,
                players: str = "engineered") -> np.ndarray:
         """``(n_rows, n_players, n_outputs)`` -> the public layout, per raw column as

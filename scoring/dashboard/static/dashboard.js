@@ -7,6 +7,8 @@ const STATIC = window.DASHBOARD_STATIC || null;
 const SUMMARY_TOP = 20;  // features the summary view asks for; its slider shows fewer
 const TOKEN_KEY = "scoring-api-token";
 const state = { summary: null, output: 0, row: null, values: null };
+// the newest request of each local view: an older answer arriving later is dropped
+const latest = { row: 0, whatif: 0, ice: 0 };
 const $ = (id) => document.getElementById(id);
 // plotly.js loads after this script (deferred: the page paints first), and the first data
 // requests run while it is parsed
@@ -67,9 +69,11 @@ function options(select, entries, selected) {
 async function draw(id, traces, layout) {
   await plotlyReady;
   const div = $(id);
+  // the top margin holds plotly's toolbar (shown on hover) above the plot, not over it
   await Plotly.react(div, traces, {
-    margin: { l: 60, r: 20, t: 10, b: 45 }, hovermode: "closest", showlegend: false, ...layout,
-  }, { displaylogo: false, responsive: true });
+    hovermode: "closest", showlegend: false, ...layout,
+    margin: { l: 60, r: 20, b: 45, ...layout.margin, t: 34 },
+  }, { displaylogo: false, displayModeBar: "hover", responsive: true });
   div.dataset.rendered = String(Number(div.dataset.rendered || 0) + 1);
   return div;
 }
@@ -152,7 +156,7 @@ async function drawImportance() {
         x: order.map((f) => byName[f]) };
     });
     await draw("importance-plot", traces, { barmode: "group", showlegend: all,
-      xaxis: { title: { text: "mean |importance|" } }, margin: { l: 140, r: 20, t: 10, b: 45 } });
+      xaxis: { title: { text: "mean |importance|" } }, margin: { l: 140 } });
   } catch (error) { fail("error", error); }
 }
 
@@ -190,7 +194,7 @@ async function drawSummary() {
       xaxis: { title: { text: `importance (${p.output})` }, zeroline: true },
       yaxis: { tickvals: p.features.slice(0, k).map((_, i) => k - 1 - i),
         ticktext: p.features.slice(0, k) },
-      margin: { l: 140, r: 20, t: 10, b: 45 },
+      margin: { l: 140 },
     });
     clickable(div);
   } catch (error) { fail("error", error); }
@@ -198,8 +202,10 @@ async function drawSummary() {
 
 // -- local views ---------------------------------------------------------------------
 async function selectRow(row) {
+  const ticket = ++latest.row;
   try {
     const answer = await api("dashboard/api/row", { row });
+    if (ticket !== latest.row) return;
     state.row = answer;
     state.values = { ...answer.values };
     $("local-row").textContent = `row ${row}`;
@@ -237,7 +243,7 @@ async function drawLocal() {
     type: "bar", orientation: "h", y: names.slice().reverse(), x: top.map((i) => values[i]).reverse(),
     marker: { color: top.map((i) => (values[i] >= 0 ? "#d62728" : "#1f77b4")).reverse() },
   }], { xaxis: { title: { text: `importance (${state.summary.outputs[state.output]})` } },
-    margin: { l: 140, r: 20, t: 10, b: 45 } });
+    margin: { l: 140 } });
   local.dataset.features = JSON.stringify(features);
   local.dataset.values = JSON.stringify(values);
   const steps = names.concat(features.length > k ? [`${features.length - k} other features`] : []);
@@ -248,7 +254,7 @@ async function drawLocal() {
     x: [0, ...deltas, 0], measure: ["absolute", ...deltas.map(() => "relative"), "total"],
     increasing: { marker: { color: "#d62728" } }, decreasing: { marker: { color: "#1f77b4" } },
     totals: { marker: { color: "#7f7f7f" } },
-  }], { yaxis: { autorange: "reversed" }, margin: { l: 160, r: 20, t: 10, b: 45 },
+  }], { yaxis: { autorange: "reversed" }, margin: { l: 160 },
     xaxis: { title: { text: `expected value ${expected.toFixed(4)} to the model output` } } });
 }
 
@@ -281,8 +287,10 @@ function fillWhatIf() {
 async function runWhatIf() {
   $("whatif-error").textContent = "";
   if (!state.values) { fail("whatif-error", "select a row first: click a point"); return; }
+  const ticket = ++latest.whatif;
   try {
     const answer = await api("predict", undefined, { rows: [state.values] });
+    if (ticket !== latest.whatif) return;
     const out = $("whatif-output");
     const probabilities = answer.probabilities ? answer.probabilities[0] : null;
     out.textContent = `prediction ${answer.predictions[0]}` + (probabilities
@@ -294,16 +302,18 @@ async function runWhatIf() {
     await draw("whatif-plot", [{
       type: "bar", orientation: "h", y: top.map((i) => answer.feature_names[i]), x: top.map((i) => values[i]),
       marker: { color: top.map((i) => (values[i] >= 0 ? "#d62728" : "#1f77b4")) },
-    }], { xaxis: { title: { text: "importance of the edited row" } }, margin: { l: 140, r: 20, t: 10, b: 45 } });
+    }], { xaxis: { title: { text: "importance of the edited row" } }, margin: { l: 140 } });
   } catch (error) { fail("whatif-error", error); }
 }
 
 async function runIce() {
   $("ice-error").textContent = "";
   if (!state.values) { fail("ice-error", "select a row first: click a point"); return; }
+  const ticket = ++latest.ice;
   try {
     const feature = $("ice-feature").value;
     const answer = await api("dashboard/api/ice", undefined, { row: state.values, feature });
+    if (ticket !== latest.ice) return;
     const y = answer.probabilities ? answer.probabilities.map((p) => p[state.output]) : answer.predictions;
     const current = state.values[feature];
     // a dotted line marks the row's own value
@@ -356,6 +366,8 @@ async function start() {
   $("local-engineered").onchange = drawLocal;
   $("whatif-run").onclick = runWhatIf;
   $("ice-run").onclick = runIce;
+  // offered only when the service can explain a row per engineered column
+  $("local-engineered").parentElement.hidden = !s.engineered;
   if (STATIC) {
     for (const id of ["whatif-run", "ice-run", "local-engineered"]) $(id).disabled = true;
     $("max-points").parentElement.hidden = true;
@@ -363,6 +375,11 @@ async function start() {
   }
   await drawGlobal();
   performance.mark("dashboard:global-drawn");  // what bench/dashboard.py reads
+  // the local views start on the first sampled row (drawn in every view), not empty,
+  // unless a point was clicked meanwhile
+  if (latest.row === 0) await selectRow(s.first_row);
+  if (!STATIC && state.values) await Promise.all([runWhatIf(), runIce()]);
+  document.body.dataset.started = "1";  // every view drawn: what the browser tests wait for
 }
 
 $("token-form").onsubmit = (event) => {
