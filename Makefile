@@ -8,7 +8,7 @@ export SCORING_BUNDLE ?= breast_cancer_svc:latest
 SDK_VENV ?= .venv-sdk
 
 .PHONY: install demo build-demo serve test test-integration test-all lint bench bench-quick \
-	bench-dashboard bench-flood sdk-venv load image image-test clean
+	bench-dashboard bench-flood sdk-venv load image run-image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,13 @@ load: install
 image: install
 	@$(BIN)/bentoml models get $(SCORING_BUNDLE) >/dev/null 2>&1 || $(BIN)/scoring demo
 	deploy/image/build.sh
+
+# runs the image `make image` built last, on 127.0.0.1:$(PORT), with the podman settings it
+# needs here (deploy/image/containers.conf)
+run-image:
+	@test -s build/image/image.txt || { echo "no image built yet: make image" >&2; exit 2; }
+	CONTAINERS_CONF=$(CURDIR)/deploy/image/containers.conf podman run --rm \
+		-p 127.0.0.1:$(PORT):3000 $$(cat build/image/image.txt)
 
 # builds the image of a test bundle, runs it, compares it with `bentoml serve` (part of
 # `make test-integration`)

@@ -4,16 +4,17 @@
 #   2. the bentofile for the image (bentofile.py: base image, SCORING_BUNDLE, pinned versions),
 #   3. `bentoml build` of the bento with the bundle SCORING_BUNDLE names,
 #   4. `bentoml containerize --backend buildah` (BentoML's own Dockerfile and build).
-# Logs go to stderr, the time of each step and the image's size to stderr and to
-# report.txt in SCORING_IMAGE_OUT (default build/image, beside the generated bentofile);
+# Logs go to stderr, the time of each step, the image's size and the `podman run` command
+# that runs it here to stderr and to report.txt in SCORING_IMAGE_OUT (default build/image,
+# beside the generated bentofile, with image.txt naming the image for `make run-image`);
 # the last line on stdout is the image's name.
 #
 # Environment: SCORING_BUNDLE  bundle to pack (default breast_cancer_svc:latest)
 #              SCORING_IMAGE   image name (default localhost/scoring/explained_model:<bento version>)
 #              SCORING_IMAGE_BACKEND  buildah (default) or podman
-#              SCORING_IMAGE_LAYERS   1 (default): keep buildah's intermediate layers as a
-#                              cache for the next build (a new bundle re-runs the install
-#                              and leaves ~800 MB more); 0: no cache, nothing left behind
+#              SCORING_IMAGE_LAYERS   0 (default): no layer cache, no image left behind but
+#                              the one built; 1: keep buildah's ~30 intermediate images as
+#                              a cache for the next build (14 GB in `podman system df`)
 #              VENV_BIN        the project's virtualenv bin directory (default .venv/bin)
 #              BENTOML_HOME    BentoML's store, as for bentoml itself
 #              UV_DEFAULT_INDEX / PIP_INDEX_URL, http(s)_proxy  the package index and proxy
@@ -48,7 +49,7 @@ took() {
 # the index uv uses in the build: the one pip uses here, unless it is a local directory
 index=${UV_DEFAULT_INDEX:-${UV_INDEX_URL:-${PIP_INDEX_URL:-$("$bin/pip" config get global.index-url 2>/dev/null || true)}}}
 builder_opts=()
-if [[ ${SCORING_IMAGE_LAYERS:-1} != 0 ]]; then
+if [[ ${SCORING_IMAGE_LAYERS:-0} != 0 ]]; then
     builder_opts+=(--opt layers)
 fi
 if [[ -n $index && $index != file:* ]]; then
@@ -72,10 +73,14 @@ image=${SCORING_IMAGE:-localhost/scoring/explained_model:${bento#*:}}
 # templates outside the working directory: keep that copy under it
 start "bentoml containerize $bento --backend $backend"
 mkdir -p "$out/tmp"
+# BentoML's closing hint (a `podman run` without the CONTAINERS_CONF it needs here) is
+# left out: the command that works is reported below
 (cd "$out" && TMPDIR="$out/tmp" "$bin/bentoml" containerize "$bento" --backend "$backend" \
-    --opt squash "${builder_opts[@]}" -t "$image" >&2)
+    --opt squash "${builder_opts[@]}" -t "$image" | sed '/To run your newly built Bento/,+1d' >&2)
 took containerize
 
 size=$(podman image inspect --format '{{.Size}}' "$image")
 report "$(printf 'image        %s %d MB (bento %s, base %s)' "$image" $((size / 1000000)) "$bento" "$base")"
+report "run it:      CONTAINERS_CONF=$CONTAINERS_CONF podman run --rm -p 127.0.0.1:3000:3000 $image"
+echo "$image" >"$out/image.txt"
 echo "$image"
