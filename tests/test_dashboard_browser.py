@@ -263,6 +263,7 @@ def test_behind_a_path_prefix_with_the_token(browser, servers, bundles, bento_ho
             assert n_points(page, plot) > 0, plot
         assert "200 explained rows" in page.text_content("#source")
         assert "rows.json" in page.text_content("#source")
+        wait_started(page)
         row = click_point(page, "data-plot", 0)
         assert 0 <= row < 200
         page.screenshot(path=ARTIFACTS / "prefix-token.png")
@@ -325,6 +326,10 @@ def test_the_static_report_works_offline(browser, bundles, bento_home, tmp_path)
     for plot in GLOBAL_PLOTS:
         wait_rendered(page, plot)
         assert n_points(page, plot) > 0, plot
+    wait_started(page)  # on the first sampled row, stored in the report
+    assert page.get_attribute("#local-row", "data-row") == str(page.evaluate(
+        "window.DASHBOARD_STATIC.answers['dashboard/api/summary'].first_row"))
+    assert rendered(page, "waterfall-plot") == 1
     row = click_point(page, "dependence-plot", 2)
     assert page.get_attribute("#local-row", "data-row") == str(row)
     assert page.is_disabled("#whatif-run") and page.is_disabled("#ice-run")
