@@ -13,6 +13,8 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from scoring.model.boosters import booster_library, margin_function
+
 OUTPUTS = ("predict_proba", "predict", "decision_function")
 
 
@@ -32,7 +34,8 @@ def check_model(model: Any, what: str = "model") -> None:
 
 def default_output(model: Any) -> str:
     """``predict_proba`` for classifiers (as the Azure SDK explains), ``predict`` otherwise."""
-    if is_classifier(model) or hasattr(model, "classes_"):
+    # CatBoost's regressors have an empty classes_
+    if is_classifier(model) or np.size(getattr(model, "classes_", [])) > 0:
         if not hasattr(model, "predict_proba"):
             return "decision_function"
         return "predict_proba"
@@ -44,7 +47,8 @@ class ModelFunction:
 
     For ``predict_proba`` there is one output per class; ``decision_function`` of a binary
     classifier gives one column (the log-odds of the positive class); ``predict`` of a
-    regressor gives one column.
+    regressor gives one column. XGBoost's, LightGBM's and CatBoost's ``decision_function``
+    is their raw margin (``output_margin``, ``raw_score``, ``RawFormulaVal``).
     """
 
     def __init__(self, model: Any, output: str | None = None) -> None:
@@ -52,13 +56,17 @@ class ModelFunction:
         output = output or default_output(model)
         if output not in OUTPUTS:
             raise ValueError(f"model_output must be one of {OUTPUTS}, got {output!r}")
-        if not hasattr(model, output):
+        if output == "decision_function" and booster_library(model) is not None:
+            self._method = margin_function(model)
+        elif hasattr(model, output):
+            self._method = getattr(model, output)
+        else:
             raise ValueError(f"{type(model).__name__} has no {output} method to explain")
         self.model = model
         self.output = output
 
     def __call__(self, X: Any) -> np.ndarray:
-        out = np.asarray(getattr(self.model, self.output)(self.named(X)), dtype=float)
+        out = np.asarray(self._method(self.named(X)), dtype=float)
         return out.reshape(len(out), -1)
 
     def named(self, X: Any) -> Any:

@@ -1,12 +1,21 @@
-"""scikit-learn tree models read as sums of leaf values: which outputs are additive over
-their trees, and each tree's per-node contribution to them."""
+"""Tree models read as sums of leaf values (scikit-learn's, and XGBoost, LightGBM and
+CatBoost through :mod:`scoring.model.boosters`): which outputs are additive over their
+trees, and each tree's per-node contribution to them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from scoring.model.boosters import (
+    ArrayTree,
+    booster_library,
+    booster_trees,
+    comparison_dtype,
+    not_additive_booster,
+    summation_dtype,
+)
 
 
 def not_additive(model: Any, output: str) -> str | None:
@@ -16,8 +25,11 @@ def not_additive(model: Any, output: str) -> str | None:
     Additive: decision trees, random forests and extra trees (``predict``, and
     ``predict_proba`` as the mean of the trees' class shares), gradient boosting's and
     histogram gradient boosting's ``predict`` for regressors (identity link) and
-    ``decision_function`` for classifiers.
+    ``decision_function`` for classifiers; XGBoost's, LightGBM's and CatBoost's raw margins
+    (``decision_function``) and regressors' ``predict`` with an identity link.
     """
+    if booster_library(model) is not None:
+        return not_additive_booster(model, output)
     name = type(model).__name__
     if getattr(model, "n_outputs_", 1) != 1:
         return f"{name} predicts several targets at once"
@@ -38,7 +50,8 @@ def not_additive(model: Any, output: str) -> str | None:
         return None
     if not (hasattr(model, "tree_") or name.startswith(("RandomForest", "ExtraTrees"))
             and hasattr(model, "estimators_")):
-        return f"{name} is not a scikit-learn tree, forest or gradient boosting"
+        return (f"{name} is not a scikit-learn tree, forest or gradient boosting, nor an "
+                "XGBoost, LightGBM or CatBoost model")
     if classifier and output != "predict_proba":
         return f"{name}'s {output} is not a sum over its trees"
     return None
@@ -51,6 +64,8 @@ def additive_trees(model: Any, output: str) -> list[tuple[Any, np.ndarray]]:
     reason = not_additive(model, output)
     if reason is not None:
         raise TypeError(reason)
+    if booster_library(model) is not None:
+        return booster_trees(model)
     if type(model).__name__.startswith("GradientBoosting"):
         return _boosting(model)
     if type(model).__name__.startswith("HistGradientBoosting"):
@@ -68,22 +83,18 @@ def additive_trees(model: Any, output: str) -> list[tuple[Any, np.ndarray]]:
 
 def feature_dtype(model: Any) -> type:
     """The precision ``model``'s trees compare features in: histogram gradient boosting
-    keeps float64, scikit-learn's other trees cast to float32 first."""
+    and LightGBM keep float64, scikit-learn's other trees, XGBoost and CatBoost cast to
+    float32 first."""
+    if booster_library(model) is not None:
+        return comparison_dtype(model)
     return np.float64 if type(model).__name__.startswith("HistGradientBoosting") \
         else np.float32
 
 
-@dataclass
-class HistTree:
-    """One tree of histogram gradient boosting in the arrays of scikit-learn's ``Tree``
-    (leaves have children ``-1``)."""
-
-    children_left: np.ndarray
-    children_right: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    missing_go_to_left: np.ndarray
-    node_count: int
+def output_dtype(model: Any) -> type:
+    """The precision ``model`` adds its trees' values in: float32 for XGBoost, float64
+    for the others. Its own outputs match the leaves added in float64 to that rounding."""
+    return summation_dtype(model) if booster_library(model) is not None else np.float64
 
 
 def _hist_boosting(model: Any) -> list[tuple[Any, np.ndarray]]:
@@ -92,7 +103,7 @@ def _hist_boosting(model: Any) -> list[tuple[Any, np.ndarray]]:
         for k, predictor in enumerate(iteration):
             nodes = predictor.nodes
             leaf = nodes["is_leaf"].astype(bool)
-            tree = HistTree(
+            tree = ArrayTree(
                 children_left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
                 children_right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
                 feature=nodes["feature_idx"].astype(np.int64),

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from scoring.model.function import ModelFunction
-from scoring.model.trees import not_additive
+from scoring.model.trees import not_additive, output_dtype
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
@@ -47,7 +47,8 @@ class AmortizedScoringExplainer(ScoringExplainer):
        ``f(x) - E[f]`` splits over features, not the model's own (often sharp) response.
 
     4. Boosted trees' probabilities (a softmax or logistic of a sum over trees, as in
-       histogram and plain gradient boosting classifiers): the margin's values are exact
+       histogram and plain gradient boosting classifiers, XGBoost, LightGBM and
+       CatBoost): the margin's values are exact
        (:class:`~scoring.shapley.tree_paths.PathEngine`) and carried through the link
        (:func:`~scoring.shapley.link.link_values`); both are inputs of the network, which
        learns only the residual between that base and the labels. The probability game
@@ -169,7 +170,9 @@ class AmortizedScoringExplainer(ScoringExplainer):
         if why_not is None:
             margin = ModelFunction(model, "decision_function")
             check = X[:200]
-            self.link_ = probability_link(margin(check), self.spec_.function(check))
+            # XGBoost computes margins and probabilities in float32
+            atol = max(1e-9, 8 * float(np.finfo(output_dtype(model)).eps))
+            self.link_ = probability_link(margin(check), self.spec_.function(check), atol)
             if self.link_ is None:
                 why_not = "its probabilities are not a softmax or logistic of its margins"
         if why_not is None:

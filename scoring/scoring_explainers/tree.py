@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.model.trees import not_additive
+from scoring.model.trees import not_additive, output_dtype
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.additivity import project_additive
 from scoring.shapley.background import sample_background
@@ -25,7 +25,7 @@ def _is_tree_model(model: Any) -> bool:
     name = type(model).__name__
     return hasattr(model, "tree_") or hasattr(model, "estimators_") and any(
         key in name for key in ("Forest", "Trees", "GradientBoosting")) or name.startswith(
-        ("HistGradientBoosting", "LGBM", "XGB"))
+        ("HistGradientBoosting", "LGBM", "XGB", "CatBoost"))
 
 
 class TreeScoringExplainer(ScoringExplainer):
@@ -34,17 +34,18 @@ class TreeScoringExplainer(ScoringExplainer):
     Two engines, chosen at fit (``engine_``):
 
     - ``"paths"``: scikit-learn trees, forests, extra trees, gradient boosting and
-      histogram gradient boosting whose explained output is a sum over their trees
-      (probabilities of forests, ``predict`` of regressors, ``decision_function`` of
-      boosting classifiers) are read root-to-leaf path by path
+      histogram gradient boosting, XGBoost, LightGBM and CatBoost models whose explained
+      output is a sum over their trees (probabilities of forests, ``predict`` of
+      regressors with an identity link, ``decision_function`` of boosting classifiers:
+      the raw margin) are read root-to-leaf path by path
       (:class:`~scoring.shapley.tree_paths.PathEngine`). The values are exact for the
       raw columns themselves when the model has transformations (each raw column's
       engineered columns are one player), on up to ``n_background`` training rows, and
       cost a table lookup per leaf on the request path. Models whose paths test too many
       columns for those tables are refused.
-    - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (LightGBM, XGBoost;
-      probabilities of boosting classifiers, which the amortized explainer handles with
-      the path engine's exact margins as its base), per engineered column, on
+    - ``"shap"``: other tree models shap's ``TreeExplainer`` reads (probabilities of
+      boosting classifiers, which the amortized explainer handles with the path engine's
+      exact margins as its base), per engineered column, on
       ``n_background`` rows; refused when its values miss the model outputs by more than
       ``ADDITIVITY_TOLERANCE`` of the output scale, smaller gaps projected away.
 
@@ -69,8 +70,8 @@ class TreeScoringExplainer(ScoringExplainer):
     def unsupported(cls, model: Any, output: str) -> str | None:
         if not _is_tree_model(model):
             return "it is not a tree model that shap's TreeExplainer reads"
-        if output == "decision_function" and not_additive(model, output) is not None:
-            return "TreeScoringExplainer explains predict_proba or predict, not decision_function"
+        if output == "decision_function":
+            return not_additive(model, output)
         return None
 
     @property
@@ -100,11 +101,17 @@ class TreeScoringExplainer(ScoringExplainer):
         self._restore()
         check = X[:_N_CHECK_ROWS]
         gap = self.spec_.function(check) - self.path_engine_.paths.output(check)
-        # the trees add to a constant (boosting's initial prediction), the same for every row
-        if np.ptp(gap, axis=0).max() > 1e-9 * max(1.0, float(np.abs(gap).max())):
+        # the trees add to a constant (boosting's initial prediction), the same for every row,
+        # up to the rounding of the model's own sums (XGBoost adds in float32)
+        scale = max(1.0, float(np.abs(gap).max()))
+        rounding = np.finfo(output_dtype(self.spec_.model)).eps * \
+            self.path_engine_.paths.n_trees
+        spread = float(np.ptp(gap, axis=0).max())
+        if spread > max(1e-9, rounding) * scale:
             raise TypeError(f"TreeScoringExplainer cannot read "
-                            f"{type(self.spec_.model).__name__}'s trees: their leaves do not "
-                            f"add up to its {self.spec_.function.output}")
+                            f"{type(self.spec_.model).__name__}'s trees: their leaves miss "
+                            f"its {self.spec_.function.output} by up to {spread:.2g} beyond a "
+                            "constant on training rows")
         self.expected_values_ = self.spec_.function(self.background_).mean(axis=0)
 
     def _fit_shap(self, X: np.ndarray) -> None:

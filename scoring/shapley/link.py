@@ -34,13 +34,14 @@ def inverse_link(link: Link, margins: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def probability_link(margins: np.ndarray, probabilities: np.ndarray) -> Link | None:
+def probability_link(margins: np.ndarray, probabilities: np.ndarray,
+                     atol: float = 1e-9) -> Link | None:
     """The link that turns ``margins (n, n_margins)`` into ``probabilities (n, n_classes)``
-    on these rows (to 1e-9), or ``None``."""
+    on these rows (to ``atol``: more for models that compute in float32), or ``None``."""
     margins = np.asarray(margins, dtype=float).reshape(len(probabilities), -1)
     link: Link = "logistic" if margins.shape[1] == 1 else "softmax"
     if (probabilities.shape[1] != (2 if link == "logistic" else margins.shape[1])
-            or not np.allclose(inverse_link(link, margins), probabilities, rtol=0, atol=1e-9)):
+            or not np.allclose(inverse_link(link, margins), probabilities, rtol=0, atol=atol)):
         return None
     return link
 

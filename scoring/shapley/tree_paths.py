@@ -1,5 +1,6 @@
 """Exact interventional Shapley values of additive tree ensembles, one player per column
-group, from the root-to-leaf paths of scikit-learn's trees.
+group, from the root-to-leaf paths of their trees (scikit-learn's, XGBoost's, LightGBM's,
+CatBoost's: :mod:`scoring.model.trees`).
 
 For one explained row ``x`` and one background row ``b``, a leaf is reached by the hybrid
 row (players ``S`` from ``x``, the rest from ``b``) exactly when every player that only
@@ -60,6 +61,7 @@ class TreePaths:
     leaf_players: np.ndarray  # (n_leaves, max players on a path) player ids, -1 padded
     leaf_mask: np.ndarray  # (n_leaves,) uint64 bits of every player on the path
     feature_dtype: type = np.float32  # the precision the model compares features in
+    n_trees: int = 0
 
     def output(self, X: np.ndarray) -> np.ndarray:
         """The ensemble output less its constant, rebuilt from the leaves,
@@ -149,7 +151,8 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
         entry_bit=np.asarray(out["entry_bit"], dtype=np.uint64),
         leaf_start=np.asarray(out["leaf_start"], dtype=np.int64),
         leaf_value=np.asarray(out["leaf_value"], dtype=float),
-        leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype)
+        leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype,
+        n_trees=len(trees))
 
 
 @dataclass
