@@ -13,7 +13,7 @@ import pandas as pd
 
 from scoring.artifacts.bundle import DEFAULT_NAME, BundleError, ExplanationBundle
 from scoring.artifacts.scored_table import check_feature_names, scored_table
-from scoring.artifacts.trust import TRUSTED_TYPES_ENV
+from scoring.artifacts.trust import TRUSTED_TYPES_ENV, UntrustedTypes, check_storable
 from scoring.core.counts import counted
 from scoring.core.plain import plain
 from scoring.dashboard.source import DATASET_MODEL_ROWS, DEFAULT_DATASET_ROWS, explain_dataset
@@ -42,6 +42,10 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
                     **distill_kwargs: Any) -> str:
     from scoring.evaluation.distill import distill
 
+    trusted = getattr(args, "trusted_types", None) or []
+    allow_pickle = getattr(args, "allow_pickle", False)
+    if not allow_pickle:
+        _check_storable(model, trusted)
     if getattr(args, "max_latency_ms", None) is not None:
         distill_kwargs["max_latency_ms"] = args.max_latency_ms
     if getattr(args, "min_fidelity", None) is not None:
@@ -49,8 +53,7 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     explainer = distill(model, X, method=args.method, random_state=args.random_state,
                         **distill_kwargs)
     bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
-                               trusted_types=getattr(args, "trusted_types", None) or [],
-                               allow_pickle=getattr(args, "allow_pickle", False))
+                               trusted_types=trusted, allow_pickle=allow_pickle)
     stored = ""
     if args.dashboard_rows > 0:
         bundle.dataset_explanation = explain_dataset(bundle, X, args.dashboard_rows,
@@ -71,6 +74,22 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
     print(f"[distill] saved bundle {tag} ({explainer.report_.method} explainer{stored})"
           f"{where}", file=sys.stderr)
     return tag
+
+
+def _check_storable(model: Any, trusted_types: list[str]) -> None:
+    """Stop before distilling a model the bundle could not store, with the flag to pass."""
+    try:
+        check_storable(model, trusted_types)
+    except UntrustedTypes as exc:
+        types = sorted({*trusted_types, *exc.types})
+        raise SystemExit(
+            f"error: the model holds types outside the allow-list: {exc.types}; nothing was "
+            f"distilled. If you trust who wrote the model, run again with --trusted-types "
+            f"{' '.join(types)} (and serve the bundle with {TRUSTED_TYPES_ENV}="
+            f"{','.join(types)}, or sign it with SCORING_SIGNING_KEY)") from None
+    except TypeError as exc:  # skops cannot store it at all
+        raise SystemExit(f"error: cannot save the bundle: {exc}; nothing was distilled") \
+            from None
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -282,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="target column, dropped before explaining")
     p.add_argument("--name", default=None, help="bundle name (default: model file stem)")
     p.add_argument("--trusted-types", nargs="*", default=[],
-                   help="types outside the allow-list the model holds, e.g. "
-                   "lightgbm.sklearn.LGBMClassifier (loading the bundle names them again, "
-                   "unless it is signed)")
+                   help="types outside the allow-list the model holds, each class by its "
+                   "full name (an XGBoost classifier: xgboost.core.Booster "
+                   "xgboost.sklearn.XGBClassifier); checked before distilling, which stops "
+                   "naming the exact flag when one is missing; loading the bundle names them "
+                   "again, unless it is signed")
     p.add_argument("--allow-pickle", action="store_true",
                    help="store a model skops cannot store as a pickle (runs code when loaded)")
     _add_distill_options(p)

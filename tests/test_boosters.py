@@ -4,7 +4,13 @@ columns through a ColumnTransformer, and what cannot be read refused with the re
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import catboost
+import joblib
 import lightgbm
 import numpy as np
 import pandas as pd
@@ -13,7 +19,8 @@ import xgboost
 from sklearn.pipeline import Pipeline
 
 from bench.realistic import preprocessor
-from scoring import AmortizedScoringExplainer, TreeScoringExplainer
+from scoring import AmortizedScoringExplainer, ExplanationBundle, TreeScoringExplainer
+from scoring.artifacts.trust import UntrustedTypes
 from scoring.datasets import make_claims, make_credit, make_triage
 from scoring.model.function import ModelFunction
 from scoring.model.trees import additive_trees, feature_dtype, not_additive
@@ -193,3 +200,57 @@ def test_early_stopping_explains_the_trees_predict_uses():
     values = explainer.shap_values(rows)
     np.testing.assert_allclose(values.sum(axis=1)[:, 0] + explainer.expected_values_[0],
                                model.predict(rows), atol=1e-4)
+
+
+def test_a_bundle_refuses_untrusted_types_when_built_not_when_saved():
+    model, X = _pipeline("xgboost", "regression")
+    explainer = TreeScoringExplainer(n_background=20).fit(model, X)
+    needed = ["xgboost.core.Booster", "xgboost.sklearn.XGBRegressor"]
+    with pytest.raises(UntrustedTypes, match=r"trusted_types=\['xgboost.core.Booster'") as info:
+        ExplanationBundle(model, explainer)
+    assert info.value.types == needed
+    bundle = ExplanationBundle(model, explainer, trusted_types=needed)
+    assert bundle.trusted_types == needed
+
+
+def _run_cli(*args: str, home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "scoring.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+FLAG = "--trusted-types xgboost.core.Booster xgboost.sklearn.XGBRegressor"
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("xgboost_cli")
+    model, X = _pipeline("xgboost", "regression")
+    joblib.dump(model, root / "claims.joblib")
+    X.assign(cost=model.predict(X)).to_csv(root / "train.csv", index=False)
+    return root, ["distill", "--model", str(root / "claims.joblib"), "--data",
+                  str(root / "train.csv"), "--target", "cost", "--method", "tree",
+                  "--dashboard-rows", "0"]
+
+
+def test_distill_names_the_flag_to_pass_before_any_work(model_files):
+    root, command = model_files
+    started = time.perf_counter()
+    refused = _run_cli(*command, home=root / "home")
+    assert refused.returncode != 0
+    assert FLAG in refused.stderr and "nothing was distilled" in refused.stderr
+    assert "[distill]" not in refused.stderr  # stopped before fitting any candidate
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.integration
+def test_distill_with_the_flag_saves_a_bundle_that_explains(model_files):
+    root, command = model_files
+    built = _run_cli(*command, *FLAG.split(), home=root / "home")
+    assert built.returncode == 0, built.stderr
+    assert "[distill] tree:" in built.stderr
+    tag = built.stdout.strip().splitlines()[-1]
+    explained = _run_cli("explain", "--bundle", tag, "--data", str(root / "train.csv"),
+                         "--drop", "cost", "--output", str(root / "values.json"),
+                         *FLAG.split(), home=root / "home")
+    assert explained.returncode == 0, explained.stderr

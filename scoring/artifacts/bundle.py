@@ -26,6 +26,7 @@ from scoring.artifacts.state import (
     signing_key,
     write_atomic,
 )
+from scoring.artifacts.trust import check_storable
 from scoring.core.codec import StateError
 from scoring.core.explanation import Explanation
 from scoring.core.plain import plain
@@ -57,6 +58,11 @@ class ExplanationBundle:
     Build it from a model and a fitted scoring explainer (:func:`~scoring.distill` or any
     scoring explainer's ``fit``), save it with :meth:`save` (a BentoML model) and get it
     back with :meth:`load`. :meth:`score` is the request path.
+
+    The model must be storable as built: types outside the allow-list are refused here,
+    by name (:class:`~scoring.artifacts.trust.UntrustedTypes`), unless ``trusted_types``
+    names them or ``allow_pickle`` lets a pickle hold it, so no work is spent on a bundle
+    that cannot be saved.
     """
 
     def __init__(self, model: Any, scoring_explainer: ScoringExplainer, *,
@@ -65,6 +71,16 @@ class ExplanationBundle:
                  report: DistillReport | dict | None = None, tag: str | None = None,
                  trusted_types: list[str] | tuple = (), allow_pickle: bool = False) -> None:
         scoring_explainer.check_fitted()
+        if not allow_pickle:
+            check_storable(model, trusted_types)
+        self._assemble(model, scoring_explainer, global_explanation, dataset_explanation,
+                       report, tag, trusted_types, allow_pickle)
+
+    def _assemble(self, model: Any, scoring_explainer: ScoringExplainer,
+                  global_explanation: Explanation | None,
+                  dataset_explanation: Explanation | None,
+                  report: DistillReport | dict | None, tag: str | None,
+                  trusted_types: list[str] | tuple, allow_pickle: bool) -> None:
         # what the model file may hold beyond the allow-list, named by the saver (see write)
         self.trusted_types = list(trusted_types)
         self.allow_pickle = allow_pickle
@@ -254,9 +270,12 @@ class ExplanationBundle:
             spec.bind(model)
         except Exception as exc:  # a damaged model may fail in any way on the probe rows
             raise BundleError(f"{label}: {exc}") from None
-        bundle = cls(model, explainer, **_stored_views(directory, manifest, label), tag=tag,
-                     trusted_types=info.get("trusted_types", []),
-                     allow_pickle=bool(info.get("allow_pickle")))
+        views = _stored_views(directory, manifest, label)
+        # its model file was just loaded under the trust rule: no second check
+        bundle = cls.__new__(cls)
+        bundle._assemble(model, explainer, views["global_explanation"],
+                         views["dataset_explanation"], views.get("report"), tag,
+                         info.get("trusted_types", []), bool(info.get("allow_pickle")))
         bundle.trust = _trust(info, signature)
         return bundle
 

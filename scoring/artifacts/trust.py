@@ -49,9 +49,21 @@ def operator_trusted_types(trusted_types: Iterable[str] = ()) -> set[str]:
     return named | {t for t in re.split(r"[,\s]+", os.environ.get(TRUSTED_TYPES_ENV, "")) if t}
 
 
+class UntrustedTypes(TypeError):
+    """A model holds ``types`` outside :data:`ALLOWED_TYPES` that the saver did not name."""
+
+    def __init__(self, types: list[str]) -> None:
+        self.types = types
+        super().__init__(f"the model holds types outside the allow-list: {types}; pass "
+                         f"trusted_types={types!r} to save it if you trust who wrote it "
+                         "(loading it will need them named again: trusted_types=, "
+                         f"{TRUSTED_TYPES_ENV}, or a signed bundle)")
+
+
 def dump_model(obj: Any, trusted_types: Iterable[str] = ()) -> tuple[bytes, list[str]]:
     """``obj`` as skops bytes and the types outside :data:`ALLOWED_TYPES` it needs (each
-    must be in ``trusted_types``, else ``TypeError`` naming it)."""
+    must be in ``trusted_types``, else :class:`UntrustedTypes` naming them; ``TypeError``
+    when skops cannot store it at all)."""
     import skops.io as sio
 
     try:
@@ -63,11 +75,13 @@ def dump_model(obj: Any, trusted_types: Iterable[str] = ()) -> tuple[bytes, list
     needed = sorted(t for t in sio.get_untrusted_types(data=data) if t not in ALLOWED_TYPES)
     unlisted = [t for t in needed if t not in set(trusted_types)]
     if unlisted:
-        raise TypeError(f"the model holds types outside the allow-list: {unlisted}; pass "
-                        "trusted_types=[...] naming them to save it (loading it will need "
-                        f"them named again: trusted_types=, {TRUSTED_TYPES_ENV}, or a "
-                        "signed bundle)")
+        raise UntrustedTypes(unlisted)
     return data, needed
+
+
+def check_storable(obj: Any, trusted_types: Iterable[str] = ()) -> None:
+    """Raise what :func:`dump_model` would, before any work depends on saving ``obj``."""
+    dump_model(obj, trusted_types)
 
 
 def load_model(data: bytes, trusted_types: Iterable[str], label: str) -> Any:
