@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,23 +92,22 @@ def _check_storable(model: Any, trusted_types: list[str]) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """The seed's example: SVC on breast cancer, distilled and saved as a bundle."""
+    """The seed's example: an SVC on breast cancer, its probabilities calibrated (the
+    seed's ``probability=True`` is deprecated), distilled and saved as a bundle."""
     from sklearn import svm
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
     data = load_breast_cancer()
     x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.2, random_state=0)
-    print("[demo] training svm.SVC(gamma=0.001, C=100., probability=True, random_state=0) on "
-          "breast cancer", file=sys.stderr)
-    with warnings.catch_warnings():
-        # the seed's model; sklearn 1.9 deprecates probability=True in favour of calibration.
-        # random_state fixes the internal cross-validation of its probabilities: the same
-        # demo answers with the same numbers on every run
-        warnings.simplefilter("ignore", FutureWarning)
-        model = svm.SVC(gamma=0.001, C=100., probability=True, random_state=0).fit(
-            x_train, y_train)
+    print("[demo] training CalibratedClassifierCV(svm.SVC(gamma=0.001, C=100.), "
+          "ensemble=False) on breast cancer", file=sys.stderr)
+    # one SVC fitted on every row, its decision values calibrated by a sigmoid fitted on
+    # 5-fold cross-validated ones: deterministic, the same numbers on every run
+    model = CalibratedClassifierCV(svm.SVC(gamma=0.001, C=100.), ensemble=False).fit(
+        x_train, y_train)
     print(f"[demo] test accuracy {model.score(x_test, y_test):.3f}", file=sys.stderr)
     tag = _build_and_save(model, x_train, args.name, args,
                           features=list(data.feature_names),
@@ -290,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("demo", help="train the seed's SVC, distill it, save the bundle")
+    p = commands.add_parser("demo", help="train the seed's SVC (calibrated), distill it, save "
+                            "the bundle")
     p.add_argument("--name", default=DEFAULT_NAME, help=f"bundle name (default {DEFAULT_NAME})")
     _add_distill_options(p)
     p.set_defaults(run=demo)

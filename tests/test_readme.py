@@ -156,6 +156,7 @@ def test_the_readme_predict_example_is_what_the_demo_answers(tmp_path, servers):
                                "BENTOML_DO_NOT_TRACK": "True"},
                           capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "FutureWarning" not in demo.stderr  # the seed's probability=True is deprecated
     server = servers.start(None, home, tmp_path / "serve.log", bundle=demo.stdout.split()[-1])
     try:
         body, answer = _predict_example()
@@ -181,6 +182,7 @@ def test_the_readme_python_runs(index, tmp_path):
                                   [str(ROOT), os.environ.get("PYTHONPATH", "")])},
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "FutureWarning" not in run.stderr, run.stderr[-3000:]
     saved = {0: tmp_path / "home" / "models" / "credit",
              1: tmp_path / "my_directory" / "scoring_explainer.json"}[index]
     assert saved.exists(), sorted(p.name for p in tmp_path.iterdir())

@@ -28,6 +28,10 @@ ALLOWED_TYPES = frozenset({
     # every one is checked after loading, before the model runs (tree_checks)
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # CalibratedClassifierCV's fitted parts (the demo's model): plain holders of an
+    # estimator and its calibrators, and the sigmoid calibrator's two numbers
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     # MLPClassifier and MLPRegressor's optimizer state (solvers "adam" and "sgd")
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",

@@ -1,5 +1,6 @@
 """RBF support vector machines as arrays: kernel factors per column group, and the model
-output from kernel values (decision values, Platt scaling, pairwise coupling)."""
+output from kernel values (decision values, Platt scaling, pairwise coupling, or the
+calibrators of a ``CalibratedClassifierCV`` around them)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,60 @@ import numpy as np
 # libsvm clips pairwise probabilities to [_MIN_PROB, 1 - _MIN_PROB] before coupling them
 _MIN_PROB = 1e-7
 _CLASSIFIERS, _REGRESSORS = ("c_svc", "nu_svc"), ("epsilon_svr", "nu_svr")
+_CALIBRATIONS = ("sigmoid", "isotonic")
 
 
 def unsupported_svm(model: Any, output: str) -> str | None:
-    """Why :class:`RBFMachine` cannot give ``output`` of ``model``, or ``None``."""
+    """Why :func:`rbf_machine` cannot give ``output`` of ``model``, or ``None``."""
+    if _is_calibrated(model):
+        if output != "predict_proba":
+            return f"it explains predict_proba of CalibratedClassifierCV, not {output}"
+        if model.method not in _CALIBRATIONS:
+            return (f"its calibration method is {model.method!r}; only 'sigmoid' and "
+                    "'isotonic' are read")
+        for calibrated in model.calibrated_classifiers_:
+            reason = _unsupported_machine(_unfrozen(calibrated.estimator))
+            if reason is None and getattr(calibrated.estimator, "_impl", None) not in \
+                    _CLASSIFIERS:
+                reason = "it is not a classifier"
+            if reason is not None:
+                return f"its calibrated estimator: {reason}"
+        return None
+    reason = _unsupported_machine(model)
+    if reason is not None:
+        return reason
+    wanted = "predict_proba" if model._impl in _CLASSIFIERS else "predict"
+    if output != wanted:
+        return f"it explains {wanted} of {type(model).__name__}, not {output}"
+    if model._impl in _CLASSIFIERS and np.size(getattr(model, "_probA", ())) == 0:
+        return ("it has no probabilities (fitted with probability=False; calibrate it "
+                "instead: CalibratedClassifierCV(SVC(), ensemble=False))")
+    return None
+
+
+def _unsupported_machine(model: Any) -> str | None:
     impl = getattr(model, "_impl", None)
     if impl not in _CLASSIFIERS + _REGRESSORS or not hasattr(model, "support_vectors_"):
         return "it is not a fitted SVC, NuSVC, SVR or NuSVR"
     if getattr(model, "kernel", None) != "rbf":
         return f"its kernel is {model.kernel!r}; only 'rbf' factorises over columns"
-    wanted = "predict_proba" if impl in _CLASSIFIERS else "predict"
-    if output != wanted:
-        return f"it explains {wanted} of {type(model).__name__}, not {output}"
-    if impl in _CLASSIFIERS and np.size(getattr(model, "_probA", ())) == 0:
-        return "it has no probabilities (fitted with probability=False)"
     return None
+
+
+def _is_calibrated(model: Any) -> bool:
+    return type(model).__name__ == "CalibratedClassifierCV" and hasattr(
+        model, "calibrated_classifiers_")
+
+
+def _unfrozen(estimator: Any) -> Any:
+    """The estimator a ``FrozenEstimator`` (calibration of a prefitted model) wraps."""
+    return estimator.estimator if type(estimator).__name__ == "FrozenEstimator" \
+        else estimator
+
+
+def rbf_machine(model: Any) -> RBFMachine | CalibratedMachine:
+    """The machine of an RBF SVM, or of a ``CalibratedClassifierCV`` around RBF SVCs."""
+    return CalibratedMachine(model) if _is_calibrated(model) else RBFMachine(model)
 
 
 class RBFMachine:
@@ -60,8 +100,9 @@ class RBFMachine:
             self.coef[starts[j]:starts[j + 1], p] = dual[i, starts[j]:starts[j + 1]]
         self.n_classes = k
         prob_a, prob_b = np.asarray(model._probA, float), np.asarray(model._probB, float)
-        self.platt_coef = self.coef * prob_a
-        self.platt_intercept = self.intercept * prob_a + prob_b
+        if prob_a.size:  # probability=True
+            self.platt_coef = self.coef * prob_a
+            self.platt_intercept = self.intercept * prob_a + prob_b
 
     def log_factors(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         """``(n, G, n_sv)``: ``-gamma`` times the squared distance of each row of ``X`` to
@@ -92,6 +133,73 @@ class RBFMachine:
         np.reciprocal(z, out=z)
         np.clip(z, _MIN_PROB, 1 - _MIN_PROB, out=z)
         return couple(z, self.pairs, self.n_classes)
+
+
+    def decisions(self, kernel: np.ndarray) -> np.ndarray:
+        """A classifier's ``decision_function`` ``(..., 1)`` (two classes) or ``(...,
+        n_classes)`` (one-vs-rest from the pairwise decisions, as scikit-learn's
+        ``decision_function_shape="ovr"``) from kernel values ``(..., n_sv)``."""
+        pairwise = kernel @ self.coef.astype(kernel.dtype) + self.intercept  # libsvm's sign
+        if self.n_classes == 2:
+            return -pairwise
+        # scikit-learn's _ovr_decision_function: votes plus confidences squashed below 1/3
+        shape = pairwise.shape[:-1] + (self.n_classes,)
+        votes, confidence = np.zeros(shape), np.zeros(shape)
+        for p, (i, j) in enumerate(self.pairs):
+            confidence[..., i] += pairwise[..., p]
+            confidence[..., j] -= pairwise[..., p]
+            wins = pairwise[..., p] >= 0
+            votes[..., i] += wins
+            votes[..., j] += ~wins
+        return votes + confidence / (3 * (np.abs(confidence) + 1))
+
+
+class CalibratedMachine:
+    """A ``CalibratedClassifierCV`` (sigmoid or isotonic, ``ensemble`` either way) around
+    RBF ``SVC``/``NuSVC``: each calibrated classifier's machine gives decision values, its
+    calibrators turn them into class probabilities, normalised and averaged over the
+    classifiers as scikit-learn does. The support vectors of all the machines are one
+    axis: :meth:`log_factors` and :meth:`outputs` work as :class:`RBFMachine`'s."""
+
+    def __init__(self, model: Any) -> None:
+        self.n_classes = len(model.classes_)
+        self.members = []
+        for calibrated in model.calibrated_classifiers_:
+            estimator = _unfrozen(calibrated.estimator)
+            # where each of the estimator's decision columns goes among the model's classes
+            positions = np.searchsorted(model.classes_, estimator.classes_)
+            if self.n_classes == 2:
+                positions = positions[1:]
+            self.members.append((RBFMachine(estimator), list(calibrated.calibrators),
+                                 positions))
+        self.support_vectors = np.concatenate([m.support_vectors for m, _, _ in self.members])
+        self.bounds = np.cumsum([0] + [len(m.support_vectors) for m, _, _ in self.members])
+
+    def log_factors(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        """``(n, G, n_sv)`` over every machine's support vectors, each with its own gamma."""
+        return np.concatenate([m.log_factors(X, groups) for m, _, _ in self.members],
+                              axis=-1)
+
+    def outputs(self, kernel: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(..., n_classes)`` from kernel values ``(..., n_sv)``."""
+        total = np.zeros(kernel.shape[:-1] + (self.n_classes,))
+        for (machine, calibrators, positions), start, stop in zip(
+                self.members, self.bounds[:-1], self.bounds[1:], strict=True):
+            decisions = machine.decisions(kernel[..., start:stop])
+            proba = np.zeros_like(total)
+            for column, (position, calibrator) in enumerate(zip(positions, calibrators,
+                                                                strict=True)):
+                proba[..., position] = calibrator.predict(
+                    decisions[..., column].reshape(-1)).reshape(decisions.shape[:-1])
+            if self.n_classes == 2:
+                proba[..., 0] = 1.0 - proba[..., 1]
+            else:
+                total_proba = proba.sum(axis=-1, keepdims=True)
+                proba = np.where(total_proba != 0, proba / np.where(
+                    total_proba != 0, total_proba, 1.0), 1.0 / self.n_classes)
+            proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+            total += proba
+        return total / len(self.members)
 
 
 def couple(pairwise: np.ndarray, pairs: list[tuple[int, int]], k: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.model.svm import RBFMachine, unsupported_svm
+from scoring.model.svm import rbf_machine, unsupported_svm
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 
 # training rows on which the machine read from the model must give the model's outputs
@@ -23,16 +23,18 @@ _KERNEL_DTYPE = np.float32
 
 
 class SVMScoringExplainer(KernelScoringExplainer):
-    """Interventional Shapley values of an RBF ``SVC``/``NuSVC`` (``predict_proba``) or
-    ``SVR``/``NuSVR`` (``predict``) on a kmeans summary of the training rows, computed
-    without calling the model on hybrid rows.
+    """Interventional Shapley values of an RBF ``SVC``/``NuSVC`` (``predict_proba``), a
+    ``CalibratedClassifierCV`` around them (sigmoid or isotonic, ``ensemble`` either way)
+    or an ``SVR``/``NuSVR`` (``predict``) on a kmeans summary of the training rows,
+    computed without calling the model on hybrid rows.
 
     The RBF kernel ``exp(-gamma ||x - sv||^2)`` is a product over columns. So the kernel
     value of a hybrid row (the coalition's players from ``x``, the others from background
     row ``b``) is the product of ``x``'s factors on the coalition and ``b``'s elsewhere:
     for a batch, one matrix product and one ``exp`` give every coalition's kernel values
     on every background row (``b``'s factors are computed at fit). The model's own head
-    (decision values, Platt scaling, pairwise coupling) turns them into coalition values,
+    (decision values, then Platt scaling and pairwise coupling, or the calibrators of a
+    ``CalibratedClassifierCV``) turns them into coalition values,
     and Kernel SHAP's constrained solve into the values, which add up exactly to ``f(x) -
     E[f]``. With ``nsamples >= 2**M - 2`` (8 raw columns: 254) every coalition is
     enumerated: the values are then exact on the background, up to the coupling, which
@@ -88,7 +90,7 @@ class SVMScoringExplainer(KernelScoringExplainer):
         """The model's arrays, the background's kernel factors and the coalition design's
         solve (rebuilt when loaded)."""
         super()._restore()
-        self.machine_ = RBFMachine(self.spec_.model)
+        self.machine_ = rbf_machine(self.spec_.model)
         self.background_factors_ = self.machine_.log_factors(self.background_, self.groups_)
 
     def _coalition_values(self, X: Any) -> np.ndarray:
