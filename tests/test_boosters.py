@@ -254,3 +254,15 @@ def test_distill_with_the_flag_saves_a_bundle_that_explains(model_files):
                          "--drop", "cost", "--output", str(root / "values.json"),
                          *FLAG.split(), home=root / "home")
     assert explained.returncode == 0, explained.stderr
+
+
+@pytest.mark.parametrize("library,task", [("xgboost", "binary"), ("lightgbm", "multiclass"),
+                                          ("catboost", "multiclass")])
+def test_one_pass_through_the_trees_gives_the_predictions_too(library, task):
+    """The request path predicts from the probabilities, as these libraries' predict
+    does: the same classes as predict."""
+    model, X = _pipeline(library, task)
+    explainer = TreeScoringExplainer(model_output="decision_function",
+                                     n_background=10).fit(model, X)
+    scored = explainer.score(X, explain=False)
+    np.testing.assert_array_equal(np.ravel(scored.predictions), np.ravel(model.predict(X)))

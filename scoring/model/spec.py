@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from scoring.core.codec import decode, encode
 from scoring.core.plain import plain
+from scoring.model.boosters import booster_library
 from scoring.model.function import ModelFunction, check_model, model_fingerprint
 from scoring.model.layout import OutputLayout
 from scoring.model.rows import dense, n_rows, take_rows
@@ -218,7 +219,10 @@ class ModelSpec:
 
 def _predicts_by_argmax(model: Any) -> bool:
     """Single-output classifiers whose ``predict`` is ``classes_[argmax(predict_proba)]``
-    in scikit-learn's own code (forests, histogram boosting, decision trees)."""
+    in their library's own code (scikit-learn's forests, histogram boosting and decision
+    trees; XGBoost's, LightGBM's and CatBoost's classifiers)."""
+    if booster_library(model) is not None:
+        return np.size(getattr(model, "classes_", [])) > 0
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         HistGradientBoostingClassifier,

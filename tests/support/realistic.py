@@ -113,6 +113,37 @@ def diabetes_forest() -> RealisticCase:
                  RandomForestRegressor(n_estimators=300, min_samples_leaf=3, random_state=0))
 
 
+def credit_xgboost() -> RealisticCase:
+    from xgboost import XGBClassifier  # optional: pip install 'scoring[xgboost]'
+
+    X, y = make_credit(2500)
+    return _case("credit_xgboost", "loan default (binary), XGBClassifier(300 trees, depth 4), "
+                 "8 raw columns", "binary", X, y,
+                 XGBClassifier(n_estimators=300, max_depth=4, learning_rate=0.05,
+                               random_state=0, n_jobs=1))
+
+
+def triage_lightgbm() -> RealisticCase:
+    from lightgbm import LGBMClassifier  # optional: pip install 'scoring[lightgbm]'
+
+    X, y = make_triage(2500)
+    return _case("triage_lightgbm", "ER triage urgency (3 classes), LGBMClassifier(200 trees, "
+                 "15 leaves), 7 raw columns", "multiclass", X, y,
+                 LGBMClassifier(n_estimators=200, num_leaves=15, learning_rate=0.05,
+                                random_state=0, n_jobs=1, verbose=-1))
+
+
+def claims_catboost() -> RealisticCase:
+    from catboost import CatBoostRegressor  # optional: pip install 'scoring[catboost]'
+
+    X, y = make_claims(2500)
+    return _case("claims_catboost", "insurance claim cost (regression, skewed), "
+                 "CatBoostRegressor(300 oblivious trees, depth 6), 7 raw columns",
+                 "regression", X, y,
+                 CatBoostRegressor(iterations=300, depth=6, random_seed=0, thread_count=1,
+                                   verbose=0))
+
+
 CASES: dict[str, Callable[[], RealisticCase]] = {
     "credit_forest": credit_forest,
     "credit_logreg": credit_logreg,
@@ -121,4 +152,7 @@ CASES: dict[str, Callable[[], RealisticCase]] = {
     "wine_svc": wine_svc,
     "claims_gbr": claims_gbr,
     "diabetes_forest": diabetes_forest,
+    "credit_xgboost": credit_xgboost,
+    "triage_lightgbm": triage_lightgbm,
+    "claims_catboost": claims_catboost,
 }
