@@ -27,14 +27,15 @@ from scoring.model.trees import additive_trees, feature_dtype, not_additive
 from scoring.shapley.exact import exact_shapley_values
 from scoring.shapley.tree_paths import tree_paths
 
-# one thread each: the machine is shared
+# one thread each: the machine is shared; CatBoost writes no training logs into the tree
 CLASSIFIERS = {
     "xgboost": lambda: xgboost.XGBClassifier(n_estimators=30, max_depth=4, random_state=0,
                                              n_jobs=1),
     "lightgbm": lambda: lightgbm.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1,
                                                 random_state=0, n_jobs=1),
     "catboost": lambda: catboost.CatBoostClassifier(iterations=30, depth=4, verbose=0,
-                                                    random_seed=0, thread_count=1),
+                                                    random_seed=0, thread_count=1,
+                                                   allow_writing_files=False),
 }
 REGRESSORS = {
     "xgboost": lambda: xgboost.XGBRegressor(n_estimators=30, max_depth=4, random_state=0,
@@ -42,7 +43,8 @@ REGRESSORS = {
     "lightgbm": lambda: lightgbm.LGBMRegressor(n_estimators=30, num_leaves=15, verbose=-1,
                                                random_state=0, n_jobs=1),
     "catboost": lambda: catboost.CatBoostRegressor(iterations=30, depth=4, verbose=0,
-                                                   random_seed=0, thread_count=1),
+                                                   random_seed=0, thread_count=1,
+                                                   allow_writing_files=False),
 }
 
 
@@ -159,7 +161,8 @@ def test_what_a_threshold_cannot_say_is_refused_with_what_to_do():
         "categorical_feature": lightgbm.LGBMClassifier(
             n_estimators=5, verbose=-1, min_data_per_group=5, cat_smooth=1).fit(
                 codes, y, categorical_feature=[0]),
-        "cat_features": catboost.CatBoostClassifier(iterations=5, verbose=0).fit(
+        "cat_features": catboost.CatBoostClassifier(iterations=5, verbose=0,
+                                                    allow_writing_files=False).fit(
             frame.astype({"colour": str}), y, cat_features=[0]),
         "zero_as_missing": lightgbm.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1,
                                                    zero_as_missing=True).fit(
@@ -182,7 +185,7 @@ def test_regressors_with_a_link_explain_their_margin_not_their_prediction():
     for model in (xgboost.XGBRegressor(n_estimators=5, objective="count:poisson"),
                   lightgbm.LGBMRegressor(n_estimators=5, objective="poisson", verbose=-1),
                   catboost.CatBoostRegressor(iterations=5, loss_function="Poisson",
-                                             verbose=0)):
+                                             verbose=0, allow_writing_files=False)):
         model.fit(X, counts)
         assert "link of the sum over its trees" in not_additive(model, "predict")
         assert not_additive(model, "decision_function") is None

@@ -141,7 +141,7 @@ def claims_catboost() -> RealisticCase:
                  "CatBoostRegressor(300 oblivious trees, depth 6), 7 raw columns",
                  "regression", X, y,
                  CatBoostRegressor(iterations=300, depth=6, random_seed=0, thread_count=1,
-                                   verbose=0))
+                                   verbose=0, allow_writing_files=False))
 
 
 CASES: dict[str, Callable[[], RealisticCase]] = {
