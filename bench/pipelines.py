@@ -326,6 +326,7 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
     """distill's choice: distill time, raw-level fidelity, expected values, latencies.
     ``result["distill_seconds"]`` is set even when distill raises (the time target)."""
     from scoring import ExplanationBundle, distill
+    from scoring.artifacts.trust import UntrustedTypes
 
     started = time.perf_counter()
     try:
@@ -368,7 +369,10 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
     one = rows.iloc[[0]].reset_index(drop=True)
     hundred = _take(case.X_test, 100)
     spec = explainer.spec_
-    bundle = ExplanationBundle(case.model, explainer)
+    try:
+        bundle = ExplanationBundle(case.model, explainer)
+    except UntrustedTypes as exc:  # the bench fitted the model itself: it trusts its types
+        bundle = ExplanationBundle(case.model, explainer, trusted_types=exc.types)
     bare = case.model.predict if case.task == "regression" else case.model.predict_proba
     with threadpool_limits(limits=args.threads):
         for label, frame in (("row", one), ("batch100", hundred)):

@@ -25,7 +25,13 @@ from scoring.datasets import make_claims, make_credit, make_triage
 from scoring.model.function import ModelFunction
 from scoring.model.trees import additive_trees, feature_dtype, not_additive
 from scoring.shapley.exact import exact_shapley_values
-from scoring.shapley.tree_paths import tree_paths
+from scoring.shapley.tree_paths import (
+    PathEngine,
+    background_patterns,
+    interventional_values,
+    shapley_tables,
+    tree_paths,
+)
 
 # one thread each: the machine is shared; CatBoost writes no training logs into the tree
 CLASSIFIERS = {
@@ -269,3 +275,22 @@ def test_one_pass_through_the_trees_gives_the_predictions_too(library, task):
                                      n_background=10).fit(model, X)
     scored = explainer.score(X, explain=False)
     np.testing.assert_array_equal(np.ravel(scored.predictions), np.ravel(model.predict(X)))
+
+
+def test_oblivious_trees_cost_one_lookup_per_tree():
+    """CatBoost's trees ask one question per level: each gets a table of its values for
+    every combination of answers, equal to the leaf-by-leaf values and to enumeration."""
+    X, y = _missing_values(600, seed=5)
+    model = REGRESSORS["catboost"]().fit(X, y)
+    background = X[:50]
+    engine = PathEngine.build(model, "predict", np.arange(5), background)
+    assert engine.codes is not None and engine.codes.leaves.all()
+    assert engine.codes.tests.shape == (30, 4)  # 30 trees, depth 4
+    assert not engine.tables.leaves and not len(engine.tables.rest.leaf)
+    rows = _explained_rows(X)[:8]
+    paths = engine.paths
+    by_leaf = interventional_values(
+        paths, shapley_tables(paths, background_patterns(paths, background)), rows, 5)
+    np.testing.assert_allclose(engine.values(rows), by_leaf, rtol=0, atol=1e-12)
+    exact = exact_shapley_values(lambda r: model.predict(r).reshape(-1, 1), rows, background)
+    np.testing.assert_allclose(engine.values(rows), exact, rtol=0, atol=1e-10)

@@ -37,6 +37,10 @@ MAX_TABLE_ENTRIES = 2**23
 # the engine computes the leaves its tables do not cover pattern by pattern, on every
 # request; past this share of the leaves that costs more than the engine saves
 MAX_UNTABLED_LEAF_SHARE = 0.05
+# a tree whose nodes ask at most this many distinct questions (an oblivious tree, as
+# CatBoost grows them, asks one per level) gets a table of its values for every
+# combination of answers: one lookup per tree on the request path instead of one per leaf
+MAX_CODE_TESTS = 8
 # rows explained together (the lookups are (rows, leaves, players))
 _CHUNK_ROWS = 16
 
@@ -62,6 +66,7 @@ class TreePaths:
     leaf_mask: np.ndarray  # (n_leaves,) uint64 bits of every player on the path
     feature_dtype: type = np.float32  # the precision the model compares features in
     n_trees: int = 0
+    tree_leaf_start: np.ndarray | None = None  # (n_trees + 1,) each tree's first leaf
 
     def output(self, X: np.ndarray) -> np.ndarray:
         """The ensemble output less its constant, rebuilt from the leaves,
@@ -73,11 +78,18 @@ class TreePaths:
     def reach_masks(self, X: np.ndarray) -> np.ndarray:
         """``(n_rows, n_leaves)`` uint64: per leaf, the bits of the players whose own
         values send each row down that leaf's path."""
+        return self.masks_of_outcomes(self.outcomes(X))
+
+    def outcomes(self, X: np.ndarray) -> np.ndarray:
+        """``(n_rows, n_tested_nodes)`` bool: which way each row goes at each node."""
         # most scikit-learn trees compare float32 features to float64 thresholds
         values = np.asarray(X, dtype=self.feature_dtype).astype(np.float64)[
             :, self.node_feature]
-        left = np.where(np.isnan(values), self.node_missing_left,
+        return np.where(np.isnan(values), self.node_missing_left,
                         values <= self.node_threshold)
+
+    def masks_of_outcomes(self, left: np.ndarray) -> np.ndarray:
+        """:meth:`reach_masks` of rows that go left where ``left`` says."""
         off_path = left[:, self.entry_node] != self.entry_left
         failed = np.bitwise_or.reduceat(off_path * self.entry_bit, self.leaf_start, axis=1)
         return self.leaf_mask & ~failed
@@ -125,8 +137,10 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
                                                 "leaf_start", "leaf_value", "leaf_players")}
     features, thresholds, missing_left = [], [], []
     node_base = 0
+    tree_leaf_start = [0]
     for tree, values in trees:
         _flatten_tree(tree, values, groups, node_base, out)
+        tree_leaf_start.append(len(out["leaf_start"]))
         features.append(np.maximum(tree.feature, 0))
         thresholds.append(tree.threshold)
         missing = getattr(tree, "missing_go_to_left", None)
@@ -152,7 +166,7 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
         leaf_start=np.asarray(out["leaf_start"], dtype=np.int64),
         leaf_value=np.asarray(out["leaf_value"], dtype=float),
         leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype,
-        n_trees=len(trees))
+        n_trees=len(trees), tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64))
 
 
 @dataclass
@@ -298,14 +312,106 @@ def _scatter(paths: TreePaths, leaf_ids: np.ndarray, k: int) -> Any:
     return csr_matrix((values, (rows, columns)), shape=(len(players), n_players * n_outputs))
 
 
+@dataclass
+class CodeTables:
+    """For each tree asking at most :data:`MAX_CODE_TESTS` distinct questions (feature,
+    threshold, missing side), its Shapley values for every combination of answers, so a
+    row costs one lookup per tree. ``tests[t, j]``: a tested node asking tree ``t``'s
+    ``j``-th question (``n_tested_nodes``, a padding column that always answers no, past
+    its last); ``values[t, code]``: the tree's values ``(n_players * n_outputs,)`` for
+    rows whose answers are ``code``'s bits; ``leaves``: the leaves of those trees."""
+
+    tests: np.ndarray  # (n_coded_trees, n_bits)
+    values: np.ndarray  # (n_coded_trees, 2**n_bits, n_players * n_outputs)
+    leaves: np.ndarray  # (n_leaves,) bool
+
+    def lookup(self, left: np.ndarray) -> np.ndarray:
+        """``(n_rows, n_players * n_outputs)``: the coded trees' values for rows that go
+        left where ``left (n_rows, n_tested_nodes)`` says."""
+        padded = np.concatenate([left, np.zeros((len(left), 1), bool)], axis=1)
+        bits = padded[:, self.tests].astype(np.int64)  # (n, trees, n_bits)
+        codes = (bits << np.arange(self.tests.shape[1])).sum(axis=2)
+        return self.values[np.arange(len(self.tests)), codes].sum(axis=1)
+
+
+def code_tables(paths: TreePaths, tables: ShapleyTables, n_players: int,
+                max_entries: int = MAX_TABLE_ENTRIES) -> CodeTables | None:
+    """The :class:`CodeTables` of the trees whose every leaf has ``tables``, from those
+    tables (exact as they are), or ``None`` when no tree qualifies or they would hold more
+    than ``max_entries`` values."""
+    n_leaves, n_outputs = len(paths.leaf_mask), paths.leaf_value.shape[1]
+    local = np.full(n_leaves, -1)
+    for leaf_ids in tables.leaves.values():
+        local[leaf_ids] = np.arange(len(leaf_ids))
+    entry_stop = np.append(paths.leaf_start, len(paths.entry_node))
+    questions = np.column_stack([paths.node_feature, paths.node_threshold,
+                                 paths.node_missing_left])
+    coded = []
+    for t in range(paths.n_trees):
+        first, stop = paths.tree_leaf_start[t], paths.tree_leaf_start[t + 1]
+        if (local[first:stop] < 0).any():
+            continue
+        nodes = np.unique(paths.entry_node[entry_stop[first]:entry_stop[stop]])
+        _, representative, question = np.unique(questions[nodes], axis=0,
+                                                return_index=True, return_inverse=True)
+        if len(representative) <= MAX_CODE_TESTS:
+            coded.append((t, nodes, question.reshape(-1), nodes[representative]))
+    n_bits = max((len(r) for *_, r in coded), default=0)
+    if not coded or len(coded) * 2**n_bits * n_players * n_outputs > max_entries:
+        return None
+    k_of_leaf = players_on_paths(paths)
+    tests = np.full((len(coded), n_bits), len(paths.node_feature))
+    values = np.zeros((len(coded), 2**n_bits, n_players, n_outputs))
+    leaves = np.zeros(n_leaves, bool)
+    for i, (t, nodes, question, representative) in enumerate(coded):
+        first, stop = paths.tree_leaf_start[t], paths.tree_leaf_start[t + 1]
+        leaves[first:stop] = True
+        tests[i, :len(representative)] = representative
+        codes = np.arange(2**n_bits)
+        left = np.zeros((len(codes), len(paths.node_feature)), bool)
+        left[:, nodes] = (codes[:, None] >> question[None, :]) & 1
+        entries = slice(entry_stop[first], entry_stop[stop])
+        off_path = left[:, paths.entry_node[entries]] != paths.entry_left[entries]
+        failed = np.bitwise_or.reduceat(off_path * paths.entry_bit[entries],
+                                        paths.leaf_start[first:stop] - entry_stop[first],
+                                        axis=1)
+        reach = paths.leaf_mask[first:stop] & ~failed  # (codes, leaves of the tree)
+        for k in np.unique(k_of_leaf[first:stop]):
+            ids = first + np.flatnonzero(k_of_leaf[first:stop] == k)
+            # (codes, leaves, k): each leaf's coefficients for the codes' reach masks
+            coefficient = tables.coefficients[k][local[ids], reach[:, ids - first]]
+            at = np.zeros((len(ids) * k, n_players))
+            at[np.arange(len(ids) * k), paths.leaf_players[ids, :k].reshape(-1)] = 1.0
+            values[i] += np.einsum("clk,lo,lkp->cpo", coefficient, paths.leaf_value[ids],
+                                   at.reshape(len(ids), k, n_players))
+    return CodeTables(tests, values.reshape(len(coded), 2**n_bits, -1), leaves)
+
+
+def _without_leaves(paths: TreePaths, tables: ShapleyTables,
+                    leaves: np.ndarray) -> ShapleyTables:
+    """``tables`` less the ``leaves`` (their values come from elsewhere)."""
+    kept, coefficients, scatter = {}, {}, {}
+    for k, leaf_ids in tables.leaves.items():
+        keep = ~leaves[leaf_ids]
+        if keep.any():
+            kept[k], coefficients[k] = leaf_ids[keep], tables.coefficients[k][keep]
+            scatter[k] = _scatter(paths, kept[k], k)
+    return ShapleyTables(kept, coefficients, tables.rest, scatter)
+
+
 def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray,
-                          n_players: int) -> np.ndarray:
+                          n_players: int, codes: CodeTables | None = None) -> np.ndarray:
     """Shapley values ``(n_rows, n_players, n_outputs)`` of the ensemble for rows ``X`` on
-    the background the ``tables`` were built from: exact, and additive to the ensemble
-    output minus its mean over the background."""
+    the background the ``tables`` (and ``codes``, for the trees they cover) were built
+    from: exact, and additive to the ensemble output minus its mean over the background."""
     n_rows, n_outputs = len(X), paths.leaf_value.shape[1]
-    reach = paths.reach_masks(X)
+    left = paths.outcomes(X)
     flat = np.zeros((n_rows, n_players * n_outputs))
+    if codes is not None:
+        flat += codes.lookup(left)
+    if not tables.leaves and not len(tables.rest.leaf):
+        return flat.reshape(n_rows, n_players, n_outputs)
+    reach = paths.masks_of_outcomes(left)
     for k, leaf_ids in tables.leaves.items():
         coefficient = tables.coefficients[k][np.arange(len(leaf_ids)), reach[:, leaf_ids]]
         scatter = tables.scatter[k]
@@ -337,6 +443,7 @@ class PathEngine:
     paths: TreePaths
     tables: ShapleyTables
     n_players: int
+    codes: CodeTables | None = None
 
     @classmethod
     def build(cls, model: Any, output: str, groups: np.ndarray,
@@ -352,13 +459,17 @@ class PathEngine:
                             f"{type(model).__name__} (paths test up to {int(k.max())} "
                             "columns): too deep to explain fast on the request path")
         tables = shapley_tables(paths, background_patterns(paths, background))
-        return cls(paths, tables, int(groups.max()) + 1)
+        n_players = int(groups.max()) + 1
+        codes = code_tables(paths, tables, n_players)
+        if codes is not None:
+            tables = _without_leaves(paths, tables, codes.leaves)
+        return cls(paths, tables, n_players, codes)
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """``(n_rows, n_players, n_outputs)``, additive to the output less its background
         mean."""
         chunks = [interventional_values(self.paths, self.tables, X[start:start + _CHUNK_ROWS],
-                                        self.n_players)
+                                        self.n_players, self.codes)
                   for start in range(0, len(X), _CHUNK_ROWS)]
         return np.concatenate(chunks) if chunks else \
             np.zeros((0, self.n_players, self.paths.leaf_value.shape[1]))
