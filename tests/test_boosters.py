@@ -19,7 +19,7 @@ import xgboost
 from sklearn.pipeline import Pipeline
 
 from bench.realistic import preprocessor
-from scoring import AmortizedScoringExplainer, ExplanationBundle, TreeScoringExplainer
+from scoring import AmortizedScoringExplainer, ExplanationBundle, TreeScoringExplainer, distill
 from scoring.artifacts.trust import UntrustedTypes
 from scoring.datasets import make_claims, make_credit, make_triage
 from scoring.model.function import ModelFunction
@@ -183,6 +183,16 @@ def test_what_a_threshold_cannot_say_is_refused_with_what_to_do():
         with pytest.raises(TypeError, match=option):
             TreeScoringExplainer(model_output="decision_function").fit(
                 refused[option], np.round(codes) if option == "zero_as_missing" else codes)
+
+
+def test_native_category_columns_are_refused_before_any_work():
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"colour": pd.Categorical(rng.choice(list("abc"), 200)),
+                          "size": rng.normal(size=200)})
+    y = (frame["colour"].eq("a") ^ (frame["size"] > 0)).astype(int)
+    model = xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(frame, y)
+    with pytest.raises(TypeError, match=r"\['colour'\].*OneHotEncoder"):
+        distill(model, frame, verbose=False)
 
 
 def test_regressors_with_a_link_explain_their_margin_not_their_prediction():

@@ -97,6 +97,8 @@ class ModelSpec:
         else:
             raw_map = None
         function = ModelFunction(model, model_output)
+        if raw_map is None:
+            _refuse_native_categories(model, X)
         if raw_map is not None:
             if features is not None and features != raw_map.raw_features:
                 raise ValueError(f"features {features} do not match the raw columns of "
@@ -265,6 +267,22 @@ def _split_map(model: Any, X: Any) -> tuple[RawFeatureMap, Any] | None:
         return RawFeatureMap(split[0], X), split[1]
     except (ValueError, TypeError):
         return None
+
+
+def _refuse_native_categories(model: Any, X: Any) -> None:
+    """An XGBoost, LightGBM or CatBoost model fed pandas ``category`` columns as they are:
+    rows sent as JSON arrive as strings and the explainers work on numbers, so say what
+    to do before any work."""
+    if booster_library(model) is None or not isinstance(X, pd.DataFrame):
+        return
+    native = [str(c) for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    if native:
+        raise TypeError(
+            f"{type(model).__name__} takes the pandas 'category' column(s) {native[:5]} as "
+            "they are (native categorical splits), which cannot be explained here: encode "
+            "them in a Pipeline in front of it instead, e.g. ColumnTransformer([('cat', "
+            "OneHotEncoder(handle_unknown='ignore'), columns), ...], remainder="
+            "'passthrough'), and distill the Pipeline")
 
 
 def _resolve_classes(model: Any, output: str, classes: list | None) -> list | None:
