@@ -15,6 +15,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,11 @@ def margin_function(model: Any) -> Callable[[Any], np.ndarray]:
     library computes them: its ``decision_function``."""
     library = booster_library(model)
     if library == "xgboost":
-        return lambda X: model.predict(X, output_margin=True)
+        return partial(model.predict, output_margin=True)
     if library == "lightgbm":
-        return lambda X: model.predict(X, raw_score=True)
+        return partial(model.predict, raw_score=True)
     if library == "catboost":
-        return lambda X: model.predict(X, prediction_type="RawFormulaVal")
+        return partial(model.predict, prediction_type="RawFormulaVal")
     raise TypeError(f"{type(model).__name__} is not an XGBoost, LightGBM or CatBoost model")
 
 
