@@ -99,10 +99,13 @@ class InputSchema:
             return []
         found = []
         for name, known in self.categories.items():
-            column = rows[name]
-            unseen = column.notna() & ~column.isin(known)
-            for i in np.flatnonzero(unseen.to_numpy()):
-                found.append({"row": int(i), "field": name, "value": _plain(column.iloc[i]),
+            # a set lookup per value: a tenth of pandas' isin on the request path's few rows
+            known = set(known)
+            for i, value in enumerate(rows[name].to_numpy(dtype=object)):
+                if value in known or value is None or value is pd.NA or (
+                        isinstance(value, float) and np.isnan(value)):
+                    continue
+                found.append({"row": i, "field": name, "value": _plain(value),
                               "warning": "category not seen in training"})
         return sorted(found, key=lambda w: (w["row"], self.columns.index(w["field"])))
 
@@ -122,8 +125,11 @@ class InputSchema:
         frame = self._to_frame(data)
         if len(frame) == 0:
             raise InputError("no rows to score: the input is empty", reason="empty_input")
-        for name, kind in zip(self.columns, self.kinds, strict=True):
-            frame[name] = self._check_column(frame[name], name, kind)
+        # one frame built from the checked columns: assigning them one by one costs more
+        # than the checks on the request path's few rows
+        frame = pd.DataFrame({name: self._check_column(frame[name], name, kind)
+                              for name, kind in zip(self.columns, self.kinds, strict=True)},
+                             index=frame.index)
         if self.from_dataframe or not self.all_numeric:
             return frame
         return frame.to_numpy(dtype=float)
