@@ -133,7 +133,7 @@ def _speedup(case: dict) -> float:
 
 PIPELINES_METHOD = """\
 `python -m bench.pipelines` (part of `make bench`; `--quick` takes a few minutes) runs ten
-scikit-learn `Pipeline`s as users write them (`bench/realistic.py`: median imputer + scaler
+scikit-learn `Pipeline`s as users write them (`tests/support/realistic.py`: median imputer + scaler
 on numbers, most-frequent imputer + one-hot on strings, in front of the estimator) on the
 data of `scoring.datasets` (string categoricals with missing values, skewed numbers,
 interactions). Only the library's public calls are used, so it measures whatever

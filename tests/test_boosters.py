@@ -18,10 +18,9 @@ import pytest
 import xgboost
 from sklearn.pipeline import Pipeline
 
-from bench.realistic import preprocessor
 from scoring import AmortizedScoringExplainer, ExplanationBundle, TreeScoringExplainer, distill
 from scoring.artifacts.trust import UntrustedTypes
-from scoring.datasets import make_claims, make_credit, make_triage
+from scoring.datasets import make_claims, make_credit, make_triage, preprocessor
 from scoring.model.function import ModelFunction
 from scoring.model.trees import additive_trees, feature_dtype, not_additive
 from scoring.shapley.exact import exact_shapley_values

@@ -12,9 +12,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, NuSVC
 
-from bench.realistic import preprocessor
 from scoring import ExplanationBundle, SVMScoringExplainer, distill
-from scoring.datasets import load_wine_mixed
+from scoring.datasets import load_wine_mixed, preprocessor
 from scoring.model.svm import rbf_machine, unsupported_svm
 from scoring.shapley.exact import exact_shapley_values
 

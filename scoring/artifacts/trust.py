@@ -35,7 +35,7 @@ ALLOWED_TYPES = frozenset({
     # MLPClassifier and MLPRegressor's optimizer state (solvers "adam" and "sgd")
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-    # ColumnTransformer's columns chosen by dtype (bench.realistic.preprocessor)
+    # ColumnTransformer's columns chosen by dtype (scoring.datasets.preprocessor)
     "sklearn.compose._column_transformer.make_column_selector",
     # the dtype an imputer records at fit time
     "numpy.dtype",
