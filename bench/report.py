@@ -104,7 +104,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # -- pipelines -----------------------------------------------------------------------------
-_ESTIMATOR = re.compile(r"\b((?:[A-Z][A-Za-z]*)?(?:Classifier|Regressor|Regression|SVC|SVR))\b")
+_ESTIMATOR = re.compile(
+    r"\b((?:[A-Z][A-Za-z]*)?(?:Classifier|Regressor|Regression|SVC|SVR)(?:CV)?)\b")
 
 
 def _case_label(case: dict) -> str:
@@ -132,7 +133,7 @@ def _speedup(case: dict) -> float:
 
 
 PIPELINES_METHOD = """\
-`python -m bench.pipelines` (part of `make bench`; `--quick` takes a few minutes) runs ten
+`python -m bench.pipelines` (part of `make bench`; `--quick` takes a few minutes) runs eleven
 scikit-learn `Pipeline`s as users write them (`tests/support/realistic.py`: median imputer + scaler
 on numbers, most-frequent imputer + one-hot on strings, in front of the estimator) on the
 data of `scoring.datasets` (string categoricals with missing values, skewed numbers,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
@@ -98,6 +99,14 @@ def wine_svc() -> RealisticCase:
                  SVC(probability=True, random_state=0))
 
 
+def wine_calibrated_svc() -> RealisticCase:
+    """The demo's model on the pipeline data: SVC(probability=True) as scikit-learn 1.9 asks."""
+    X, y = load_wine_mixed()
+    return _case("wine_calibrated_svc", "wine cultivar (3 classes, sklearn's shipped 178 rows), "
+                 "CalibratedClassifierCV(SVC(), ensemble=False), 8 raw columns", "multiclass",
+                 X, y, CalibratedClassifierCV(SVC(), ensemble=False))
+
+
 def claims_gbr() -> RealisticCase:
     X, y = make_claims(2500)
     return _case("claims_gbr", "insurance claim cost (regression, skewed), "
@@ -150,6 +159,7 @@ CASES: dict[str, Callable[[], RealisticCase]] = {
     "triage_hgb": triage_hgb,
     "churn_mlp": churn_mlp,
     "wine_svc": wine_svc,
+    "wine_calibrated_svc": wine_calibrated_svc,
     "claims_gbr": claims_gbr,
     "diabetes_forest": diabetes_forest,
     "credit_xgboost": credit_xgboost,
