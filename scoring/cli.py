@@ -91,9 +91,10 @@ def _check_storable(model: Any, trusted_types: list[str]) -> None:
             from None
 
 
-def demo(args: argparse.Namespace) -> int:
-    """The seed's example: an SVC on breast cancer, its probabilities calibrated (the
-    seed's ``probability=True`` is deprecated), distilled and saved as a bundle."""
+def demo_model() -> tuple[Any, Any, Any]:
+    """The seed's SVC on breast cancer, its probabilities calibrated (the seed's
+    ``probability=True`` is deprecated in scikit-learn 1.9): the model, its training rows
+    and the data set."""
     from sklearn import svm
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.datasets import load_breast_cancer
@@ -109,6 +110,12 @@ def demo(args: argparse.Namespace) -> int:
     model = CalibratedClassifierCV(svm.SVC(gamma=0.001, C=100.), ensemble=False).fit(
         x_train, y_train)
     print(f"[demo] test accuracy {model.score(x_test, y_test):.3f}", file=sys.stderr)
+    return model, x_train, data
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The seed's example, distilled and saved as a bundle."""
+    model, x_train, data = demo_model()
     tag = _build_and_save(model, x_train, args.name, args,
                           features=list(data.feature_names),
                           classes=data.target_names.tolist())

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,8 +25,9 @@ from sklearn.ensemble import (
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from scoring import Explanation
+from scoring import Explanation, SVMScoringExplainer
 from scoring.artifacts.scored_table import scored_table
+from scoring.cli import demo_model
 from scoring.datasets import make_credit, make_triage, preprocessor
 from tests.support.processes import run_side_by_side
 
@@ -122,6 +124,18 @@ def test_explain_rejects_unknown_columns(files, built):
     # the target column is not a model input: the error names it
     assert out.returncode != 0
     assert "unknown column(s) ['target']" in out.stderr
+
+
+def test_the_demo_model_is_fitted_and_explained_without_a_future_warning():
+    """The first command a new user runs: the seed's ``SVC(probability=True)`` is deprecated
+    in scikit-learn 1.9, so the demo calibrates the SVC (test_readme runs the whole demo)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model, x_train, _ = demo_model()
+        explainer = SVMScoringExplainer(n_background=5).fit(model, x_train)
+        values = explainer.explain(x_train[:3])
+    np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
+                               model.predict_proba(x_train[:3]), atol=1e-8)
 
 
 def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
