@@ -37,7 +37,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.processes import free_port, start_prometheus, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DEFAULT_BUNDLE = "breast_cancer_svc:latest"
 QUANTILES = (0.5, 0.95, 0.99)
@@ -76,14 +75,6 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: fl
         sys.exit(f"error: {exc}")
 
 
-def _workers_override(workers: int) -> str:
-    """BENTOML_CONFIG_OVERRIDES as the Kubernetes Deployment sets it, for ``workers``."""
-    deployment = yaml.safe_load(DEPLOYMENT.read_text())
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
-    return env["BENTOML_CONFIG_OVERRIDES"].replace("$(SCORING_WORKERS)", str(workers))
-
-
 def _ensure_bundle(tag: str) -> None:
     """Build the seed's demo bundle when the default one is missing from the store."""
     check = subprocess.run([sys.executable, "-c", f"import bentoml; bentoml.models.get({tag!r})"],
@@ -117,7 +108,7 @@ def start_service(bundle: str, workers: int, work: Path, name: str = "bentoml",
     port = free_port()
     log = work / f"{name}.log"
     env = {**os.environ, "SCORING_BUNDLE": bundle, "BENTOML_DO_NOT_TRACK": "True",
-           "BENTOML_CONFIG_OVERRIDES": _workers_override(workers), **(env or {})}
+           "SCORING_WORKERS": str(workers), **(env or {})}
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     with open(log, "wb") as out:
         proc = subprocess.Popen([bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -57,6 +57,12 @@ from service.v2_schemas import (
     RequestInput,
 )
 from service.v2_tensors import rows_from_inputs
+from service.workers import serving_workers
+
+try:
+    WORKERS = serving_workers()
+except RuntimeError:
+    WORKERS = 1  # check_bundle refuses the setting before any worker starts
 
 
 async def _global_explanation(request: Request) -> JSONResponse:
@@ -82,7 +88,7 @@ _routes = Starlette(routes=[Route("/explanation/global", _global_explanation, me
 @bentoml.asgi_app(_routes, path="/")
 # BentoML's default request-duration buckets are too coarse below a second, where this
 # service lives
-@bentoml.service(name=SERVICE_NAME, service_class=GuardedService, workers=1,
+@bentoml.service(name=SERVICE_NAME, service_class=GuardedService, workers=WORKERS,
                  traffic={"timeout": 60}, logging={"access": {"enabled": access_log_enabled()}},
                  metrics={"duration": {"buckets": [float(b) for b in LATENCY_BUCKETS]
                                        + [30.0, 60.0]}})
@@ -95,13 +101,14 @@ class ExplainedModel:
     def check_bundle() -> None:
         """Runs once in ``bentoml serve`` before any worker: a bundle that fails its checks
         stops the server (exit status 1) instead of a worker crash loop; so does a token
-        file that cannot be read, a bad monitoring setting or timeout, or an unreadable
-        dashboard explanation file."""
+        file that cannot be read, a bad monitoring, worker or timeout setting, or an
+        unreadable dashboard explanation file."""
         bundle = load_bundle(BUNDLE_TAG)
         attribution_monitor(bundle)
         check_dashboard_data(bundle)
         check_setting(api_token)
         check_setting(timeouts)
+        check_setting(serving_workers)
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))
