@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ class InputError(ValueError):
 
 
 _STRING_DTYPES = ("str", "string")
+# what a number column converts at once; anything else is checked value by value
+_PLAIN_NUMBERS = frozenset({int, float, np.float64, np.float32, np.int64, np.int32})
 
 
 @dataclass
@@ -92,47 +95,50 @@ class InputSchema:
     def all_numeric(self) -> bool:
         return all(k == "numeric" for k in self.kinds)
 
-    def unknown_categories(self, rows: Any) -> list[dict]:
-        """``{"row", "field", "value"}`` for every value of a categorical column of validated
-        ``rows`` that training never saw (the model's encoder decides what it means)."""
-        if not isinstance(rows, pd.DataFrame) or not self.categories:
-            return []
-        found = []
-        for name, known in self.categories.items():
-            # a set lookup per value: a tenth of pandas' isin on the request path's few rows
-            known = set(known)
-            for i, value in enumerate(rows[name].to_numpy(dtype=object)):
-                if value in known or value is None or value is pd.NA or (
-                        isinstance(value, float) and np.isnan(value)):
-                    continue
-                found.append({"row": i, "field": name, "value": _plain(value),
-                              "warning": "category not seen in training"})
-        return sorted(found, key=lambda w: (w["row"], self.columns.index(w["field"])))
+    @cached_property
+    def _known_categories(self) -> dict[str, frozenset]:
+        # sets, not pandas' isin: a one-row request looks each value up once
+        return {name: frozenset(_plain(v) for v in known)
+                for name, known in self.categories.items()}
 
     # -- validation --------------------------------------------------------------------
-    def validate(self, data: Any) -> np.ndarray | pd.DataFrame:
+    def validate(self, data: Any, unseen: list | None = None) -> np.ndarray | pd.DataFrame:
         """Check rows and return them as the model takes them.
 
         Accepts a DataFrame (columns by name, extra columns refused), a 1-D or 2-D array or
         nested lists in training column order, one record (dict) or a list of records.
         Returns a float array for all-numeric schemas fitted on arrays, a DataFrame with the
         training columns otherwise. Raises :class:`InputError` naming the row and field.
+
+        ``unseen``: a list that receives ``{"row", "field", "value", "warning"}`` for every
+        value of a categorical column that training never saw (the model's encoder decides
+        what it means), by row then column: found while each value is checked anyway.
         """
         if not self.from_dataframe and self.all_numeric:
             numbers = _numeric_table(data)
             if numbers is not None:
                 return self._validate_array(numbers)
-        frame = self._to_frame(data)
-        if len(frame) == 0:
+        columns = self._columns(data)
+        if len(columns[0]) == 0:
             raise InputError("no rows to score: the input is empty", reason="empty_input")
-        # one frame built from the checked columns: assigning them one by one costs more
-        # than the checks on the request path's few rows
-        frame = pd.DataFrame({name: self._check_column(frame[name], name, kind)
-                              for name, kind in zip(self.columns, self.kinds, strict=True)},
-                             index=frame.index)
+        checked, found = {}, []
+        for name, kind, values in zip(self.columns, self.kinds, columns, strict=True):
+            checked[name] = self._check_column(values, name, kind)
+            if unseen is not None and name in self._known_categories:
+                found += self._unseen(checked[name], name)
+        if unseen is not None:
+            unseen += sorted(found, key=lambda warning: warning["row"])  # stable: by column
         if self.from_dataframe or not self.all_numeric:
-            return frame
-        return frame.to_numpy(dtype=float)
+            # one DataFrame, built once from typed columns
+            return pd.DataFrame(checked, copy=False)
+        return np.column_stack(list(checked.values()))
+
+    def _unseen(self, values: Any, name: str) -> list[dict]:
+        known = self._known_categories[name]
+        return [{"row": i, "field": name, "value": _plain(value),
+                 "warning": "category not seen in training"}
+                for i, value in enumerate(values)
+                if not _missing(value) and not _known(value, known)]
 
     def _validate_array(self, data: np.ndarray) -> np.ndarray:
         # the request-path fast lane: no DataFrame for a numeric array
@@ -156,14 +162,17 @@ class InputSchema:
                              reason="missing_value")
         return array
 
-    def _to_frame(self, data: Any) -> pd.DataFrame:
+    def _columns(self, data: Any) -> list[Sequence]:
+        """The values of each training column, in training order, as the user sent them
+        (shape, names and row kinds checked)."""
         if isinstance(data, pd.DataFrame):
-            return self._frame_from_named(data, "DataFrame")
+            frame = self._frame_from_named(data, "DataFrame")
+            return [frame[name].to_numpy(dtype=object) for name in self.columns]
         if isinstance(data, Mapping):
-            return self._frame_from_records([data])
+            return self._columns_of_records([data])
         if isinstance(data, (list, tuple)) and len(data) > 0 and all(
                 isinstance(r, Mapping) for r in data):
-            return self._frame_from_records(list(data))
+            return self._columns_of_records(list(data))
         if isinstance(data, (list, tuple)) and len(data) > 0 and any(
                 isinstance(r, Mapping) for r in data):
             bad = next(i for i, r in enumerate(data) if not isinstance(r, Mapping))
@@ -195,7 +204,7 @@ class InputSchema:
             raise InputError(
                 f"rows have {array.shape[1]} columns; the model takes {self.n_features} "
                 f"({', '.join(self.columns)})", reason="wrong_column_count")
-        return pd.DataFrame(array, columns=self.columns)
+        return list(array.T)
 
     def _frame_from_named(self, frame: pd.DataFrame, what: str) -> pd.DataFrame:
         columns = [str(c) for c in frame.columns]
@@ -218,33 +227,73 @@ class InputSchema:
         renamed.columns = columns
         return renamed[self.columns].reset_index(drop=True)
 
-    def _frame_from_records(self, records: list[Mapping]) -> pd.DataFrame:
+    def _columns_of_records(self, records: list[Mapping]) -> list[list]:
         for i, record in enumerate(records):
-            unknown = [k for k in record if str(k) not in self.columns]
+            if all(type(k) is str for k in record) and record.keys() == self._column_set:
+                continue  # the usual record: every training column, nothing else
+            unknown = [k for k in record if str(k) not in self._column_set]
             if unknown:
                 raise InputError(f"row {i}: unknown field(s) {_few(unknown)}; the model takes "
                                  f"{self.columns}", row=i, field=str(unknown[0]),
                                  reason="unknown_column")
-            missing = [c for c in self.columns if c not in {str(k) for k in record}]
+            named = {str(k) for k in record}
+            missing = [c for c in self.columns if c not in named]
             if missing:
                 raise InputError(f"row {i}: missing field(s) {missing}", row=i,
                                  field=missing[0], reason="missing_column")
-        return pd.DataFrame([{c: r[c] for c in self.columns} for r in
-                             ({str(k): v for k, v in rec.items()} for rec in records)],
-                            columns=self.columns, dtype=object)
+            records[i] = {str(k): v for k, v in record.items()}
+        return [[record[name] for record in records] for name in self.columns]
 
-    def _check_column(self, column: pd.Series, name: str, kind: str) -> pd.Series:
+    @cached_property
+    def _column_set(self) -> frozenset[str]:
+        return frozenset(self.columns)
+
+    def _check_column(self, values: Sequence, name: str, kind: str) -> Any:
+        """One column's values checked and typed: a float array for numbers; for
+        categories, the training column's string dtype or objects."""
         if kind == "numeric":
-            values = np.empty(len(column), dtype=float)
-            for i, v in enumerate(column.to_numpy(dtype=object)):
+            return self._check_numbers(values, name)
+        # categorical: strings (or whatever the training categories were); unseen categories
+        # are passed through, the model's own encoder decides (handle_unknown)
+        out = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            if _missing(v):
+                if not self.allow_nan:
+                    raise InputError(f"row {i}, field {name!r}: missing value (null); this "
+                                     "model cannot take missing values", row=i, field=name,
+                                     reason="missing_value")
+                # a JSON null means what a missing value means to pandas: NaN (imputers
+                # treat None as a category of its own)
+                v = np.nan
+            elif isinstance(v, (list, dict)):
+                raise InputError(f"row {i}, field {name!r}: expected a category, got "
+                                 f"{type(v).__name__}", row=i, field=name, reason="bad_value")
+            out[i] = v
+        if self.dtypes.get(name) in _STRING_DTYPES:
+            # pandas' own strings, as the training column had them (NaN for missing); other
+            # dtypes stay objects: a cast to bool would make null True, a cast to category
+            # would drop the training categories
+            return pd.array(out, dtype=self.dtypes[name])
+        return out
+
+    def _check_numbers(self, values: Sequence, name: str) -> np.ndarray:
+        numbers = None
+        if all(type(v) in _PLAIN_NUMBERS for v in values):
+            try:  # the usual column: ints and floats, converted at once
+                numbers = np.array(values, dtype=float)
+            except OverflowError:  # an integer of hundreds of digits: named below
+                numbers = None
+        if numbers is None:
+            numbers = np.empty(len(values), dtype=float)
+            for i, v in enumerate(values):
                 if v is None:
-                    values[i] = np.nan
+                    numbers[i] = np.nan
                     continue
                 if isinstance(v, (bool, np.bool_)) or isinstance(v, str):
                     raise InputError(f"row {i}, field {name!r}: expected a number, got "
                                      f"{_short(v)}", row=i, field=name, reason="not_a_number")
                 try:
-                    values[i] = float(v)
+                    numbers[i] = float(v)
                 except OverflowError:  # an integer of hundreds of digits
                     raise InputError(f"row {i}, field {name!r}: {_short(v)} is too large for a "
                                      "float", row=i, field=name, reason="not_finite") from None
@@ -252,39 +301,18 @@ class InputSchema:
                     raise InputError(f"row {i}, field {name!r}: expected a number, got "
                                      f"{_short(v)}", row=i, field=name,
                                      reason="not_a_number") from None
-            bad = ~np.isfinite(values)
-            if np.isinf(values).any():
-                i = int(np.flatnonzero(np.isinf(values))[0])
-                raise InputError(f"row {i}, field {name!r}: infinite values are not accepted",
-                                 row=i, field=name, reason="not_finite")
-            if bad.any() and not self.allow_nan:
-                i = int(np.flatnonzero(bad)[0])
-                raise InputError(f"row {i}, field {name!r}: missing value (NaN/null); this "
-                                 "model cannot take missing values", row=i, field=name,
-                                 reason="missing_value")
-            return pd.Series(values, index=column.index, name=name)
-        # categorical: strings (or whatever the training categories were); unseen categories
-        # are passed through, the model's own encoder decides (handle_unknown)
-        values = column.to_numpy(dtype=object, copy=True)
-        for i, v in enumerate(values):
-            if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-                if not self.allow_nan:
-                    raise InputError(f"row {i}, field {name!r}: missing value (null); this "
-                                     "model cannot take missing values", row=i, field=name,
-                                     reason="missing_value")
-                # a JSON null means what a missing value means to pandas: NaN (imputers
-                # treat None as a category of its own)
-                values[i] = np.nan
-            elif isinstance(v, (list, dict)):
-                raise InputError(f"row {i}, field {name!r}: expected a category, got "
-                                 f"{type(v).__name__}", row=i, field=name, reason="bad_value")
-        out = pd.Series(values, index=column.index, name=name, dtype=object)
-        if self.dtypes.get(name) in _STRING_DTYPES:
-            # pandas' own strings, as the training column had them (NaN for missing); other
-            # dtypes stay objects: a cast to bool would make null True, a cast to category
-            # would drop the training categories
-            out = out.astype(self.dtypes[name])
-        return out
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise InputError(f"row {i}, field {name!r}: infinite values are not accepted",
+                             row=i, field=name, reason="not_finite")
+        missing = np.isnan(numbers)
+        if missing.any() and not self.allow_nan:
+            i = int(np.flatnonzero(missing)[0])
+            raise InputError(f"row {i}, field {name!r}: missing value (NaN/null); this "
+                             "model cannot take missing values", row=i, field=name,
+                             reason="missing_value")
+        return numbers
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -303,6 +331,18 @@ def _few(names: list, limit: int = 5) -> str:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _missing(value: Any) -> bool:
+    """A missing category: JSON null, pandas' NA or NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _known(value: Any, known: frozenset) -> bool:
+    try:
+        return _plain(value) in known
+    except TypeError:  # unhashable: no training category
+        return False
 
 
 def _numeric_table(data: Any) -> np.ndarray | None:

@@ -121,10 +121,11 @@ class ModelSpec:
                    split_pipeline=split is not None), rows
 
     # -- request path ------------------------------------------------------------------
-    def validate(self, data: Any) -> Any:
+    def validate(self, data: Any, unseen: list | None = None) -> Any:
         """Check user rows against the training schema (raises ``InputError`` naming the
-        row and field) and return them as raw rows."""
-        return self.schema.validate(data)
+        row and field) and return them as raw rows (``unseen``: see
+        :meth:`InputSchema.validate <scoring.model.schema.InputSchema.validate>`)."""
+        return self.schema.validate(data, unseen)
 
     def transform(self, rows: Any) -> Any:
         """Validated raw rows -> what the model takes (the transformations applied)."""

@@ -184,7 +184,8 @@ class ScoringExplainer:
         self.check_fitted()
         spec = self.spec_
         raw = spec.layout.raw_values(get_raw, self.players_)
-        rows = spec.validate(data)
+        warnings: list[dict] = []
+        rows = spec.validate(data, warnings)
         started = time.perf_counter()
         with model_errors():
             X = spec.transform(rows)
@@ -193,7 +194,7 @@ class ScoringExplainer:
         refuse_non_finite("probability", probabilities)
         scored = ScoredRows(len(rows), predictions, probabilities,
                             predict_seconds=time.perf_counter() - started,
-                            warnings=spec.schema.unknown_categories(rows))
+                            warnings=warnings)
         reused = _REUSED_OUTPUTS.get(spec.function.output) if predict else None
         if reused is not None:
             scored.outputs = getattr(scored, reused)
