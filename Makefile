@@ -6,9 +6,11 @@ PORT ?= 3000
 export SCORING_BUNDLE ?= breast_cancer_svc:latest
 
 SDK_VENV ?= .venv-sdk
+MLSERVER_VENV ?= .venv-mlserver
 
 .PHONY: install demo build-demo serve test test-integration test-all lint bench bench-quick \
-	bench-dashboard bench-flood sdk-venv load image run-image image-test clean
+	bench-dashboard bench-flood sdk-venv load soak load-prometheus mlserver-venv image run-image \
+	image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,12 +85,34 @@ $(SDK_VENV)/bin/activate:
 	$(SDK_VENV)/bin/pip install --quiet azureml-interpret==1.62.0
 	touch $(SDK_VENV)/bin/activate
 
-# drives a running-or-started service with wrk, percentiles also read from a real Prometheus
+# ours (default settings), a bare BentoML service and MLServer side by side, driven by wrk at
+# 1, 8, 32 and 128 connections with 1 and 100 rows (LOAD_ARGS="--duration 5 --levels 1 32")
+load: install mlserver-venv
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# ours alone at 32 connections for 10 minutes: errors, resident memory and p99 per window
+soak: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.load --soak 600
+
+# wrk's percentiles beside a real Prometheus's from the service's histograms
 # (LOAD_ARGS="--compare-monitoring 3000": attribution monitoring on vs off, alternated)
-load: install
+load-prometheus: install
 	@command -v wrk >/dev/null && command -v prometheus >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq wrk prometheus; }
-	$(BIN)/python -m bench.load $(LOAD_ARGS)
+	$(BIN)/python -m bench.load_prometheus $(LOAD_ARGS)
+
+# MLServer's scikit-learn runtime in its own environment, with this project's scikit-learn,
+# numpy and joblib so that it loads the same model file
+mlserver-venv: $(MLSERVER_VENV)/bin/activate
+
+$(MLSERVER_VENV)/bin/activate: | $(BIN)/activate
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install --quiet mlserver==1.7.1 mlserver-sklearn==1.7.1 \
+		$$($(BIN)/python -c "from importlib.metadata import version as v; \
+			print(*(f'{p}=={v(p)}' for p in ('scikit-learn', 'numpy', 'joblib')))")
+	touch $(MLSERVER_VENV)/bin/activate
 
 # the service's OCI image, built with podman/buildah and no image registry (deploy/image/);
 # packs SCORING_BUNDLE, built with `scoring demo` when the store does not have it
@@ -109,4 +133,4 @@ image-test: install
 	$(BIN)/python -m pytest -q tests/test_image.py
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) $(MLSERVER_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -34,7 +34,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.load import DEFAULT_BUNDLE, start_service
+from bench.servers import DEFAULT_BUNDLE, start_service
 from tests.support.flood import KINDS, Requests, flood, worker_pid
 from tests.support.processes import stop_process
 

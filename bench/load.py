@@ -1,394 +1,253 @@
-"""Load test of the scoring service with wrk, cross-checked against Prometheus's histograms.
+"""Side-by-side load test: our service against a bare BentoML service and MLServer.
 
-    python -m bench.load                      # starts `bentoml serve` on 127.0.0.1 itself
-    python -m bench.load --url http://127.0.0.1:3000 --levels 1 4 16 --duration 10
-    python -m bench.load --compare-monitoring 3000   # attribution monitoring on vs off
+    python -m bench.load                     # make load: every server, level and body
+    python -m bench.load --duration 5 --levels 1 32
+    python -m bench.load --soak 600          # make soak: ours alone, 32 connections
 
-For each concurrency level wrk POSTs the same /predict body for a fixed time; the table
-shows wrk's throughput, latency percentiles and errors beside the percentiles a real
-Prometheus computes with histogram_quantile over the service's own histograms for the same
-window (deploy/prometheus/prometheus.yml, scraping every second). Needs `wrk` and
-`prometheus` (Debian: `apt-get install -y wrk prometheus`). ``--compare-monitoring``
-serves the bundle twice instead, with and without attribution monitoring, and alternates
-requests between the two: the monitoring's cost on a one-row /predict.
+In one run on one machine, three servers of the same model (the served bundle's, the demo's
+SVC by default): ours with its default settings (`bentoml serve`, one worker per CPU),
+answering with explanations; a bare one-worker BentoML service returning ``predict`` and
+``predict_proba`` (bench/bare_service.py: the framework's ceiling); and MLServer's
+scikit-learn runtime over the Open Inference Protocol (``make mlserver-venv``; left out
+when not installed). wrk POSTs one row and 100 rows per request at each concurrency level,
+servers in turn within a level so that all see the same moments of a shared machine; ours
+also answers one-row requests on its V2 route. Prints req/s, rows/s, p50/p99 and errors per
+line and the ratios, and writes ``bench/results/load-<UTC>.json``.
+
+``--soak SECONDS`` serves ours alone at 32 connections for that long, in windows: errors,
+the workers' resident memory and p99 per window (``bench/results/soak-<UTC>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import numpy as np
+import joblib
+import psutil
 import requests
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import load_breast_cancer
 
-from tests.support.processes import free_port, start_prometheus, stop_process, wait_http
+from bench.run import RESULTS, machine
+from bench.servers import (
+    DEFAULT_BUNDLE,
+    mlserver_ready,
+    own_home,
+    start_bare_bentoml,
+    start_mlserver,
+    start_service,
+)
+from bench.wrk import WrkRun, need, post
+from tests.support.processes import stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
-PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-DEFAULT_BUNDLE = "breast_cancer_svc:latest"
-QUANTILES = (0.5, 0.95, 0.99)
-
-# wrk calls done() once at the end; latencies are in microseconds
-_WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open("%(body)s", "rb"))
-wrk.body = f:read("*a")
-f:close()
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, ' ..
-    '"write": %%d, "status": %%d, "timeout": %%d, "p50": %%d, "p95": %%d, "p99": %%d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
-end
-"""
+LEVELS = (1, 8, 32, 128)
+ROWS = (1, 100)
+SOAK_WINDOW_SECONDS = 30
+SOAK_CONNECTIONS = 32
 
 
-def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        sys.exit(f"error: `{tool}` is not installed; on Debian/Ubuntu: "
-                 f"apt-get install -y {tool}  (`make load` does this)")
-    return path
+def _v2_body(rows: list[list[float]], outputs: list[str] | None = None) -> dict:
+    body: dict = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
+                              "datatype": "FP64", "data": [v for r in rows for v in r]}]}
+    if outputs:
+        body["outputs"] = [{"name": name} for name in outputs]
+    return body
 
 
-def wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
-    try:
-        wait_http(url, proc, log, what, timeout)
-    except RuntimeError as exc:
-        sys.exit(f"error: {exc}")
-
-
-def _ensure_bundle(tag: str) -> None:
-    """Build the seed's demo bundle when the default one is missing from the store."""
-    check = subprocess.run([sys.executable, "-c", f"import bentoml; bentoml.models.get({tag!r})"],
-                           cwd=ROOT, capture_output=True)
-    if check.returncode == 0:
-        return
-    if tag != DEFAULT_BUNDLE:
-        sys.exit(f"error: no bundle {tag!r} in the BentoML model store")
-    print(f"[load] {tag} not in the model store; building it with `scoring demo`",
-          file=sys.stderr)
-    subprocess.run([str(Path(sys.executable).with_name("scoring")), "demo"], cwd=ROOT,
-                   check=True, stdout=subprocess.DEVNULL)
-
-
-def _own_home(work: Path, name: str) -> dict[str, str]:
-    """A BentoML home sharing the model store, for one of two servers side by side:
-    BentoML empties its home's Prometheus directory when a server starts, and servers on
-    one home mix their metrics."""
-    home = work / name
-    home.mkdir()
-    store = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml")) / "models"
-    (home / "models").symlink_to(store)
-    return {"BENTOML_HOME": str(home)}
-
-
-def start_service(bundle: str, workers: int, work: Path, name: str = "bentoml",
-                  env: dict | None = None) -> tuple[str, subprocess.Popen]:
-    """``bentoml serve`` of ``bundle`` (``env``: more environment variables; ``name``: of
-    its log file in ``work``)."""
-    _ensure_bundle(bundle)
-    port = free_port()
-    log = work / f"{name}.log"
-    env = {**os.environ, "SCORING_BUNDLE": bundle, "BENTOML_DO_NOT_TRACK": "True",
-           "SCORING_WORKERS": str(workers), **(env or {})}
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(url + "/readyz", proc, log, "bentoml serve", 180)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return url, proc
-
-
-def scraping_prometheus(target_url: str, work: Path,
-                        more_targets: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
-    """The repo's scrape config and rules, the `scoring` job pointed at ``target_url`` (and
-    ``more_targets``)."""
-    binary = _need("prometheus")
-    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / f) for f in config["rule_files"]]
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "scoring"]
-    job["static_configs"] = [{"targets": [urlsplit(u).netloc
-                                          for u in (target_url, *more_targets)]}]
-    try:
-        url, proc = start_prometheus(config, work, binary)
-    except RuntimeError as exc:
-        sys.exit(f"error: {exc}")
-    log = work / "prometheus.log"
-    try:
-        # target discovery reaches the scrape loop within ~5 s; wait for the first scrape
-        deadline = time.monotonic() + 30
-        while (_query(url, 'count(up{job="scoring"} == 1)', time.time()) or 0) \
-                < 1 + len(more_targets):
-            if time.monotonic() > deadline:
-                sys.exit(f"error: prometheus has not scraped {target_url} after 30s:\n"
-                         f"{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return url, proc
-
-
-def _query(prometheus: str, expr: str, at: float) -> float | None:
-    reply = requests.get(prometheus + "/api/v1/query", params={"query": expr, "time": at},
-                         timeout=10).json()
-    if reply["status"] != "success":
-        raise RuntimeError(f"{expr}: {reply}")
-    result = reply["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
-
-
-@dataclass
-class Level:
-    concurrency: int
-    requests: int
-    seconds: float
-    errors: int
-    p50: float
-    p95: float
-    p99: float
-    prom: dict
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
-
-
-def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
-    wrk = _need("wrk")
-    out = subprocess.run([wrk, "-t", str(min(concurrency, 2)), "-c", str(concurrency),
-                          "-d", f"{seconds}s", "--timeout", "30s", "-s", str(script),
-                          url + "/predict"], capture_output=True, text=True, check=True)
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK_RESULT "))
-    return json.loads(line.removeprefix("WRK_RESULT "))
-
-
-def _drain(url: str, timeout: float = 300) -> None:
-    """Wait until the service has no /predict request in flight."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = requests.get(url + "/metrics", timeout=10).text
-        busy = sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "bentoml_service_request_in_progress"
-                   and s.labels.get("endpoint") == "/predict")
-        if busy == 0:
-            return
-        time.sleep(0.2)
-
-
-def prometheus_window(prometheus: str, start: float, end: float) -> dict:
-    """What Prometheus saw of /predict between ``start`` and ``end`` (unix seconds): the
-    counters' exact change between the last scrape before and a scrape after the run."""
-    at = end + 2.5  # a scrape after the run is in
-
-    def delta(series: str, by: str = "") -> str:
-        grouping = f" by ({by})" if by else ""
-        return f"(sum{grouping} ({series}) - sum{grouping} ({series} @ {start:.3f}))"
-
-    sel = 'endpoint="/predict",http_response_code="200"'
-    out = {"requests": _query(prometheus, delta(f"bentoml_service_request_total{{{sel}}}"),
-                              at)}
-    for q in QUANTILES:
-        out[f"p{round(q * 100)}"] = _query(prometheus, f"histogram_quantile({q}, " + delta(
-            f"bentoml_service_request_duration_seconds_bucket{{{sel}}}", "le") + ")", at)
-    for stage in ("predict", "explain"):
-        metric = f'scoring_{stage}_seconds_%s{{endpoint="predict"}}'
-        out[f"{stage}_mean"] = _query(
-            prometheus, delta(metric % "sum") + " / " + delta(metric % "count"), at)
-        out[f"{stage}_p99"] = _query(
-            prometheus, "histogram_quantile(0.99, " + delta(metric % "bucket", "le") + ")", at)
+def targets(servers: dict[str, str], name: str, rows: list[list[float]]) -> dict[str, tuple]:
+    """What each server is asked, by label: ``(url, body)``."""
+    out = {"ours /predict": (servers["ours"] + "/predict", {"rows": rows}),
+           "bare BentoML": (servers["bare"] + "/predict", {"rows": rows})}
+    if len(rows) == 1:
+        out["ours V2 infer"] = (f"{servers['ours']}/v2/models/{name}/infer", _v2_body(rows))
+    if "mlserver" in servers:
+        out["MLServer"] = (f"{servers['mlserver']}/v2/models/{name}/infer",
+                           _v2_body(rows, ["predict", "predict_proba"]))
     return out
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+def resident_mb(proc: subprocess.Popen) -> float:
+    """Resident memory of a server and its processes, in MB."""
+    try:
+        root = psutil.Process(proc.pid)
+        return sum(p.memory_info().rss for p in (root, *root.children(recursive=True))) / 1e6
+    except psutil.NoSuchProcess:
+        return float("nan")
 
 
-def _ratio(a: float | None, b: float) -> str:
-    return "-" if a is None or not b else f"{a / b:.2f}"
+def _record(label: str, rows: int, connections: int, run: WrkRun) -> dict:
+    return {"server": label, "rows": rows, "connections": connections,
+            "requests": run.requests, "seconds": run.seconds, "errors": run.errors,
+            "requests_per_s": run.throughput, "rows_per_s": run.throughput * rows,
+            "p50_ms": run.p50 * 1e3, "p95_ms": run.p95 * 1e3, "p99_ms": run.p99 * 1e3}
 
 
-def print_table(levels: list[Level]) -> None:
-    header = ("conc", "reqs", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "prom reqs",
-              "prom p50", "prom p95", "prom p99", "p99 prom/wrk", "predict ms", "explain ms",
-              "explain p99")
-    rows = [header]
-    for lv in levels:
-        p = lv.prom
-        rows.append((str(lv.concurrency), str(lv.requests), f"{lv.throughput:.1f}",
-                     _ms(lv.p50), _ms(lv.p95), _ms(lv.p99), str(lv.errors),
-                     "-" if p["requests"] is None else f"{p['requests']:.0f}",
-                     _ms(p["p50"]), _ms(p["p95"]), _ms(p["p99"]), _ratio(p["p99"], lv.p99),
-                     _ms(p["predict_mean"]), _ms(p["explain_mean"]), _ms(p["explain_p99"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+def ratios(runs: list[dict]) -> list[dict]:
+    """Per rows and level: ours (and its V2 route) over each peer, in requests/s."""
+    out = []
+    by = {(r["server"], r["rows"], r["connections"]): r for r in runs}
+    for (server, rows, connections), run in by.items():
+        if server != "ours /predict":
+            continue
+        for other in ("bare BentoML", "MLServer", "ours V2 infer"):
+            peer = by.get((other, rows, connections))
+            if peer and peer["requests_per_s"]:
+                key = ("V2 infer / ours /predict" if other == "ours V2 infer"
+                       else f"ours /predict / {other}")
+                value = (peer["requests_per_s"] / run["requests_per_s"]
+                         if other == "ours V2 infer"
+                         else run["requests_per_s"] / peer["requests_per_s"])
+                out.append({"ratio": key, "rows": rows, "connections": connections,
+                            "value": value})
+    return out
 
 
-def compare_monitoring(on: str, off: str, body: bytes, pairs: int) -> None:
-    """One-row requests alternating between a service with attribution monitoring (``on``)
-    and one without (``off``), one connection each, which goes first swapped every pair:
-    both see the same moments of a shared, noisy machine. Prints p50/p95/p99 of each and
-    the median of the pairs' differences (what monitoring adds to a request)."""
-    connections = {name: http.client.HTTPConnection(urlsplit(url).netloc, timeout=60)
-                   for name, url in (("on", on), ("off", off))}
-    headers = {"Content-Type": "application/json"}
-    seconds: dict[str, list[float]] = {"on": [], "off": []}
-    for i in range(pairs):
-        for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
-            started = time.perf_counter()
-            connections[name].request("POST", "/predict", body, headers)
-            reply = connections[name].getresponse()
-            reply.read()
-            seconds[name].append(time.perf_counter() - started)
-            if reply.status != 200:
-                sys.exit(f"error: /predict answered {reply.status} on the {name} service")
-    for connection in connections.values():
-        connection.close()
-    latency = {name: np.asarray(values) * 1e3 for name, values in seconds.items()}
-    print(f"{'':>16}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
-    for name in ("on", "off"):
-        p50, p95, p99 = np.percentile(latency[name], [50, 95, 99])
-        print(f"{'monitoring ' + name:>16}{p50:10.3f}{p95:10.3f}{p99:10.3f}")
-    p50_on, p50_off = (float(np.median(latency[k])) for k in ("on", "off"))
-    difference = float(np.median(latency["on"] - latency["off"])) * 1e3
-    print(f"\n{pairs} pairs: p50 on/off {p50_on / p50_off:.3f} (budget 1.05); median "
-          f"difference within a pair {difference:+.0f} us")
+HEADER = (f"{'server':>16} {'rows':>4} {'conn':>4} {'req/s':>8} {'rows/s':>9} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
 
 
-def machine_line() -> str:
-    load = os.getloadavg()
-    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
-            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
-            f"Python {platform.python_version()}, {platform.platform()}")
+def print_run(r: dict) -> None:
+    print(f"{r['server']:>16} {r['rows']:>4} {r['connections']:>4} "
+          f"{r['requests_per_s']:8.0f} {r['rows_per_s']:9.0f} {r['p50_ms']:7.1f} "
+          f"{r['p99_ms']:7.1f} {r['errors']:>6}", flush=True)
+
+
+def _check(url: str, body: dict) -> None:
+    reply = requests.post(url, json=body, timeout=60)
+    if reply.status_code != 200:
+        sys.exit(f"error: {url} answered {reply.status_code}: {reply.text[:300]}")
+
+
+def _machine_info() -> dict:
+    return {**machine(), "node": platform.node(),
+            "cpus_usable": len(os.sched_getaffinity(0)),
+            "load_average": list(os.getloadavg())}
+
+
+def _write(kind: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=1))
+    return path
+
+
+def side_by_side(args: argparse.Namespace, servers: dict[str, str], name: str,
+                 procs: dict[str, subprocess.Popen]) -> dict:
+    X = load_breast_cancer().data
+    runs = []
+    print(HEADER)
+    print("-" * len(HEADER))
+    for rows in args.rows:
+        asked = targets(servers, name, X[:rows].tolist())
+        for url, body in asked.values():
+            _check(url, body)
+            post(url, json.dumps(body).encode(), 2, 2)  # warm-up, not counted
+        for connections in args.levels:
+            for label, (url, body) in asked.items():
+                run = post(url, json.dumps(body).encode(), connections, args.duration)
+                runs.append(_record(label, rows, connections, run))
+                print_run(runs[-1])
+    return {"runs": runs, "ratios": ratios(runs),
+            "resident_mb": {k: resident_mb(p) for k, p in procs.items()}}
+
+
+def soak(args: argparse.Namespace, url: str, proc: subprocess.Popen) -> dict:
+    body = json.dumps({"rows": load_breast_cancer().data[:1].tolist()}).encode()
+    post(url + "/predict", body, 2, 2)
+    windows = []
+    started = time.monotonic()
+    while time.monotonic() - started < args.soak:
+        run = post(url + "/predict", body, SOAK_CONNECTIONS, SOAK_WINDOW_SECONDS)
+        windows.append({**_record("ours /predict", 1, SOAK_CONNECTIONS, run),
+                        "at_s": time.monotonic() - started, "resident_mb": resident_mb(proc)})
+        w = windows[-1]
+        print(f"{w['at_s']:6.0f} s  {w['requests_per_s']:6.0f} req/s  p99 {w['p99_ms']:6.1f} ms"
+              f"  errors {w['errors']}  resident {w['resident_mb']:.0f} MB", flush=True)
+    after = windows[1:] or windows  # the first window warms up
+    memory = [w["resident_mb"] for w in after]
+    p99 = [w["p99_ms"] for w in after]
+    return {"windows": windows, "errors": sum(w["errors"] for w in windows),
+            "resident_growth": max(memory) / min(memory) - 1,
+            "p99_median_ms": statistics.median(p99), "p99_max_ms": max(p99),
+            "requests": sum(w["requests"] for w in windows)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="a running service (default: start one on 127.0.0.1)")
-    parser.add_argument("--bundle", default=os.environ.get("SCORING_BUNDLE", DEFAULT_BUNDLE),
-                        help="bundle tag to serve when starting the service")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="BentoML workers when starting the service (default 1)")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16],
-                        help="concurrent connections, one run each (default 1 4 16)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per level")
-    parser.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--compare-monitoring", type=int, default=0, metavar="PAIRS",
-                        help="instead of the levels: serve the bundle twice, with and "
-                             "without attribution monitoring (SCORING_DRIFT_MONITORING), and "
-                             "send PAIRS pairs of requests alternating between the two")
+    parser = argparse.ArgumentParser(prog="python -m bench.load",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default=os.environ.get("SCORING_BUNDLE", DEFAULT_BUNDLE))
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS),
+                        help="concurrent connections (default 1 8 32 128)")
+    parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS),
+                        help="rows per request (default 1 100)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per line")
+    parser.add_argument("--soak", type=int, default=0, metavar="SECONDS",
+                        help="ours alone at 32 connections for SECONDS, in 30 s windows")
     args = parser.parse_args(argv)
-    if args.compare_monitoring and args.url:
-        parser.error("--compare-monitoring starts its own two services: leave out --url")
-    _need("wrk")
-    _need("prometheus")
-
-    from sklearn.datasets import load_breast_cancer
-
-    X = load_breast_cancer().data
-    procs: list[subprocess.Popen] = []
+    need("wrk")
+    info = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "argv": sys.argv[1:],
+            "machine": _machine_info(), "bundle": args.bundle, "duration_s": args.duration}
+    print(f"machine: {info['machine']['cores']} CPUs ({info['machine']['cpu']}), load "
+          "average " + " ".join(f"{x:.2f}" for x in info["machine"]["load_average"]))
+    procs: dict[str, subprocess.Popen] = {}
     with tempfile.TemporaryDirectory(prefix="scoring-load-") as tmp:
         work = Path(tmp)
-        body = work / "body.json"
-        body.write_text(json.dumps({"rows": X[:args.rows].tolist(), "top_k": args.top_k}))
-        script = work / "post.lua"
-        script.write_text(_WRK_SCRIPT % {"body": body})
         try:
-            url, more = args.url, ()
-            if url is None:
-                on = {"SCORING_DRIFT_MONITORING": "1", **_own_home(work, "home-on")} \
-                    if args.compare_monitoring else None
-                url, proc = start_service(args.bundle, args.workers, work, env=on)
-                procs.append(proc)
-            if args.compare_monitoring:
-                off, proc = start_service(args.bundle, args.workers, work, "monitoring-off",
-                                          {"SCORING_DRIFT_MONITORING": "0",
-                                           **_own_home(work, "home-off")})
-                procs.append(proc)
-                more = (off,)
-            prometheus, proc = scraping_prometheus(url, work, more)
-            procs.append(proc)
-            for target in (url, *more):
-                reply = requests.post(target + "/predict", data=body.read_bytes(), timeout=60,
-                                      headers={"Content-Type": "application/json"})
-                reply.raise_for_status()
+            url, procs["ours"] = start_service(args.bundle, None, work, "ours",
+                                               own_home(work, "home-ours"))
             metadata = requests.get(url + "/metadata", timeout=10).json()
-            print(f"machine: {machine_line()}")
-            explainer = metadata.get("explainer") or {}
-            origin = "already running" if args.url else f"started here, {args.workers} worker(s)"
-            print(f"service: {url} ({origin}), bundle {metadata.get('tag')}: "
-                  f"{metadata.get('model_class')} + {explainer.get('class')} "
-                  f"{explainer.get('params')}")
-            for target in (url, *more):
-                run_wrk(target, script, 1, 2)  # warm-up, not counted
-            time.sleep(3)
-            if args.compare_monitoring:
-                print(f"load: {args.compare_monitoring} pairs of POST /predict, {args.rows} "
-                      f"row(s), top_k {args.top_k}, alternating between attribution "
-                      f"monitoring on ({url}) and off ({more[0]}); Prometheus scrapes both "
-                      "every 1s\n")
-                compare_monitoring(url, more[0], body.read_bytes(), args.compare_monitoring)
+            name = metadata["tag"].split(":")[0]
+            workers = [p for p in psutil.Process(procs["ours"].pid).children(recursive=True)
+                       if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+            info["ours"] = {"tag": metadata["tag"], "model_class": metadata["model_class"],
+                            "explainer": metadata["explainer"]["class"],
+                            "workers": len(workers)}
+            print(f"ours: {metadata['tag']} ({metadata['model_class']} + "
+                  f"{metadata['explainer']['class']}), {len(workers)} workers")
+            if args.soak:
+                result = {**info, "soak_s": args.soak, "connections": SOAK_CONNECTIONS,
+                          **soak(args, url, procs["ours"])}
+                result["load_average_end"] = list(os.getloadavg())
+                print(f"\nwrote {_write('soak', result)}")
                 return 0
-            print(f"load: wrk POST /predict, {args.rows} row(s), top_k {args.top_k}, "
-                  f"{args.duration}s per level; Prometheus scrapes every 1s\n")
-            levels = []
-            for concurrency in args.levels:
-                start = time.time()
-                result = run_wrk(url, script, concurrency, args.duration)
-                _drain(url)  # requests wrk abandoned at its deadline still run
-                end = time.time()
-                time.sleep(3.5)  # two scrapes after the run; windows do not overlap
-                errors = sum(result[k] for k in ("connect", "read", "write", "status",
-                                                 "timeout"))
-                levels.append(Level(concurrency, result["requests"],
-                                    result["duration_us"] / 1e6, errors,
-                                    result["p50"] / 1e6, result["p95"] / 1e6,
-                                    result["p99"] / 1e6,
-                                    prometheus_window(prometheus, start, end)))
-            print_table(levels)
-            print("\nreqs..errors: wrk, client side (errors: connect/read/write/timeout and "
-                  "non-2xx).\nprom: Prometheus over the same window: requests the service "
-                  "answered with a 200\n(wrk abandons its in-flight requests at the end; "
-                  "the service still answers them), and\nhistogram_quantile over BentoML's request "
-                  "duration buckets (interpolated within a\nbucket, so only as fine as the "
-                  "buckets); predict/explain ms: the service's own stage means.\n"
-                  "p99 prom/wrk: the server's p99 over the client's. The server times a "
-                  "request from\nwhen its worker takes it; wrk also counts the wait in the "
-                  "queue before the worker\nand in the connection's socket, and shares the "
-                  "CPUs with the service: at high\nconcurrency the client's tail is mostly "
-                  "that wait, hence ratios far below 1.")
+            model_file = work / "model.joblib"
+            # the bundle's own model object, as the peers load it: one joblib file
+            subprocess.run([sys.executable, "-c", "import joblib, sys; from scoring import "
+                            "ExplanationBundle; joblib.dump(ExplanationBundle.load("
+                            "sys.argv[1]).model, sys.argv[2])", args.bundle, str(model_file)],
+                           check=True)
+            assert joblib.load(model_file) is not None
+            servers = {"ours": url}
+            servers["bare"], procs["bare"] = start_bare_bentoml(
+                model_file, own_home(work, "home-bare"), work)
+            if mlserver_ready():
+                servers["mlserver"], procs["mlserver"] = start_mlserver(
+                    model_file, name, work)
+            else:
+                print("MLServer is not installed (make mlserver-venv): measured without it")
+            info["servers"] = sorted(servers)
+            print(f"\nwrk, {args.duration} s per line, servers in turn within each level\n")
+            result = {**info, **side_by_side(args, servers, name, procs),
+                      "load_average_end": list(os.getloadavg())}
+            print()
+            for ratio in result["ratios"]:
+                print(f"{ratio['ratio']:>34}  {ratio['rows']:>3} row(s)  "
+                      f"{ratio['connections']:>3} conn  {ratio['value']:.2f}")
+            print(f"\nresident MB: {result['resident_mb']}; load average at the end "
+                  + " ".join(f"{x:.2f}" for x in result["load_average_end"]))
+            print(f"wrote {_write('load', result)}")
         finally:
-            for proc in reversed(procs):
-                stop_process(proc)
+            for label, proc in reversed(procs.items()):
+                stop_process(proc, group=label == "mlserver")
     return 0
 
 

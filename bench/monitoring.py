@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from bench.load import DEFAULT_BUNDLE, machine_line
+from bench.load_prometheus import machine_line
+from bench.servers import DEFAULT_BUNDLE
 
 
 def _median_us(seconds: list[float]) -> float:
