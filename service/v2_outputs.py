@@ -118,7 +118,9 @@ class OutputSelection:
 
 def _tensor(name: str, values: np.ndarray, datatype: str | None) -> ResponseOutput:
     datatype = datatype or datatype_of(values)
-    data = plain(values.ravel())
+    # numbers' tolist() is plain already; objects (names, classes) may hold numpy scalars
+    flat = values.ravel()
+    data = flat.tolist() if flat.dtype.kind in "biuf" else plain(flat)
     if datatype == "BYTES":
         data = [v if isinstance(v, str) else str(v) for v in data]
     return ResponseOutput(name=name, shape=list(values.shape), datatype=datatype, data=data)
