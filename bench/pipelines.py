@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 import traceback
@@ -38,7 +39,10 @@ from tests.support.realistic import CASES, RealisticCase
 
 CHUNK_ROWS = 200_000  # engineered rows per model call in the ground truth
 TARGET_SPEEDUP = 20.0
-TARGET_E2E_RATIO = 2.0
+# the bundle's request path for one row over the bare pipeline's predict_proba: without
+# the explanation, and with it
+TARGET_SCORE_RATIO = 1.2
+TARGET_E2E_RATIO = 1.3
 TARGET_DISTILL_S = 120.0
 
 
@@ -382,10 +386,17 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
             repeats = args.repeats if label == "row" else max(3, args.repeats // 5)
             out[f"{label}_given_outputs_ms"] = median_ms(
                 lambda X=X, o=given: explainer.shap_values(X, o), repeats)
-            out[f"{label}_e2e_ms"] = median_ms(lambda r=records: bundle.score(r), repeats)
-            out[f"{label}_bare_ms"] = median_ms(lambda d=frame: bare(d), repeats)
-    _log(f"  shipped: {out['row_given_outputs_ms']:.3f} ms/row given outputs, end to end "
-         f"{out['row_e2e_ms']:.2f} ms vs bare {out['row_bare_ms']:.2f} ms")
+            # side by side in three rounds, each the median of its rounds: the three see
+            # the same moments of a shared machine
+            timed = {"score": lambda r=records: bundle.score(r, explain=False),
+                     "e2e": lambda r=records: bundle.score(r),
+                     "bare": lambda d=frame: bare(d)}
+            rounds = [{k: median_ms(f, repeats) for k, f in timed.items()} for _ in range(3)]
+            for k in timed:
+                out[f"{label}_{k}_ms"] = statistics.median(r[k] for r in rounds)
+    _log(f"  shipped: {out['row_given_outputs_ms']:.3f} ms/row given outputs; one record: "
+         f"request path {out['row_score_ms']:.2f} ms without the explanation, "
+         f"{out['row_e2e_ms']:.2f} ms with it, bare {out['row_bare_ms']:.2f} ms")
     out["explainer"] = explainer  # for check_report; not written out
     return out
 
@@ -448,13 +459,14 @@ def print_case(r: dict) -> None:
           f"{gt['additivity_gap']:.1e}; {r['n_explained_rows']} held-out rows explained")
     a, s = r.get("anchor"), r.get("shipped")
     print(f"   {'explainer':28s} {'relL2':>6s} {'top5':>5s} {'sign5':>5s} {'ms/eng row':>10s} "
-          f"{'x anchor':>8s} {'e2e 1 row':>9s} {'bare 1':>7s} {'e2e/bare':>8s} "
+          f"{'x anchor':>8s} {'score 1':>7s} {'e2e 1 row':>9s} {'bare 1':>7s} "
+          f"{'score/bare':>10s} {'e2e/bare':>8s} "
           f"{'ms/100 given':>12s} {'e2e 100':>8s} {'bare 100':>8s} {'distill s':>9s}")
     if a:
         fa = a["fidelity"]
         print(f"   {'anchor (SDK kernel, kmeans10)':28s} {fa['relative_l2_error']:6.3f} "
               f"{fa['top5_precision']:5.2f} {fa['top5_sign_agreement']:5.2f} "
-              f"{a['row_ms']:10.2f} {1:8.0f} {'-':>9s} {'-':>7s} {'-':>8s} "
+              f"{a['row_ms']:10.2f} {1:8.0f} {'-':>7s} {'-':>9s} {'-':>7s} {'-':>10s} {'-':>8s} "
               f"{a['batch100_ms']:11.0f}* {'-':>8s} {'-':>8s} {'-':>9s}")
     else:
         print(f"   {'anchor':28s} failed: {r['errors'].get('anchor')}")
@@ -464,7 +476,8 @@ def print_case(r: dict) -> None:
         print(f"   {'shipped: ' + s['method']:28s} {fs['relative_l2_error']:6.3f} "
               f"{fs['top5_precision']:5.2f} {fs['top5_sign_agreement']:5.2f} "
               f"{s['row_given_outputs_ms']:10.3f} {_ratio(speedup, 8)} "
-              f"{s['row_e2e_ms']:9.2f} {s['row_bare_ms']:7.2f} "
+              f"{s['row_score_ms']:7.2f} {s['row_e2e_ms']:9.2f} {s['row_bare_ms']:7.2f} "
+              f"{_ratio(s['row_score_ms'] / s['row_bare_ms'], 10)} "
               f"{_ratio(s['row_e2e_ms'] / s['row_bare_ms'], 8)} "
               f"{s['batch100_given_outputs_ms']:12.2f} "
               f"{s['batch100_e2e_ms']:8.1f} {s['batch100_bare_ms']:8.1f} "
@@ -488,8 +501,9 @@ def print_case(r: dict) -> None:
     else:
         print(f"   {'shipped default':28s} failed: {r['errors'].get('shipped')}")
     print("   ms/eng row: one engineered row (shipped: shap_values given the model outputs); "
-          "x anchor: speed-up on that row; e2e: bundle.score(records); bare: pipeline "
-          "predict(_proba) on a DataFrame; * extrapolated")
+          "x anchor: speed-up on that row; score: bundle.score(records, explain=False); e2e: "
+          "bundle.score(records); bare: pipeline predict(_proba) on a DataFrame; "
+          "* extrapolated")
 
 
 def _gap(value: float | None) -> str:
@@ -506,7 +520,9 @@ def targets(r: dict) -> dict:
         "top5>=anchor": (fs["top5_precision"] >= fa["top5_precision"]) if both else None,
         "speedup>=20x": (a["row_ms"] / s["row_given_outputs_ms"] >= TARGET_SPEEDUP)
         if a and s else None,
-        "e2e<=2x bare": (s["row_e2e_ms"] <= TARGET_E2E_RATIO * s["row_bare_ms"]) if s else None,
+        "score<=1.2x bare": (s["row_score_ms"] <= TARGET_SCORE_RATIO * s["row_bare_ms"])
+        if s else None,
+        "e2e<=1.3x bare": (s["row_e2e_ms"] <= TARGET_E2E_RATIO * s["row_bare_ms"]) if s else None,
         # a distill that raised after the target has failed it all the same
         "distill<120s": (s["distill_seconds"] < TARGET_DISTILL_S) if s else
         (False if r.get("distill_seconds", 0) >= TARGET_DISTILL_S else None),
@@ -517,17 +533,18 @@ def targets(r: dict) -> dict:
 def print_summary(results: list[dict]) -> None:
     names = list(targets({}))
     print(f"\n== summary: targets (shipped default vs anchor)\n   {'case':16s} {'method':14s} "
-          + " ".join(f"{n:>14s}" for n in names) + "  note")
+          + " ".join(f"{n:>16s}" for n in names) + "  note")
     for r in results:
         t = targets(r)
         r["targets"] = t
         method = (r.get("shipped") or {}).get("method", "failed")
-        marks = " ".join(f"{'n/a' if v is None else 'PASS' if v else 'FAIL':>14s}"
+        marks = " ".join(f"{'n/a' if v is None else 'PASS' if v else 'FAIL':>16s}"
                          for v in t.values())
         note = "; ".join(f"{k}: {v}" for k, v in r.get("errors", {}).items())
         print(f"   {r['name']:16s} {method:14s} {marks}  {note[:120]}")
     print("   n/a: not measured (the stage in the note failed); speed-up on one engineered row "
-          "given the model outputs; e2e: bundle.score on one record vs the bare pipeline")
+          "given the model outputs; score, e2e: bundle.score on one record without and with the "
+          "explanation vs the bare pipeline")
 
 
 def main(argv: list[str] | None = None) -> int:
