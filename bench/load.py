@@ -237,12 +237,16 @@ def main(argv: list[str] | None = None) -> int:
             info["servers"] = sorted(servers)
             print(f"\nwrk, {args.duration} s per line, servers in turn within each level\n")
             result = {**info, **side_by_side(args, servers, name, procs),
-                      "load_average_end": list(os.getloadavg())}
+                      "load_average_end": list(os.getloadavg()),
+                      # what each worker holds after the load (the size of a replica)
+                      "ours_worker_resident_mb": [w.memory_info().rss / 1e6
+                                                  for w in workers]}
             print()
             for ratio in result["ratios"]:
                 print(f"{ratio['ratio']:>34}  {ratio['rows']:>3} row(s)  "
                       f"{ratio['connections']:>3} conn  {ratio['value']:.2f}")
-            print(f"\nresident MB: {result['resident_mb']}; load average at the end "
+            print(f"\nresident MB: {result['resident_mb']}, ours per worker "
+                  f"{result['ours_worker_resident_mb']}; load average at the end "
                   + " ".join(f"{x:.2f}" for x in result["load_average_end"]))
             print(f"wrote {_write('load', result)}")
         finally:
