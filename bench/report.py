@@ -396,6 +396,15 @@ def _load_run_line(result: Result) -> str:
             f"{ours['workers']} workers)")
 
 
+def _worker_memory(result: Result) -> str:
+    """``; resident memory of each of our workers ...`` when the run measured it."""
+    workers = result.data.get("ours_worker_resident_mb")
+    if not workers:
+        return ""
+    return ("; resident memory of each of our workers after the run: "
+            + ", ".join(f"{mb:,.0f}" for mb in workers) + " MB")
+
+
 def load_section(results: list[Result]) -> list[str]:
     result = results[-1]
     rows = [[r["server"], str(r["rows"]), str(r["connections"]),
@@ -406,7 +415,6 @@ def load_section(results: list[Result]) -> list[str]:
     ratios = [[q["ratio"], str(q["rows"]), str(q["connections"]), f"{q['value']:.2f}"]
               for q in result.data["ratios"]]
     memory = ", ".join(f"{name} {mb:,.0f}" for name, mb in result.data["resident_mb"].items())
-    workers = ", ".join(f"{mb:,.0f}" for mb in result.data.get("ours_worker_resident_mb", []))
     return ["## Serving under load: ours, a bare BentoML service and MLServer", "",
             LOAD_METHOD, "",
             f"Results: {_load_run_line(result)}; {result.data['duration_s']} s per line.", "",
@@ -416,7 +424,7 @@ def load_section(results: list[Result]) -> list[str]:
             "`/predict`):", "",
             *_table(["ratio", "rows per request", "connections", "value"], ratios), "",
             f"Resident memory after the run, MB (server and its processes): {memory}"
-            + (f"; each of our workers: {workers}." if workers else ".")]
+            f"{_worker_memory(result)}."]
 
 
 def load_readme_block(results: list[Result]) -> str:
@@ -437,8 +445,8 @@ def load_readme_block(results: list[Result]) -> str:
         lines += [*_table(["server", f"1 row, {README_CONNECTIONS} connections: requests/s",
                            "p50 / p99 ms", f"100 rows, {README_CONNECTIONS} connections: "
                            "rows/s"], rows), "",
-                  f"From {_load_run_line(result)}; every level and the ratios: "
-                  "[bench/README.md](bench/README.md)."]
+                  f"From {_load_run_line(result)}{_worker_memory(result)}; every level and "
+                  "the ratios: [bench/README.md](bench/README.md)."]
     return "\n".join([*lines, LOAD_END])
 
 

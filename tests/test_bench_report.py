@@ -57,3 +57,27 @@ def test_the_check_option_fails_on_a_stale_page(tmp_path, monkeypatch, capsys):
     assert stale.read_text().count("9,999x") == 1  # --check writes nothing
     assert report.main([]) == 0
     assert stale.read_text() == report.bench_readme()
+
+
+def test_the_serving_table_comes_from_the_latest_load_run(tmp_path):
+    for path in report.RESULTS.glob("load-*.json"):
+        shutil.copy(path, tmp_path)
+    latest = report.read_results("load", tmp_path)[-1]
+    block = report.load_readme_block([latest])
+    ours = next(r for r in latest.data["runs"] if r["server"] == "ours /predict"
+                and r["rows"] == 1 and r["connections"] == report.README_CONNECTIONS)
+    row = next(line for line in block.splitlines() if line.startswith("| ours /predict |"))
+    assert row.startswith(f"| ours /predict | {ours['requests_per_s']:,.0f} |"), row
+    assert f"`bench/results/{latest.name}`" in block
+
+    # a later run replaces it in the README's table and on the page
+    later = json.loads(json.dumps(latest.data))
+    for run in later["runs"]:
+        run["requests_per_s"] *= 3
+    (tmp_path / "load-29990101T000000Z.json").write_text(json.dumps(later))
+    block = report.load_readme_block(report.read_results("load", tmp_path))
+    row = next(line for line in block.splitlines() if line.startswith("| ours /predict |"))
+    assert row.startswith(f"| ours /predict | {3 * ours['requests_per_s']:,.0f} |"), row
+    assert "load-29990101T000000Z.json" in block and latest.name not in block
+    page = report.bench_readme(tmp_path)
+    assert "## Serving under load" in page and "load-29990101T000000Z.json" in page
