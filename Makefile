@@ -9,8 +9,8 @@ SDK_VENV ?= .venv-sdk
 MLSERVER_VENV ?= .venv-mlserver
 
 .PHONY: install demo build-demo serve test test-integration test-all lint bench bench-quick \
-	bench-dashboard bench-flood sdk-venv load soak load-prometheus mlserver-venv image run-image \
-	image-test clean
+	bench-dashboard bench-flood bench-batching sdk-venv load soak load-prometheus mlserver-venv \
+	image run-image image-test clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ bench-dashboard: install
 # /livez latency, worker memory, metric series (builds the demo bundle when missing)
 bench-flood: install
 	$(BIN)/python -m bench.flood
+
+# what batching one-row requests could gain per explainer: CPU per row, 1 vs 32 rows per call
+bench-batching: install
+	$(BIN)/python -m bench.batching
 
 # bench/README.md and the README's benchmark table, rendered from bench/results/*.json
 .PHONY: bench-report

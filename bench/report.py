@@ -472,6 +472,32 @@ def soak_section(results: list[Result]) -> list[str]:
                       f"{100 * data['resident_growth']:.1f} %"]])]
 
 
+# -- batching ------------------------------------------------------------------------------
+BATCHING_METHOD = """\
+`python -m bench.batching` bounds what adaptive batching of one-row requests could gain
+once the workers use every core: the request path's CPU time per row (`ExplanationBundle.
+score`, one thread, medians) on one row per call against 32 rows per call, for the kernel
+and permutation scoring explainers with their defaults and for the model alone, on the
+demo's SVC (30 numbers, no transformations) and an MLP behind the realistic preprocessing
+of credit rows. Batching can only amortize per-call work: it adds no core."""
+
+
+def batching_section(results: list[Result]) -> list[str]:
+    result = results[-1]
+    data = result.data
+    rows = [[model, explainer, _ms(r["one_row_ms"]), _ms(r["batched_ms_per_row"]),
+             _ratio(r["batching_gain"])]
+            for model, explainers in data["models"].items()
+            for explainer, r in explainers.items()]
+    machine = data["machine"]
+    return ["## What batching one-row requests could gain", "", BATCHING_METHOD, "",
+            f"Results: {_sources([result])}: {data['started'][:10]}, {machine['cores']} cores "
+            f"({machine['cpu']}), load average {_load(machine['load_average'])} at the start.",
+            "",
+            *_table(["model", "explainer", "one row per call, ms", f"{data['batch']} rows "
+                     "per call, ms per row", "at most"], rows)]
+
+
 # -- the page ------------------------------------------------------------------------------
 INTRO = """\
 # Benchmarks
@@ -506,7 +532,7 @@ These print their tables; none of their runs is committed, so they have no table
 
 KINDS = {"pipelines": pipelines_section, "scale": scale_section,
          "dashboard": dashboard_section, "flood": flood_section, "load": load_section,
-         "soak": soak_section}
+         "soak": soak_section, "batching": batching_section}
 
 
 def bench_readme(directory: Path = RESULTS) -> str:
