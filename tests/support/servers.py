@@ -46,8 +46,10 @@ def start_server(target: str | None, home: Path, log: Path, bundle: str | None =
     for store in ("models", "bentos"):
         (home / store).mkdir(exist_ok=True)
         (own_home / store).symlink_to(home / store)
+    # one worker unless a test asks for more: tests watch the worker, and the machine's
+    # cores are shared by the session's servers
     env = {**os.environ, "BENTOML_HOME": str(own_home), "BENTOML_DO_NOT_TRACK": "True",
-           **(env or {})}
+           "SCORING_WORKERS": "1", **(env or {})}
     if bundle is not None:
         env["SCORING_BUNDLE"] = bundle
     args = [BENTOML, "serve", *([target] if target else []), "--host", "127.0.0.1",
