@@ -44,7 +44,7 @@ def test_each_case_comes_from_its_latest_full_run(tmp_path):
     assert full.name in block  # the other six cases
     assert "pipelines-29990102T000000Z.json" not in block
     page = report.bench_readme(tmp_path)
-    assert page.count(f"| {label} |") == 3  # its row in each pipelines table, once
+    assert page.count(f"| {label} |") == 4  # its row in each pipelines table, once
     assert "`bench/results/pipelines-29990101T000000Z.json`" in page
 
 
