@@ -38,7 +38,7 @@ from tests.support.realistic import CASES, RealisticCase
 
 CHUNK_ROWS = 200_000  # engineered rows per model call in the ground truth
 TARGET_SPEEDUP = 20.0
-TARGET_E2E_RATIO = 2.0
+TARGET_E2E_RATIO = 1.3
 TARGET_DISTILL_S = 120.0
 
 
@@ -376,7 +376,8 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
     bare = case.model.predict if case.task == "regression" else case.model.predict_proba
     with threadpool_limits(limits=args.threads):
         for label, frame in (("row", one), ("batch100", hundred)):
-            X = spec.transform(spec.validate(frame))
+            valid = spec.validate(frame)
+            X = spec.transform(valid)
             given = spec.outputs(X)
             records = frame.to_dict("records")
             repeats = args.repeats if label == "row" else max(3, args.repeats // 5)
@@ -384,10 +385,25 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
                 lambda X=X, o=given: explainer.shap_values(X, o), repeats)
             out[f"{label}_e2e_ms"] = median_ms(lambda r=records: bundle.score(r), repeats)
             out[f"{label}_bare_ms"] = median_ms(lambda d=frame: bare(d), repeats)
+            if label == "row":
+                out["row_breakdown_ms"] = cost_breakdown(spec, records, valid, X, repeats)
+    parts = out["row_breakdown_ms"]
+    parts["explanation"] = out["row_given_outputs_ms"]
+    parts["rest"] = out["row_e2e_ms"] - sum(parts.values())  # the answer's layout, checks
     _log(f"  shipped: {out['row_given_outputs_ms']:.3f} ms/row given outputs, end to end "
-         f"{out['row_e2e_ms']:.2f} ms vs bare {out['row_bare_ms']:.2f} ms")
+         f"{out['row_e2e_ms']:.2f} ms vs bare {out['row_bare_ms']:.2f} ms; one row: "
+         + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + " ms")
     out["explainer"] = explainer  # for check_report; not written out
     return out
+
+
+def cost_breakdown(spec: Any, records: list, valid: Any, X: Any, repeats: int) -> dict:
+    """Where one served row's time goes, each step of the request path timed alone on the
+    same row: validation of the records, the transformations, the model call (predictions
+    and probabilities; the explainer is given these outputs)."""
+    return {"validation": median_ms(lambda: spec.validate(records), repeats),
+            "transformation": median_ms(lambda: spec.transform(valid), repeats),
+            "model_call": median_ms(lambda: spec.predict(X), repeats)}
 
 
 def check_report(case: RealisticCase, explainer: Any, f_est: Callable,
@@ -469,6 +485,11 @@ def print_case(r: dict) -> None:
               f"{s['batch100_given_outputs_ms']:12.2f} "
               f"{s['batch100_e2e_ms']:8.1f} {s['batch100_bare_ms']:8.1f} "
               f"{s['distill_seconds']:9.1f}")
+        parts = s.get("row_breakdown_ms")
+        if parts:
+            print(f"   one served row, {s['row_e2e_ms']:.2f} ms: "
+                  + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in parts.items())
+                  + f" ms (bare pipeline {s['row_bare_ms']:.2f} ms)")
         rep, check = s["report_fidelity"], s.get("report_check")
         if check:
             on_rows, ref = check["bench_on_report_rows"], check["reference_error"]
@@ -506,7 +527,8 @@ def targets(r: dict) -> dict:
         "top5>=anchor": (fs["top5_precision"] >= fa["top5_precision"]) if both else None,
         "speedup>=20x": (a["row_ms"] / s["row_given_outputs_ms"] >= TARGET_SPEEDUP)
         if a and s else None,
-        "e2e<=2x bare": (s["row_e2e_ms"] <= TARGET_E2E_RATIO * s["row_bare_ms"]) if s else None,
+        "e2e<=1.3x bare": (s["row_e2e_ms"] <= TARGET_E2E_RATIO * s["row_bare_ms"])
+        if s else None,
         # a distill that raised after the target has failed it all the same
         "distill<120s": (s["distill_seconds"] < TARGET_DISTILL_S) if s else
         (False if r.get("distill_seconds", 0) >= TARGET_DISTILL_S else None),
