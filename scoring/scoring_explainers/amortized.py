@@ -23,8 +23,6 @@ from scoring.shapley.tree_paths import PathEngine
 # bounds on n_permutations="auto": below 16 the labels are too noisy for the ensemble to
 # use; above 64 the network error, not the label noise, dominates (seed SVC)
 _MIN_AUTO_PERMUTATIONS, _MAX_AUTO_PERMUTATIONS = 16, 64
-# max_iter="auto": epochs of each network (see the class docstring)
-_EPOCHS, _SMALL_SET_EPOCHS = 100, 200
 
 
 class AmortizedScoringExplainer(ScoringExplainer):
@@ -87,10 +85,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         ``synthetic_inputs`` in :meth:`get_params` says how many of each kind were
         labelled.
     hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
-        ``1e-4``, ``"auto"``; early stopping after 10 epochs without progress).
-        ``max_iter="auto"``: 100 epochs, 200 on a small set's hybrid inputs, whose
-        networks still improve at 100 (on large sets the 2-minute distill budget holds
-        them at 100).
+        ``1e-4``, ``100``; early stopping after 10 epochs without progress).
     n_networks : networks trained on the same labels from different seeds and averaged
         (default 4): averaging cancels much of each network's own error, and the request
         path evaluates them all in one batched pass.
@@ -116,7 +111,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
                  n_permutations: int | str = "auto", label_budget: int = 2_000_000,
                  max_label_rows: int = 6000, small_set_inputs: int = 10_000,
                  hidden_layer_sizes: tuple[int, ...] = (64, 64),
-                 alpha: float = 1e-4, max_iter: int | str = "auto", n_networks: int = 4,
+                 alpha: float = 1e-4, max_iter: int = 100, n_networks: int = 4,
                  margin_base: bool | str = "auto", model_output: str | None = None,
                  random_state: int | None = 0, players: str = "auto",
                  verbose: bool = False) -> None:
@@ -177,20 +172,17 @@ class AmortizedScoringExplainer(ScoringExplainer):
 
     def _inputs(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The rows to label (step 1); ``synthetic_inputs_`` counts them by kind."""
-        inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
-        n_hybrid = 0
-        if len(inputs) < self.max_label_rows and self.small_set_inputs > len(X):
+        small = len(X) * (1 + self.n_augment) < self.max_label_rows
+        if small and self.small_set_inputs > len(X):
             groups = self.groups_ if self.groups_ is not None else np.arange(X.shape[1])
             n_hybrid = self.small_set_inputs - len(X)
-            inputs = np.concatenate([X, hybrid_inputs(X, n_hybrid, groups, rng)])
-        self.synthetic_inputs_ = {"training_rows": len(X), "hybrid": n_hybrid,
-                                  "jittered": len(inputs) - len(X) - n_hybrid}
+            self.synthetic_inputs_ = {"training_rows": len(X), "hybrid": n_hybrid,
+                                      "jittered": 0}
+            return np.concatenate([X, hybrid_inputs(X, n_hybrid, groups, rng)])
+        inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
+        self.synthetic_inputs_ = {"training_rows": min(len(X), len(inputs)), "hybrid": 0,
+                                  "jittered": max(0, len(inputs) - len(X))}
         return inputs
-
-    def _epochs(self) -> int:
-        if self.max_iter != "auto":
-            return int(self.max_iter)
-        return _SMALL_SET_EPOCHS if self.synthetic_inputs_["hybrid"] else _EPOCHS
 
     def _fit_margin_base(self, X: np.ndarray) -> None:
         """Decide on the margin base (step 4) and build it: ``link_`` is ``None`` without
@@ -272,7 +264,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         for name in ("n_background", "n_permutations", "max_label_rows", "max_iter",
                      "label_budget"):
             value = getattr(self, name)
-            if name in ("n_permutations", "max_iter") and value == "auto":
+            if name == "n_permutations" and value == "auto":
                 continue
             if not isinstance(value, (int, np.integer)) or value < 2:
                 raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
@@ -306,7 +298,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
             seed = None if self.random_state is None else _seed(self.random_state + k)
             net = MLPRegressor(hidden_layer_sizes=tuple(self.hidden_layer_sizes),
                                activation="relu", alpha=self.alpha, batch_size=512,
-                               learning_rate_init=1e-3, max_iter=self._epochs(),
+                               learning_rate_init=1e-3, max_iter=self.max_iter,
                                early_stopping=True, validation_fraction=0.1,
                                n_iter_no_change=10, random_state=seed)
             with warnings.catch_warnings():
