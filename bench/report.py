@@ -108,11 +108,18 @@ _ESTIMATOR = re.compile(
     r"\b((?:[A-Z][A-Za-z]*)?(?:Classifier|Regressor|Regression|SVC|SVR)(?:CV)?)\b")
 
 
+_SMALL_SET = re.compile(r"\b(\d[\d,]*) training rows\b")
+
+
 def _case_label(case: dict) -> str:
-    """``loan default, RandomForestClassifier`` from the case's description."""
+    """``loan default, RandomForestClassifier`` from the case's description, with the
+    training rows when it names them (a small set of a topic that has a large one too)."""
     estimator = _ESTIMATOR.search(case["description"])
     topic = case["description"].split(" (")[0].split(",")[0]
-    return f"{topic}, {estimator.group(1)}" if estimator else case["name"]
+    if not estimator:
+        return case["name"]
+    small = _SMALL_SET.search(case["description"])
+    return f"{topic}, {estimator.group(1)}" + (f", {small.group(1)} rows" if small else "")
 
 
 def _method(shipped: dict) -> str:
