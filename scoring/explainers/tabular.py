@@ -10,14 +10,16 @@ import numpy as np
 
 from scoring.core.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, global_from_local
-from scoring.explainers.progress import check_show_progress, progress_bar
-from scoring.model.rows import n_rows, take_rows
+from scoring.explainers.progress import check_show_progress, over_rows
+from scoring.model.rows import n_rows
 from scoring.model.spec import final_estimator
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.svm import SVMScoringExplainer
 from scoring.scoring_explainers.tree import TreeScoringExplainer
+from scoring.shapley.kernel import default_nsamples
+from scoring.shapley.masking import n_players
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +29,11 @@ ALGORITHMS: dict[str, type[ScoringExplainer]] = {
     "tree": TreeScoringExplainer, "linear": LinearScoringExplainer,
     "svm": SVMScoringExplainer, "kernel": KernelScoringExplainer}
 KINDS = ("auto", *ALGORITHMS)
+# the Azure SDK's Kernel background: shap.kmeans of 10 training rows
+_SDK_BACKGROUND = 10
 # coalitions of the svm kind: half shap's default, on a background twice the SDK's (its
 # error is then still below the SDK configuration's; bench/offline.py measures both)
 _SVM_NSAMPLES = 1024
-# progress steps per call: the bar moves without cutting the batch into small model calls
-_PROGRESS_STEPS = 20
 
 
 class TabularExplainer(ModelExplainer):
@@ -50,8 +52,10 @@ class TabularExplainer(ModelExplainer):
       (:class:`~scoring.SVMScoringExplainer`): Kernel SHAP with every coalition evaluated
       from kernel factors instead of model calls, on 20 kmeans centroids, 1024 coalitions.
     - ``"kernel"``: any other model (:class:`~scoring.KernelScoringExplainer`): the Azure
-      SDK's Kernel SHAP (10 kmeans centroids, ``2 * M + 2048`` coalitions), one coalition
-      design shared by the whole batch; exact on its background when every coalition fits.
+      SDK's Kernel SHAP (kmeans centroids, ``2 * M + 2048`` coalitions) with one coalition
+      design shared by the whole batch. When every coalition fits in that budget (up to 11
+      players) it enumerates them, exact on its background, and spends the budget left on
+      centroids: as many model rows per explained row as the SDK's 10 centroids.
 
     An algorithm that refuses the model when fitted (shap cannot read some trees) passes to
     the next. The choice is in ``explainer_kind`` and why in ``selection_reason_`` (also
@@ -69,7 +73,8 @@ class TabularExplainer(ModelExplainer):
     model, initialization_examples, features, classes, transformations, model_output :
         see :class:`~scoring.explainers.base.ModelExplainer`.
     explainer_kind : ``"auto"``, or force ``"tree"``, ``"linear"``, ``"svm"``, ``"kernel"``.
-    n_background : background rows of svm and kernel (``None``: 20 and 10).
+    n_background : background rows of svm and kernel (``None``: 20, and 10 or more as
+        above).
     nsamples : coalitions of svm and kernel (``"auto"``: 1024 and shap's ``2 * M + 2048``).
     players : ``"auto"`` or ``"engineered"`` (see above).
     show_progress : a progress bar on stderr: ``None`` for calls over a few seconds unless
@@ -153,8 +158,20 @@ class TabularExplainer(ModelExplainer):
             return SVMScoringExplainer(
                 n_background=self.n_background or 20, **shared,
                 nsamples=_SVM_NSAMPLES if self.nsamples == "auto" else self.nsamples)
-        return KernelScoringExplainer(n_background=self.n_background or 10,
+        return KernelScoringExplainer(n_background=self.n_background or self._kernel_background(),
                                       nsamples=self.nsamples, **shared)
+
+    def _kernel_background(self) -> int:
+        """Kernel's background rows at the SDK's cost in model rows per explained row (10
+        centroids x shap's default coalitions): when every coalition of the players takes
+        less (8 raw columns: 254 of them), the rest buys centroids, the summary of the
+        training rows being then what limits fidelity."""
+        groups = self.spec_.raw_map.groups \
+            if self.spec_.layout.has_raw and self.players == "auto" else None
+        M = n_players(self.engineered_rows_, groups)
+        budget = default_nsamples(M) if self.nsamples == "auto" else int(self.nsamples)
+        coalitions = min(2**M - 2, budget) if M > 1 else 1
+        return max(_SDK_BACKGROUND, _SDK_BACKGROUND * budget // coalitions)
 
     # -- what the values are relative to -------------------------------------------------
     @property
@@ -180,18 +197,9 @@ class TabularExplainer(ModelExplainer):
 
     # -- explanations ------------------------------------------------------------------
     def _values(self, X: Any) -> np.ndarray:
-        """Values ``(n_rows, n_players, n_outputs)`` of rows ``X`` as the model takes them,
-        a part at a time under the progress bar."""
-        n = n_rows(X)
-        step = max(1, -(-n // _PROGRESS_STEPS))
-        parts = []
-        with progress_bar(n, f"TabularExplainer ({self.explainer_kind})",
-                          self.show_progress) as bar:
-            for start in range(0, n, step):
-                index = np.arange(start, min(n, start + step))
-                parts.append(self.scoring_explainer_.shap_values(take_rows(X, index)))
-                bar.update(len(index))
-        return np.concatenate(parts) if parts else np.zeros((0, 0, 0))
+        """Values ``(n_rows, n_players, n_outputs)`` of rows ``X`` as the model takes them."""
+        return over_rows(self.scoring_explainer_.shap_values, X,
+                         f"TabularExplainer ({self.explainer_kind})", self.show_progress)
 
     def explain_local(self, evaluation_examples: Any, get_raw: bool = True) -> Explanation:
         """Local importance values of ``evaluation_examples``.
