@@ -126,9 +126,10 @@ class TabularExplainer(ModelExplainer):
         logger.info("TabularExplainer: %s", self.selection_reason_)
 
     def _fit(self, kinds: list[str]) -> tuple[ScoringExplainer, str, str]:
-        """The first of ``kinds`` that supports the model and fits it, with why."""
+        """The first of ``kinds`` that supports the model and fits it, with why (and which
+        supported it but refused it when fitted)."""
         model, output = self.spec_.model, self.spec_.function.output
-        refusals = []
+        refusals, refused_at_fit = [], []
         for kind in kinds:
             reason = ALGORITHMS[kind].unsupported(model, output)
             if reason is None:
@@ -137,11 +138,10 @@ class TabularExplainer(ModelExplainer):
                                                                self.engineered_rows_)
                 except TypeError as exc:  # refused when fitted, e.g. trees shap cannot read
                     reason = str(exc)
+                    refused_at_fit.append(f"not {kind}: {reason}")
                 else:
-                    said = "; ".join(refusals)
-                    return explainer, kind, (f"{type(model).__name__} {output}: {kind} "
-                                             f"({_describe(explainer)}{'; ' if said else ''}"
-                                             f"{said})")
+                    why = "; ".join([_describe(explainer), *refused_at_fit])
+                    return explainer, kind, f"{type(model).__name__} {output}: {kind} ({why})"
             refusals.append(f"not {kind}: {reason}")
         raise TypeError(f"TabularExplainer cannot explain {type(model).__name__}: "
                         + "; ".join(refusals))
