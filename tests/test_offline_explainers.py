@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import shap
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -46,6 +47,8 @@ FAMILIES = {
     "logistic": (lambda: LogisticRegression(max_iter=1000), "linear", "exact closed form"),
     "rbf_svc": (lambda: SVC(probability=True, random_state=0), "svm",
                 "20 background rows, every coalition, exact on it"),
+    "calibrated_svc": (lambda: CalibratedClassifierCV(SVC(), ensemble=False), "svm",
+                       "20 background rows, every coalition, exact on it"),
     "mlp": (lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0),
             "kernel", "81 background rows, every coalition, exact on it"),
     "knn": (lambda: KNeighborsClassifier(15), "kernel",
