@@ -54,12 +54,14 @@ bench: install
 	@$(MAKE) --no-print-directory sdk-venv || echo "no Azure SDK environment: benchmarking without it"
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.pipelines
+	$(BIN)/python -m bench.offline
 	$(BIN)/python -m bench.scale
 
-# both benchmarks in a few minutes each: fewer rows, smaller ground-truth budgets
+# the benchmarks in a few minutes each: fewer rows, smaller ground-truth budgets
 bench-quick: install
 	$(BIN)/python -m bench.run --quick
 	$(BIN)/python -m bench.pipelines --quick
+	$(BIN)/python -m bench.offline --quick
 
 # the dashboard on 20,000 and 200,000 explained rows: each view's request, first paint in
 # Debian's chromium (installed when missing; playwright never downloads a browser)

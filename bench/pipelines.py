@@ -380,7 +380,8 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
     bare = case.model.predict if case.task == "regression" else case.model.predict_proba
     with threadpool_limits(limits=args.threads):
         for label, frame in (("row", one), ("batch100", hundred)):
-            X = spec.transform(spec.validate(frame))
+            valid = spec.validate(frame)
+            X = spec.transform(valid)
             given = spec.outputs(X)
             records = frame.to_dict("records")
             repeats = args.repeats if label == "row" else max(3, args.repeats // 5)
@@ -397,11 +398,26 @@ def measure_shipped(case: RealisticCase, rows: pd.DataFrame, truth: np.ndarray, 
             rounds = [{k: median_ms(f, repeats) for k, f in timed.items()} for _ in range(3)]
             for k in timed:
                 out[f"{label}_{k}_ms"] = statistics.median(r[k] for r in rounds)
+            if label == "row":
+                out["row_breakdown_ms"] = cost_breakdown(spec, records, valid, X, repeats)
+    parts = out["row_breakdown_ms"]
+    parts["explanation"] = out["row_given_outputs_ms"]
+    parts["rest"] = out["row_e2e_ms"] - sum(parts.values())  # the answer's layout, checks
     _log(f"  shipped: {out['row_given_outputs_ms']:.3f} ms/row given outputs; one record: "
          f"request path {out['row_score_ms']:.2f} ms without the explanation, "
-         f"{out['row_e2e_ms']:.2f} ms with it, bare {out['row_bare_ms']:.2f} ms")
+         f"{out['row_e2e_ms']:.2f} ms with it, bare {out['row_bare_ms']:.2f} ms; "
+         + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + " ms")
     out["explainer"] = explainer  # for check_report; not written out
     return out
+
+
+def cost_breakdown(spec: Any, records: list, valid: Any, X: Any, repeats: int) -> dict:
+    """Where one served row's time goes, each step of the request path timed alone on the
+    same row: validation of the records, the transformations, the model call (predictions
+    and probabilities; the explainer is given these outputs)."""
+    return {"validation": median_ms(lambda: spec.validate(records), repeats),
+            "transformation": median_ms(lambda: spec.transform(valid), repeats),
+            "model_call": median_ms(lambda: spec.predict(X), repeats)}
 
 
 def check_report(case: RealisticCase, explainer: Any, f_est: Callable,
@@ -485,6 +501,11 @@ def print_case(r: dict) -> None:
               f"{s['batch100_given_outputs_ms']:12.2f} "
               f"{s['batch100_e2e_ms']:8.1f} {s['batch100_bare_ms']:8.1f} "
               f"{s['distill_seconds']:9.1f}")
+        parts = s.get("row_breakdown_ms")
+        if parts:
+            print(f"   one served row, {s['row_e2e_ms']:.2f} ms: "
+                  + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in parts.items())
+                  + f" ms (bare pipeline {s['row_bare_ms']:.2f} ms)")
         rep, check = s["report_fidelity"], s.get("report_check")
         if check:
             on_rows, ref = check["bench_on_report_rows"], check["reference_error"]

@@ -111,11 +111,18 @@ _ESTIMATOR = re.compile(
     r"\b((?:[A-Z][A-Za-z]*)?(?:Classifier|Regressor|Regression|SVC|SVR)(?:CV)?)\b")
 
 
+_SMALL_SET = re.compile(r"\b(\d[\d,]*) training rows\b")
+
+
 def _case_label(case: dict) -> str:
-    """``loan default, RandomForestClassifier`` from the case's description."""
+    """``loan default, RandomForestClassifier`` from the case's description, with the
+    training rows when it names them (a small set of a topic that has a large one too)."""
     estimator = _ESTIMATOR.search(case["description"])
     topic = case["description"].split(" (")[0].split(",")[0]
-    return f"{topic}, {estimator.group(1)}" if estimator else case["name"]
+    if not estimator:
+        return case["name"]
+    small = _SMALL_SET.search(case["description"])
+    return f"{topic}, {estimator.group(1)}" + (f", {small.group(1)} rows" if small else "")
 
 
 def _method(shipped: dict) -> str:
@@ -135,8 +142,28 @@ def _speedup(case: dict) -> float:
     return case["anchor"]["row_ms"] / case["shipped"]["row_given_outputs_ms"]
 
 
+def _speedup_cell(case: dict) -> str:
+    """The speed-up, or ``-`` where the anchor or distill failed."""
+    return _ratio(_speedup(case)) if "anchor" in case and "shipped" in case else "-"
+
+
+def _failed(case: dict, stage: str) -> str:
+    """A stage that did not finish, with the first words of its error."""
+    error = case.get("errors", {}).get(stage) or case.get("errors", {}).get("case", "")
+    return f"failed: {error[:90]}"
+
+
+def _breakdown(shipped: dict) -> str:
+    """One served row's milliseconds by request-path step (runs that recorded them)."""
+    parts = shipped.get("row_breakdown_ms")
+    if not parts:
+        return "-"
+    return " / ".join(_ms(max(parts[k], 0.0)) for k in
+                      ("validation", "transformation", "model_call", "explanation", "rest"))
+
+
 PIPELINES_METHOD = """\
-`python -m bench.pipelines` (part of `make bench`; `--quick` takes a few minutes) runs eleven
+`python -m bench.pipelines` (part of `make bench`; `--quick` takes a few minutes) runs fourteen
 scikit-learn `Pipeline`s as users write them (`tests/support/realistic.py`: median imputer + scaler
 on numbers, most-frequent imputer + one-hot on strings, in front of the estimator) on the
 data of `scoring.datasets` (string categoricals with missing values, skewed numbers,
@@ -153,7 +180,10 @@ interactions). Only the library's public calls are used, so it measures whatever
   row given the model outputs (what the service pays), one thread;
 - **request path**: `ExplanationBundle.score` of one JSON record, without the explanation
   and with it (end to end), against the bare `pipeline.predict_proba` (or `predict`) of a
-  one-row DataFrame, the three timed in turn in three rounds.
+  one-row DataFrame, the three timed in turn in three rounds; and where a served row's time
+  goes: each request-path step timed alone on that row (validation of the record, the
+  transformations, the model call, the explanation given the model outputs) and the rest
+  (the answer's layout and checks).
 
 Fidelity is the relative L2 error / top-5 precision against the ground truth on held-out
 rows; the speed-up is the anchor's time per row over the shipped explainer's. The machines
@@ -165,25 +195,30 @@ def pipelines_section(results: list[Result]) -> list[str]:
     used = [result for _, result in cases]
     rows = []
     for case, _ in cases:
-        anchor, shipped = case["anchor"], case["shipped"]
-        e2e, bare = shipped["row_e2e_ms"], shipped["row_bare_ms"]
-        missed = [name for name, ok in case.get("targets", {}).items() if not ok]
+        anchor, shipped = case.get("anchor"), case.get("shipped")
+        missed = [name for name, ok in case.get("targets", {}).items() if ok is False]
+        served = distill = "-"
+        if shipped:
+            e2e, bare = shipped["row_e2e_ms"], shipped["row_bare_ms"]
+            served = f"{_ms(e2e)} vs {_ms(bare)} ms ({_ratio(e2e / bare)})"
+        if shipped or "distill_seconds" in case:
+            distill = f"{(shipped or case)['distill_seconds']:.0f} s"
         rows.append([
             _case_label(case),
-            f"{_fidelity(anchor['fidelity'])}, {_ms(anchor['row_ms'])} ms",
+            f"{_fidelity(anchor['fidelity'])}, {_ms(anchor['row_ms'])} ms" if anchor
+            else _failed(case, "anchor"),
             f"{_method(shipped)} {_fidelity(shipped['fidelity'])}, "
-            f"{_ms(shipped['row_given_outputs_ms'])} ms",
-            _ratio(_speedup(case)),
-            f"{_ms(e2e)} vs {_ms(bare)} ms ({_ratio(e2e / bare)})",
-            f"{shipped['distill_seconds']:.0f} s",
+            f"{_ms(shipped['row_given_outputs_ms'])} ms" if shipped
+            else _failed(case, "shipped"),
+            _speedup_cell(case), served, _breakdown(shipped or {}), distill,
             "all met" if not missed else "missed: " + ", ".join(f"`{m}`" for m in missed)])
     truth_rows = [[_case_label(case), f"{case['n_train']:,}", case["ground_truth"]["background"],
                    f"{case['ground_truth']['coalitions']:,}",
                    f"{case['ground_truth']['seconds']:.0f} s", str(case["n_explained_rows"])]
-                  for case, _ in cases]
+                  for case, _ in cases if "ground_truth" in case]
     report_rows = []
     for case, _ in cases:
-        check = case["shipped"].get("report_check")
+        check = case.get("shipped", {}).get("report_check")
         if check is None:
             continue
         report = case["shipped"]["report_fidelity"]
@@ -197,8 +232,9 @@ def pipelines_section(results: list[Result]) -> list[str]:
     lines = ["## Real pipelines: the shipped default against the SDK's configuration", "",
              PIPELINES_METHOD, "", "Results:", "", *_machines(used), "",
              *_table(["case", "anchor (SDK configuration)", "shipped default",
-                      "speed-up, 1 row", "served row end to end vs bare", "distill",
-                      "targets"], rows), "",
+                      "speed-up, 1 row", "served row end to end vs bare",
+                      "served row: validation / transformation / model call / explanation / "
+                      "rest, ms", "distill", "targets"], rows), "",
              "Targets: fidelity no worse than the anchor's (`relL2<=anchor`, `top5>=anchor`), "
              "20 times faster per row, one row's request path at most 1.2 times the bare "
              "pipeline without the explanation and 1.3 times with it (runs before these "
@@ -255,9 +291,11 @@ def readme_block(results: list[Result]) -> str:
     """The README's short table: per case, the SDK's configuration against the shipped
     default."""
     cases = latest_cases(results, "cases", "name")
-    rows = [[_case_label(case), _fidelity(case["anchor"]["fidelity"]),
-             f"{_method(case['shipped'])}: {_fidelity(case['shipped']['fidelity'])}",
-             _ratio(_speedup(case))] for case, _ in cases]
+    rows = [[_case_label(case),
+             _fidelity(case["anchor"]["fidelity"]) if "anchor" in case else "failed",
+             f"{_method(case['shipped'])}: {_fidelity(case['shipped']['fidelity'])}"
+             if "shipped" in case else "distill failed",
+             _speedup_cell(case)] for case, _ in cases]
     return "\n".join([
         BLOCK_BEGIN,
         *_table(["pipeline", "SDK configuration: rel. L2 / top-5", "shipped: rel. L2 / top-5",
@@ -524,6 +562,45 @@ def batching_section(results: list[Result]) -> list[str]:
                      "per call, ms per row", "at most"], rows)]
 
 
+# -- offline -------------------------------------------------------------------------------
+OFFLINE_METHOD = """\
+`python -m bench.offline` runs the seed's recipe, `TabularExplainer(model, x_train)
+.explain_global(x_test)`, on the seed's breast-cancer `SVC` (114 test rows) and on
+realistic pipelines (`tests/support/realistic.py`: strings with missing values and numbers
+through a `ColumnTransformer`), timing construction and explanation together. Side by side
+in one run: **before**, the algorithm `TabularExplainer` ran for these models until now
+(shap's `KernelExplainer` on `shap.kmeans(X_train, 10)`, default `nsamples`,
+`l1_reg=False`, engineered values summed onto the raw columns: the Azure SDK's
+configuration), and **now**, what it picks. Fidelity is the relative L2 error / top-5
+precision at the raw columns against one reference per case: exact enumeration of every
+raw-column coalition, or (30 columns) antithetic permutation sampling on every training
+row, whose own noise is the gap between two seeds."""
+
+
+def _reference(info: dict) -> str:
+    if info["kind"] == "exact":
+        return f"exact, {info['background_rows']} training rows"
+    own = info.get("own_error", {}).get("relative_l2_error")
+    return (f"permutation, {info['background_rows']} training rows"
+            + (f" (own noise {own:.3f})" if own is not None else ""))
+
+
+def offline_section(results: list[Result]) -> list[str]:
+    cases = latest_cases(results, "cases", "name")
+    rows = [[f"`{case['name']}`", str(case["n_explained_rows"]),
+             f"{case['today']['seconds']:.1f} s, {_fidelity(case['today']['fidelity'])}",
+             f"{case['new']['method']}: {case['new']['seconds']:.1f} s, "
+             f"{_fidelity(case['new']['fidelity'])}",
+             _ratio(case["speedup"]), f"{case['load_average']:.1f}",
+             f"{_reference(case['reference'])}, {case['reference']['rows']} rows"]
+            for case, _ in cases]
+    return ["## The seed's recipe offline: TabularExplainer before and now", "",
+            OFFLINE_METHOD, "", "Results:", "", *_machines([r for _, r in cases]), "",
+            *_table(["case", "rows explained", "before: time, rel. L2 / top-5",
+                     "now: time, rel. L2 / top-5", "speed-up", "load average",
+                     "reference"], rows)]
+
+
 # -- the page ------------------------------------------------------------------------------
 INTRO = """\
 # Benchmarks
@@ -556,9 +633,9 @@ These print their tables; none of their runs is committed, so they have no table
 - `python -m bench.monitoring`: the cost of attribution monitoring on a one-row request,
   in process (`docs/monitoring.md`)."""
 
-KINDS = {"pipelines": pipelines_section, "scale": scale_section,
-         "dashboard": dashboard_section, "flood": flood_section, "load": load_section,
-         "soak": soak_section, "batching": batching_section}
+KINDS = {"pipelines": pipelines_section, "offline": offline_section,
+         "scale": scale_section, "dashboard": dashboard_section, "flood": flood_section,
+         "load": load_section, "soak": soak_section, "batching": batching_section}
 
 
 def bench_readme(directory: Path = RESULTS) -> str:

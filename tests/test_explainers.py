@@ -14,6 +14,7 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC, SVR
 
 from scoring import (
@@ -34,6 +35,7 @@ from scoring.shapley.kernel import coalition_design
 
 ADDITIVITY = 1e-6
 EXACT = 1e-8
+COUPLING_TOLERANCE = 5e-3
 FEATURES = [f"f{i}" for i in range(6)]
 
 
@@ -125,13 +127,30 @@ def test_linear_model_picks_linear(classification, regression):
     _additive(explanation, ridge.predict(Xr[:5]))
 
 
-def test_svc_picks_kernel_and_matches_exact(classification, svc):
+def test_svc_picks_svm_and_matches_exact(classification, svc):
     X, _ = classification
-    explainer = TabularExplainer(svc, X, nsamples=100)  # 2**6 - 2 = 62: shap enumerates
-    assert explainer.explainer_kind == "kernel" and explainer.l1_reg is False
-    assert "SVC" in explainer.selection_reason_
+    explainer = TabularExplainer(svc, X, nsamples=100)  # 2**6 - 2 = 62: every coalition
+    assert explainer.explainer_kind == "svm" and len(explainer.background_) == 20
+    assert explainer.selection_reason_.startswith("SVC predict_proba: svm (20 background "
+                                                  "rows, every coalition")
     explanation = explainer.explain_local(X[:3])
+    assert explanation.method == "svm"
     _additive(explanation, svc.predict_proba(X[:3]))
+    exact = exact_shapley_values(explainer.spec_.function, X[:3], explainer.background_,
+                                 explainer.background_weights_)
+    # libsvm couples the three classes' pairwise probabilities to a tolerance
+    assert np.abs(explanation.local_importance_values
+                  - np.transpose(exact, (2, 0, 1))).max() < COUPLING_TOLERANCE
+
+
+def test_kernel_is_exact_when_every_coalition_fits(classification):
+    X, y = classification
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0).fit(X, y)
+    explainer = TabularExplainer(model, X)  # 2 * 6 + 2048 coalitions: all 62 of them
+    # and the SDK's cost (10 centroids x 2060 coalitions) buys every training row
+    assert explainer.explainer_kind == "kernel" and len(explainer.background_) == len(X)
+    explanation = explainer.explain_local(X[:3])
+    assert explanation.method == "kernel"
     exact = exact_shapley_values(explainer.spec_.function, X[:3], explainer.background_,
                                  explainer.background_weights_)
     np.testing.assert_allclose(explanation.local_importance_values,
@@ -143,7 +162,8 @@ def test_unsupported_tree_falls_back_to_kernel(classification):
     boosting = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
     explainer = TabularExplainer(boosting, X, nsamples=100)
     assert explainer.explainer_kind == "kernel"
-    assert "TreeExplainer cannot read it" in explainer.selection_reason_
+    assert "not tree: TreeScoringExplainer cannot explain" in explainer.selection_reason_
+    _additive(explainer.explain_local(X[:2]), boosting.predict_proba(X[:2]))
 
 
 # -- MimicExplainer ------------------------------------------------------------------------
@@ -283,11 +303,11 @@ def test_linear_scoring_explainer_matches_exact_on_the_training_set(regression):
     np.testing.assert_allclose(values, on_mean[:, :, 0], atol=EXACT)
 
 
-def test_kernel_tabular_explainer_on_a_regressor(regression):
+def test_svm_tabular_explainer_on_a_regressor(regression):
     X, y = regression
     model = SVR().fit(X, y)
     explainer = TabularExplainer(model, X, nsamples=100)
-    assert explainer.explainer_kind == "kernel"
+    assert explainer.explainer_kind == "svm"
     explanation = explainer.explain_global(X[:3])
     assert explanation.classes is None and explanation.local_importance_values.shape == (3, 6)
     _additive(explanation, model.predict(X[:3]))

@@ -87,7 +87,7 @@ def test_tabular_explainer_with_list_of_tuples(data):
     model = LogisticRegression().fit(engineered_train, y)
     explainer = TabularExplainer(model, x_train.drop(columns="noise"),
                                  transformations=fitted, explainer_kind="kernel",
-                                 nsamples=300)
+                                 nsamples=300, players="engineered")
     assert explainer.explainer_kind == "kernel"
     rows = x_test.drop(columns="noise").iloc[:4]
     raw = explainer.explain_local(rows)
@@ -145,8 +145,10 @@ def test_pipeline_that_cannot_be_split_is_a_black_box_on_raw_rows(data):
                     ("model", clf.steps[-1][1])])
     explainer = TabularExplainer(clf, x_train, nsamples=300)
     assert not explainer.spec_.split_pipeline and explainer.explainer_kind == "kernel"
-    assert len(explainer.background_) == 10  # a random sample: no centroids of categories
-    assert set(explainer.background_[:, RAW.index("city")]) <= {"paris", "lyon", "nice"}
+    # a random sample (no centroids of categories); 6 raw columns have 62 coalitions, so
+    # the cost of 10 rows x nsamples=300 buys 48 rows
+    assert len(explainer.background_) == 10 * 300 // 62
+    assert set(explainer.background_["city"]) <= {"paris", "lyon", "nice"}
     explanation = explainer.explain_local(x_test.iloc[:4])
     assert explanation.features == RAW and explanation.local_importance_values.shape == (2, 4, 6)
     total = explanation.local_importance_values.sum(-1).T + explanation.expected_values

@@ -30,11 +30,13 @@ def seed():
 
 def test_tabular_explainer_on_the_seed_svc(seed):
     data, classes, _, x_test, model, explainer = seed
-    assert explainer.explainer_kind == "kernel"
-    assert "SVC" in explainer.selection_reason_
-    assert len(explainer.background_) == 10  # shap.kmeans of 10 rows, as the Azure SDK
+    # the RBF SVC's coalitions from kernel factors, on 20 kmeans centroids
+    assert explainer.explainer_kind == "svm"
+    assert explainer.selection_reason_.startswith("SVC predict_proba: svm")
+    assert len(explainer.background_) == 20
 
-    global_explanation = explainer.explain_global(x_test[:4], nsamples=500)
+    global_explanation = explainer.explain_global(x_test[:4])
+    assert global_explanation.method == "svm"
     values = global_explanation.get_ranked_global_values()
     names = global_explanation.get_ranked_global_names()
     assert len(values) == len(names) == 30 and values == sorted(values, reverse=True)
@@ -43,7 +45,7 @@ def test_tabular_explainer_on_the_seed_svc(seed):
     assert list(top) == names and list(top.values()) == values
     assert list(global_explanation.get_feature_importance_dict(top_k=3)) == names[:3]
 
-    local_explanation = explainer.explain_local(x_test[0:5])  # shap's default budget
+    local_explanation = explainer.explain_local(x_test[0:5])
     assert local_explanation.classes == classes
     assert local_explanation.local_importance_values.shape == (2, 5, 30)
     ranked_names = local_explanation.get_ranked_local_names()

@@ -46,14 +46,18 @@ class ModelExplainer:
         self.engineered_rows_ = self.spec_.transform(self.rows_)
 
     def _explanation(self, values: np.ndarray, expected: Any, data: Any, get_raw: bool,
-                     method: str, extra: dict | None = None) -> Explanation:
+                     method: str, extra: dict | None = None,
+                     players: str = "engineered") -> Explanation:
         """Validate and transform ``data``, then lay out ``values(X)`` as an explanation;
-        ``values`` gets the rows as the model takes them."""
+        ``values`` gets the rows as the model takes them and gives one value per
+        ``players`` column (``"engineered"`` or ``"raw"``)."""
         rows = self.spec_.validate(data)
         X = self.spec_.transform(rows)
         # the SDK's get_raw=True is "per raw column when there are transformations": None
-        return self.spec_.layout.explanation(values(X), expected, rows, X,
-                                             None if get_raw else False, method, extra)
+        raw = None if get_raw else False
+        self.spec_.layout.raw_values(raw, players)  # refuse before computing anything
+        return self.spec_.layout.explanation(values(X), expected, rows, X, raw, method,
+                                             extra, players=players)
 
 
 def global_from_local(local: Explanation, include_local: bool = True) -> Explanation:

@@ -10,6 +10,7 @@ from sklearn.metrics import r2_score
 
 from scoring.core.explanation import Explanation
 from scoring.explainers.base import ModelExplainer, global_from_local
+from scoring.explainers.progress import check_show_progress, over_rows, progress_bar
 from scoring.explainers.surrogates import ExplainableModel
 
 
@@ -41,6 +42,8 @@ class MimicExplainer(ModelExplainer):
         initialization examples.
     explainable_model_args : keyword arguments for the surrogate class.
     random_state : seed for augmentation and the surrogate.
+    show_progress : progress bars on stderr (fitting, then explaining): ``None`` for calls
+        over a few seconds unless ``TQDM_DISABLE`` is set, ``True`` always, ``False`` never.
     """
 
     def __init__(self, model: Any, initialization_examples: Any, explainable_model: Any,
@@ -48,7 +51,7 @@ class MimicExplainer(ModelExplainer):
                  features: Any = None, classes: Any = None, transformations: Any = None,
                  model_output: str | None = None, *,
                  explainable_model_args: dict | None = None,
-                 random_state: int | None = 0) -> None:
+                 random_state: int | None = 0, show_progress: bool | None = None) -> None:
         if isinstance(max_num_of_augmentations, bool) or not isinstance(
                 max_num_of_augmentations, (int, np.integer)) or max_num_of_augmentations < 1:
             raise ValueError("max_num_of_augmentations must be a positive integer, got "
@@ -58,17 +61,25 @@ class MimicExplainer(ModelExplainer):
         self.max_num_of_augmentations = int(max_num_of_augmentations)
         self.explainable_model_args = dict(explainable_model_args or {})
         self.random_state = random_state
+        self.show_progress = check_show_progress(show_progress)
         surrogate = _surrogate(explainable_model, self.explainable_model_args, random_state)
         super().__init__(model, initialization_examples, features, classes, transformations,
                          model_output)
         original = self._numeric(self.engineered_rows_)
-        train_rows = self._augmented_rows() if self.augment_data else self.rows_
-        engineered = self.spec_.transform(train_rows)
-        X = self._numeric(engineered)
-        self.surrogate_ = surrogate.fit(X, self.spec_.outputs(engineered))
+        # three steps: the model's outputs on the training rows, the surrogate's fit, its
+        # fidelity on the initialization examples
+        with progress_bar(3, "MimicExplainer fit", self.show_progress, unit="step") as bar:
+            train_rows = self._augmented_rows() if self.augment_data else self.rows_
+            engineered = self.spec_.transform(train_rows)
+            X = self._numeric(engineered)
+            outputs = self.spec_.outputs(engineered)
+            bar.update(1)
+            self.surrogate_ = surrogate.fit(X, outputs)
+            bar.update(1)
+            target = self.spec_.outputs(self.engineered_rows_)
+            predicted = self.surrogate_.predict(original)
+            bar.update(1)
         self.n_training_rows_ = len(X)
-        target = self.spec_.outputs(self.engineered_rows_)
-        predicted = self.surrogate_.predict(original)
         self.surrogate_fidelity_ = float(r2_score(target, predicted,
                                                   multioutput="variance_weighted"))
         self.surrogate_accuracy_ = None if self.spec_.classes is None \
@@ -110,9 +121,13 @@ class MimicExplainer(ModelExplainer):
         extra = {"surrogate": type(self.surrogate_).__name__,
                  "surrogate_fidelity": self.surrogate_fidelity_,
                  "surrogate_accuracy": self.surrogate_accuracy_}
-        return self._explanation(lambda X: self.surrogate_.shap_values(self._numeric(X)),
-                                 self.surrogate_.expected_values_, evaluation_examples,
-                                 get_raw, self.surrogate_.method, extra)
+
+        def values(X: Any) -> np.ndarray:
+            return over_rows(lambda part: self.surrogate_.shap_values(self._numeric(part)), X,
+                             f"MimicExplainer ({self.surrogate_.method})", self.show_progress)
+
+        return self._explanation(values, self.surrogate_.expected_values_,
+                                 evaluation_examples, get_raw, self.surrogate_.method, extra)
 
     def explain_global(self, evaluation_examples: Any = None, get_raw: bool = True,
                        include_local: bool = True) -> Explanation:

@@ -12,6 +12,7 @@ from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 
 from scoring.core.explanation import Explanation
 from scoring.core.plain import plain
+from scoring.explainers.progress import check_show_progress, progress_bar
 from scoring.model.function import ModelFunction, check_model
 from scoring.model.schema import InputError, InputSchema
 from scoring.model.spec import accepts_nan
@@ -35,13 +36,16 @@ class PFIExplainer:
         raw columns are then shuffled and the model sees the transformed rows.
     n_repeats : shuffles per feature; importance is the mean drop.
     random_state : seed of the shuffles.
+    show_progress : a progress bar over the metric's evaluations on stderr: ``None`` for
+        calls over a few seconds unless ``TQDM_DISABLE`` is set, ``True`` always, ``False``
+        never.
     """
 
     method = "pfi"
 
     def __init__(self, model: Any, metric: str | Callable | None = None, features: Any = None,
                  classes: Any = None, transformations: Any = None, n_repeats: int = 5,
-                 random_state: int | None = 0) -> None:
+                 random_state: int | None = 0, show_progress: bool | None = None) -> None:
         check_model(model)
         if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) \
                 or n_repeats < 1:
@@ -53,6 +57,7 @@ class PFIExplainer:
         self.transformations = transformations
         self.n_repeats = int(n_repeats)
         self.random_state = random_state
+        self.show_progress = check_show_progress(show_progress)
         self.scorer_ = _scorer(model, metric)
 
     def explain_global(self, evaluation_examples: Any, true_labels: Any = None) -> Explanation:
@@ -68,14 +73,18 @@ class PFIExplainer:
             raise ValueError(f"true_labels has shape {y.shape}; expected one label per row "
                              f"({len(rows)},)")
         scorer = self.scorer_
+        # permutation_importance scores the rows once, then each shuffle of each column
+        evaluations = 1 + len(schema.columns) * self.n_repeats
+        with progress_bar(evaluations, "PFIExplainer", self.show_progress,
+                          unit="score") as bar:
+            def score(_estimator: Any, X: Any, y_true: Any) -> float:
+                bar.update(1)
+                return scorer(self.model, transform(X), y_true)
 
-        def score(_estimator: Any, X: Any, y_true: Any) -> float:
-            return scorer(self.model, transform(X), y_true)
-
-        result = permutation_importance(self.model, rows, y, scoring=score,
-                                        n_repeats=self.n_repeats,
-                                        random_state=self.random_state)
-        baseline = score(self.model, rows, y)
+            result = permutation_importance(self.model, rows, y, scoring=score,
+                                            n_repeats=self.n_repeats,
+                                            random_state=self.random_state)
+        baseline = scorer(self.model, transform(rows), y)
         return Explanation(
             schema.columns, global_importance_values=result.importances_mean,
             classes=self.classes if self.classes is not None else plain(getattr(

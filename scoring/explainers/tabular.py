@@ -1,5 +1,5 @@
-"""TabularExplainer: picks shap's Tree, Linear or Kernel explainer for a model, as the
-Azure SDK does."""
+"""TabularExplainer: explains a model with the scoring explainer that supports it, as
+distill chooses, at the Azure SDK's signature."""
 
 from __future__ import annotations
 
@@ -7,261 +7,228 @@ import logging
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from scoring.core.explanation import Explanation
-from scoring.explainers.base import ModelExplainer, as_3d, global_from_local
+from scoring.explainers.base import ModelExplainer, global_from_local
+from scoring.explainers.progress import check_show_progress, over_rows
+from scoring.model.rows import n_rows
 from scoring.model.spec import final_estimator
-from scoring.model.trees import not_additive
-from scoring.scoring_explainers.registry import supporting_methods
-from scoring.shapley.tree_paths import PathEngine
+from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.kernel import KernelScoringExplainer
+from scoring.scoring_explainers.linear import LinearScoringExplainer
+from scoring.scoring_explainers.svm import SVMScoringExplainer
+from scoring.scoring_explainers.tree import TreeScoringExplainer
+from scoring.shapley.kernel import default_nsamples
+from scoring.shapley.masking import n_players
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("auto", "tree", "linear", "kernel")
-_N_TREE_BACKGROUND = 100
-# the path engine's request cost does not grow with its background
-_N_PATHS_BACKGROUND = 1000
+# the algorithms, in the order "auto" asks them whether they support the model: exact
+# ones first, then the RBF SVM's kernel factors, then model-agnostic Kernel SHAP
+ALGORITHMS: dict[str, type[ScoringExplainer]] = {
+    "tree": TreeScoringExplainer, "linear": LinearScoringExplainer,
+    "svm": SVMScoringExplainer, "kernel": KernelScoringExplainer}
+KINDS = ("auto", *ALGORITHMS)
+# the Azure SDK's Kernel background: shap.kmeans of 10 training rows
+_SDK_BACKGROUND = 10
+# coalitions of the svm kind: half shap's default, on a background twice the SDK's (its
+# error is then still below the SDK configuration's; bench/offline.py measures both)
+_SVM_NSAMPLES = 1024
 
 
 class TabularExplainer(ModelExplainer):
-    """Explain a model with the fitting shap explainer.
+    """Explain a model with the first algorithm that supports it.
 
-    - ``"tree"``: for tree models, exact interventional values; probabilities for
-      classifiers. scikit-learn trees, forests and boosting whose explained output is a
-      sum over their trees go through the path engine
-      (:class:`~scoring.shapley.tree_paths.PathEngine`, on up to 1000 training rows);
-      other tree models through shap's ``TreeExplainer`` (on up to 100 training rows), or
-      Kernel when shap cannot read them (e.g. multi-class gradient boosting).
-    - ``"linear"``: shap's ``LinearExplainer`` (interventional, mean of all training rows)
-      for models with ``coef_``; it explains ``predict`` for regressors and
-      ``decision_function`` (log-odds) for classifiers.
-    - ``"kernel"``: shap's ``KernelExplainer`` otherwise, on ``shap.kmeans`` of 10 training
-      rows (a random sample of rows for DataFrames with categorical columns, where
-      centroids do not exist). ``l1_reg=False``: every feature gets a value (shap>=0.47
-      would otherwise keep only 10).
+    Each scoring explainer class says whether it can explain the model
+    (``unsupported(model, output)``), asked in this order:
 
-    A binary classifier explained on ``decision_function`` (one log-odds output) keeps both
-    classes: ``-values`` for the first, ``values`` for the second.
+    - ``"tree"``: exact interventional TreeSHAP of tree models
+      (:class:`~scoring.TreeScoringExplainer`: the path engine on up to 1000 training rows,
+      or shap's ``TreeExplainer`` on 100); probabilities for classifiers.
+    - ``"linear"``: the exact closed form of linear models (``coef_``) on the mean training
+      row (:class:`~scoring.LinearScoringExplainer`); ``predict`` for regressors,
+      ``decision_function`` (log-odds) for classifiers, as shap's ``LinearExplainer``.
+    - ``"svm"``: RBF ``SVC``/``NuSVC`` probabilities and ``SVR``/``NuSVR`` predictions
+      (:class:`~scoring.SVMScoringExplainer`): Kernel SHAP with every coalition evaluated
+      from kernel factors instead of model calls, on 20 kmeans centroids, 1024 coalitions.
+    - ``"kernel"``: any other model (:class:`~scoring.KernelScoringExplainer`): the Azure
+      SDK's Kernel SHAP (kmeans centroids, ``2 * M + 2048`` coalitions) with one coalition
+      design shared by the whole batch. When every coalition fits in that budget (up to 11
+      players) it enumerates them, exact on its background, and spends the budget left on
+      centroids: as many model rows per explained row as the SDK's 10 centroids.
 
-    The choice is in ``explainer_kind`` and why in ``selection_reason_`` (also logged).
+    An algorithm that refuses the model when fitted (shap cannot read some trees) passes to
+    the next. The choice is in ``explainer_kind`` and why in ``selection_reason_`` (also
+    logged); every explanation records it as ``method``.
 
-    With ``transformations``, ``model`` is the final estimator, and initialization examples
-    and explained rows are raw rows; explanations are per raw column (the sum of the
-    engineered columns made from it) unless ``get_raw=False``.
+    With ``transformations`` (or a ``Pipeline`` split at its ``ColumnTransformer``),
+    ``model`` is the final estimator and the rows are raw rows; the values are per raw
+    column. Tree, svm and kernel switch each raw column's engineered columns together
+    (``players="auto"``): the raw columns' own Shapley values, as exact enumeration over
+    the raw columns gives them; ``players="engineered"`` plays each engineered column
+    instead, which gives per-engineered-column values too (``get_raw=False``).
 
     Parameters
     ----------
     model, initialization_examples, features, classes, transformations, model_output :
-        see :class:`~scoring.model_explainer.ModelExplainer`.
-    explainer_kind : ``"auto"`` or force ``"tree"``, ``"linear"``, ``"kernel"``.
-    n_background : Kernel background rows (default 10, as the Azure SDK).
-    nsamples : Kernel coalitions per row; ``"auto"`` is shap's ``2 * M + 2048``.
-    l1_reg : passed to shap's ``KernelExplainer.shap_values`` (default ``False``).
-    random_state : seed for background samples and Kernel sampling.
+        see :class:`~scoring.explainers.base.ModelExplainer`.
+    explainer_kind : ``"auto"``, or force ``"tree"``, ``"linear"``, ``"svm"``, ``"kernel"``.
+    n_background : background rows of svm and kernel (``None``: 20, and 10 or more as
+        above).
+    nsamples : coalitions of svm and kernel (``"auto"``: 1024 and shap's ``2 * M + 2048``).
+    players : ``"auto"`` or ``"engineered"`` (see above).
+    show_progress : a progress bar on stderr: ``None`` for calls over a few seconds unless
+        ``TQDM_DISABLE`` is set, ``True`` always, ``False`` never.
+    random_state : seed for backgrounds and coalition designs.
 
     Attributes
     ----------
-    explainer_kind : ``"tree"``, ``"linear"`` or ``"kernel"``.
-    selection_reason_ : the model's class, the kind picked and why.
-    shap_explainer_ : the shap explainer doing the work (or the path engine, behind the
-        same ``expected_value`` and ``shap_values``).
-    background_, background_weights_ : the rows the values are relative to (Kernel: the
-        kmeans centroids or sampled rows; Tree: up to 1000 or 100 training rows; Linear:
-        the mean training row) and their weights.
+    explainer_kind : the algorithm used, one of ``"tree"``, ``"linear"``, ``"svm"``,
+        ``"kernel"``.
+    selection_reason_ : the model's class, the algorithm and why.
+    scoring_explainer_ : the fitted scoring explainer doing the work.
     """
 
     def __init__(self, model: Any, initialization_examples: Any, features: Any = None,
                  classes: Any = None, transformations: Any = None,
                  model_output: str | None = None, *, explainer_kind: str = "auto",
-                 n_background: int = 10, nsamples: int | str = "auto",
-                 l1_reg: Any = False, random_state: int | None = 0) -> None:
+                 n_background: int | None = None, nsamples: int | str = "auto",
+                 players: str = "auto", show_progress: bool | None = None,
+                 random_state: int | None = 0) -> None:
         if explainer_kind not in KINDS:
             raise ValueError(f"explainer_kind must be one of {KINDS}, got {explainer_kind!r}")
-        if not isinstance(n_background, (int, np.integer)) or n_background < 1:
+        if n_background is not None and (isinstance(n_background, bool) or not isinstance(
+                n_background, (int, np.integer)) or n_background < 1):
             raise ValueError(f"n_background must be a positive integer, got {n_background!r}")
-        _check_nsamples(nsamples)
+        if nsamples != "auto" and (isinstance(nsamples, bool) or not isinstance(
+                nsamples, (int, np.integer)) or nsamples < 2):
+            raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {nsamples!r}")
+        if players not in ("auto", "engineered"):
+            raise ValueError(f"players must be 'auto' or 'engineered', got {players!r}")
+        self.explainer_kind = explainer_kind
         self.n_background = n_background
         self.nsamples = nsamples
-        self.l1_reg = l1_reg
+        self.players = players
+        self.show_progress = check_show_progress(show_progress)
         self.random_state = random_state
-        # a pipeline split at its ColumnTransformer is explained through its estimator
-        kind, reason = _choose(final_estimator(model, initialization_examples), explainer_kind,
-                               model_output)
-        if kind == "linear" and model_output is None:
-            model_output = "decision_function" if hasattr(model, "classes_") else "predict"
+        estimator = final_estimator(model, initialization_examples)
+        kinds = list(ALGORITHMS) if explainer_kind == "auto" else [explainer_kind]
+        if model_output is None:
+            # the output of the first algorithm that supports the estimator: the linear
+            # one explains a classifier's log-odds, the others its probabilities
+            model_output = next(
+                (cls.default_output(estimator) for cls in map(ALGORITHMS.get, kinds)
+                 if cls.unsupported(estimator, cls.default_output(estimator)) is None),
+                None)
         super().__init__(model, initialization_examples, features, classes, transformations,
                          model_output)
-        if kind == "tree":
-            try:
-                reason += self._build_tree()
-            except Exception as exc:  # shap raises bare Exceptions for unsupported trees
-                kind, reason = "kernel", f"shap's TreeExplainer cannot read it ({exc})"
-        if kind == "linear":
-            self._build_linear()
-        elif kind == "kernel":
-            self._build_kernel()
-        self.explainer_kind = kind
-        self.selection_reason_ = f"{type(model).__name__}: {kind} ({reason})"
-        logger.info("TabularExplainer picked shap's %sExplainer for %s",
-                    kind.capitalize(), self.selection_reason_)
+        self.scoring_explainer_, self.explainer_kind, self.selection_reason_ = self._fit(kinds)
+        logger.info("TabularExplainer: %s", self.selection_reason_)
 
-    # -- the three shap explainers -------------------------------------------------------
-    def _build_tree(self) -> str:
-        """The path engine where it reads the model, else shap's ``TreeExplainer``; says
-        which."""
-        import shap
-
+    def _fit(self, kinds: list[str]) -> tuple[ScoringExplainer, str, str]:
+        """The first of ``kinds`` that supports the model and fits it, with why (and which
+        supported it but refused it when fitted)."""
         model, output = self.spec_.model, self.spec_.function.output
-        note = not_additive(model, output)
-        if note is None:
-            rows = self._tree_background(_N_PATHS_BACKGROUND)
-            try:
-                engine = PathEngine.build(model, output, np.arange(rows.shape[1]), rows)
-            except TypeError as exc:  # paths too deep for per-column tables
-                note = str(exc)
-            else:
-                self.shap_explainer_ = _PathEngineExplainer(
-                    engine, self.spec_.function(rows).mean(axis=0))
-                return ": exact path engine"
-        rows = self._tree_background(_N_TREE_BACKGROUND)
-        self.shap_explainer_ = shap.TreeExplainer(
-            model, data=rows, feature_perturbation="interventional",
-            model_output="probability" if output == "predict_proba" else "raw")
-        return f": shap's TreeExplainer ({note})"
+        refusals, refused_at_fit = [], []
+        for kind in kinds:
+            reason = ALGORITHMS[kind].unsupported(model, output)
+            if reason is None:
+                try:
+                    explainer = self._algorithm(kind).fit_spec(self.spec_,
+                                                               self.engineered_rows_)
+                except TypeError as exc:  # refused when fitted, e.g. trees shap cannot read
+                    reason = str(exc)
+                    refused_at_fit.append(f"not {kind}: {reason}")
+                else:
+                    why = "; ".join([_describe(explainer), *refused_at_fit])
+                    return explainer, kind, f"{type(model).__name__} {output}: {kind} ({why})"
+            refusals.append(f"not {kind}: {reason}")
+        raise TypeError(f"TabularExplainer cannot explain {type(model).__name__}: "
+                        + "; ".join(refusals))
 
-    def _tree_background(self, n_rows: int) -> np.ndarray:
-        rows = np.asarray(self.engineered_rows_, dtype=float)
-        if len(rows) > n_rows:
-            rng = np.random.default_rng(self.random_state)
-            rows = rows[np.sort(rng.choice(len(rows), n_rows, replace=False))]
-        self.background_ = rows
-        self.background_weights_ = np.full(len(rows), 1.0 / len(rows))
-        return rows
+    def _algorithm(self, kind: str) -> ScoringExplainer:
+        """The unfitted scoring explainer of ``kind`` with this explainer's settings."""
+        shared = {"random_state": self.random_state}
+        if kind == "linear":
+            return LinearScoringExplainer(**shared)
+        shared["players"] = self.players
+        if kind == "tree":
+            return TreeScoringExplainer(**shared)
+        if kind == "svm":
+            return SVMScoringExplainer(
+                n_background=self.n_background or 20, **shared,
+                nsamples=_SVM_NSAMPLES if self.nsamples == "auto" else self.nsamples)
+        return KernelScoringExplainer(n_background=self.n_background or self._kernel_background(),
+                                      nsamples=self.nsamples, **shared)
 
-    def _build_linear(self) -> None:
-        import shap
+    def _kernel_background(self) -> int:
+        """Kernel's background rows at the SDK's cost in model rows per explained row (10
+        centroids x shap's default coalitions): when every coalition of the players takes
+        less (8 raw columns: 254 of them), the rest buys centroids, the summary of the
+        training rows being then what limits fidelity."""
+        groups = self.spec_.raw_map.groups \
+            if self.spec_.layout.has_raw and self.players == "auto" else None
+        M = n_players(self.engineered_rows_, groups)
+        budget = default_nsamples(M) if self.nsamples == "auto" else int(self.nsamples)
+        coalitions = min(2**M - 2, budget) if M > 1 else 1
+        return max(_SDK_BACKGROUND, _SDK_BACKGROUND * budget // coalitions)
 
-        rows = np.asarray(self.engineered_rows_, dtype=float)
-        # all rows: shap's default masker would keep a sample of 100, and the mean of the
-        # whole training set is what LinearScoringExplainer and the Azure SDK use
-        masker = shap.maskers.Independent(rows, max_samples=len(rows))
-        self.shap_explainer_ = shap.LinearExplainer(self.spec_.model, masker)
-        self.background_ = rows.mean(axis=0, keepdims=True)
-        self.background_weights_ = np.ones(1)
-
-    def _build_kernel(self) -> None:
-        import shap
-
-        rows = self.engineered_rows_
-        self._frame_columns = None
-        if isinstance(rows, pd.DataFrame):
-            # the model takes DataFrames (e.g. a whole Pipeline): shap works on arrays, so
-            # hand it a function that rebuilds the DataFrame with the columns and dtypes of
-            # validated rows (numbers as float64, categories as objects)
-            self._frame_columns = list(rows.columns)
-            self._frame_dtypes = {c: rows[c].dtype for c in rows.columns}
-            numeric = self.spec_.schema.all_numeric
-            rows = rows.to_numpy(dtype=float if numeric else object)
-        else:
-            numeric = True
-        if len(rows) <= self.n_background:
-            background = rows
-        elif numeric:
-            background = shap.kmeans(np.asarray(rows, dtype=float), int(self.n_background))
-        else:
-            rng = np.random.default_rng(self.random_state)
-            background = rows[np.sort(rng.choice(len(rows), self.n_background,
-                                                 replace=False))]
-        self.shap_explainer_ = shap.KernelExplainer(self._kernel_function, background)
-        self.background_ = self.shap_explainer_.data.data
-        weights = np.asarray(self.shap_explainer_.data.weights, dtype=float)
-        self.background_weights_ = weights / weights.sum()
-
-    def _kernel_function(self, array: np.ndarray) -> np.ndarray:
-        if self._frame_columns is None:
-            return self.spec_.function(array)
-        frame = pd.DataFrame(array, columns=self._frame_columns).astype(self._frame_dtypes)
-        return self.spec_.function(frame)
-
-    # -- explanations ------------------------------------------------------------------
+    # -- what the values are relative to -------------------------------------------------
     @property
     def expected_values(self) -> float | np.ndarray:
         """The explained output averaged over the background: float or ``(n_classes,)``."""
-        return self.spec_.layout.expected(self.shap_explainer_.expected_value)
+        return self.scoring_explainer_.expected_values
 
-    def _values(self, engineered: Any, nsamples: int | str | None) -> np.ndarray:
-        n, m = len(engineered), len(self.spec_.engineered_features)
-        if self.explainer_kind == "kernel":
-            nsamples = self.nsamples if nsamples is None else _check_nsamples(nsamples)
-            if isinstance(engineered, pd.DataFrame):
-                engineered = engineered.to_numpy(
-                    dtype=float if self.spec_.schema.all_numeric else object)
-            state = np.random.get_state()  # shap's Kernel sampling uses the global RNG
-            if self.random_state is not None:
-                np.random.seed(self.random_state)
-            try:
-                values = self.shap_explainer_.shap_values(
-                    engineered, nsamples=nsamples, l1_reg=self.l1_reg, silent=True)
-            finally:
-                if self.random_state is not None:
-                    np.random.set_state(state)
-        elif self.explainer_kind == "tree":
-            values = self.shap_explainer_.shap_values(np.asarray(engineered, dtype=float),
-                                                      check_additivity=False)
-        else:
-            values = self.shap_explainer_.shap_values(np.asarray(engineered, dtype=float))
-        return as_3d(values, n, m)
+    @property
+    def background_(self) -> Any:
+        """The rows the values are relative to, as the model takes them (the mean training
+        row for linear models)."""
+        explainer = self.scoring_explainer_
+        if isinstance(explainer, LinearScoringExplainer):
+            return explainer.mean_[None, :]
+        return explainer.background_
 
-    def explain_local(self, evaluation_examples: Any, get_raw: bool = True,
-                      nsamples: int | str | None = None) -> Explanation:
+    @property
+    def background_weights_(self) -> np.ndarray:
+        """The weights of :attr:`background_`'s rows, summing to one."""
+        weights = getattr(self.scoring_explainer_, "background_weights_", None)
+        n = n_rows(self.background_)
+        return np.full(n, 1.0 / n) if weights is None else weights
+
+    # -- explanations ------------------------------------------------------------------
+    def _values(self, X: Any) -> np.ndarray:
+        """Values ``(n_rows, n_players, n_outputs)`` of rows ``X`` as the model takes them."""
+        return over_rows(self.scoring_explainer_.shap_values, X,
+                         f"TabularExplainer ({self.explainer_kind})", self.show_progress)
+
+    def explain_local(self, evaluation_examples: Any, get_raw: bool = True) -> Explanation:
         """Local importance values of ``evaluation_examples``.
 
         ``(n_rows, n_features)`` for regression, ``(n_classes, n_rows, n_features)`` for
         classification; per raw column when ``get_raw`` and transformations were given,
-        per engineered column otherwise. ``nsamples`` overrides the Kernel budget.
+        per engineered column otherwise (see ``players``).
         """
-        return self._explanation(lambda X: self._values(X, nsamples),
-                                 self.shap_explainer_.expected_value, evaluation_examples,
-                                 get_raw, self.explainer_kind,
-                                 extra={"explainer": self.selection_reason_})
+        return self._explanation(self._values, self.scoring_explainer_.expected_values_,
+                                 evaluation_examples, get_raw, self.explainer_kind,
+                                 extra={"explainer": self.selection_reason_},
+                                 players=self.scoring_explainer_.players_)
 
     def explain_global(self, evaluation_examples: Any, get_raw: bool = True,
-                       nsamples: int | str | None = None,
                        include_local: bool = True) -> Explanation:
         """Global importances (mean absolute local value) over ``evaluation_examples``;
         the local values are kept unless ``include_local=False``."""
-        local = self.explain_local(evaluation_examples, get_raw=get_raw, nsamples=nsamples)
+        local = self.explain_local(evaluation_examples, get_raw=get_raw)
         return global_from_local(local, include_local)
 
 
-class _PathEngineExplainer:
-    """The path engine behind the two members of shap's ``TreeExplainer`` used here."""
-
-    def __init__(self, engine: PathEngine, expected_value: np.ndarray) -> None:
-        self.engine = engine
-        self.expected_value = expected_value
-
-    def shap_values(self, X: np.ndarray, check_additivity: bool = False) -> np.ndarray:
-        return self.engine.values(np.asarray(X, dtype=float))
-
-
-def _choose(model: Any, kind: str, model_output: str | None) -> tuple[str, str]:
-    """shap's explainer for ``model``: the kinds whose scoring explainer supports it."""
-    if kind != "auto":
-        return kind, "explainer_kind given"
-    supported = supporting_methods(model, model_output)
-    if "tree" in supported:
-        return "tree", "a tree model"
-    if "linear" in supported:
-        return "linear", "a linear model (coef_)"
-    return "kernel", "a model without a specific explainer: model-agnostic Kernel SHAP"
-
-
-def _check_nsamples(nsamples: Any) -> Any:
-    if nsamples == "auto":
-        return nsamples
-    if isinstance(nsamples, bool) or not isinstance(nsamples, (int, np.integer)) \
-            or nsamples < 2:
-        raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {nsamples!r}")
-    return int(nsamples)
+def _describe(explainer: ScoringExplainer) -> str:
+    """What the fitted algorithm computes, for ``selection_reason_``."""
+    params = explainer.get_params()
+    if explainer.method == "tree":
+        return "exact path engine" if params.get("engine") == "paths" \
+            else "shap's TreeExplainer"
+    if explainer.method == "linear":
+        return "exact closed form"
+    exact = "every coalition, exact on it" if params.get("exact") \
+        else f"{params.get('n_coalitions')} coalitions"
+    return f"{params.get('background_rows')} background rows, {exact}"

@@ -34,7 +34,12 @@ class AmortizedScoringExplainer(ScoringExplainer):
 
     1. Inputs: the training rows plus ``n_augment`` perturbed copies (Gaussian jitter of
        ``jitter`` standard deviations on the non-binary columns), so the network sees the
-       neighbourhood of the data.
+       neighbourhood of the data. A small training set (its rows and their copies fewer
+       than ``max_label_rows``) has too few distinct rows for that: its inputs are its
+       rows and hybrid rows, ``small_set_inputs`` in all, each player (raw column) taken
+       from one of two training rows drawn at random. Every value and each raw column's
+       engineered columns stay as the data has them, and the labels' budget is spread
+       over many more distinct inputs.
     2. Labels: for each input, an unbiased noisy estimate of its interventional Shapley
        values against the background (a uniform sample of up to ``n_background`` training
        rows): ``n_permutations`` permutations in antithetic pairs (a permutation and its
@@ -73,7 +78,12 @@ class AmortizedScoringExplainer(ScoringExplainer):
         2,000,000: 30 permutations for the seed's SVC, 2,125 inputs x 30 features). A
         count, not a time, so the same rows give the same explainer on any machine; the
         labels take about as long as the model needs for that many rows.
-    max_label_rows : cap on inputs labelled (default 6000); model calls scale with it.
+    max_label_rows : cap on the training rows and jittered copies labelled (default
+        6000); model calls scale with it.
+    small_set_inputs : inputs of a small training set, its rows and hybrid rows (default
+        10,000; 0: the rows and their jittered copies as for a large set).
+        ``synthetic_inputs`` in :meth:`get_params` says how many of each kind were
+        labelled.
     hidden_layer_sizes, alpha, max_iter : of the ``MLPRegressor`` (default ``(64, 64)``,
         ``1e-4``, ``100``; early stopping after 10 epochs without progress).
     n_networks : networks trained on the same labels from different seeds and averaged
@@ -99,7 +109,8 @@ class AmortizedScoringExplainer(ScoringExplainer):
     def __init__(self, explainer: Any = None, initialization_examples: Any = None, *,
                  n_background: int = 1000, n_augment: int = 4, jitter: float = 0.1,
                  n_permutations: int | str = "auto", label_budget: int = 2_000_000,
-                 max_label_rows: int = 6000, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 max_label_rows: int = 6000, small_set_inputs: int = 10_000,
+                 hidden_layer_sizes: tuple[int, ...] = (64, 64),
                  alpha: float = 1e-4, max_iter: int = 100, n_networks: int = 4,
                  margin_base: bool | str = "auto", model_output: str | None = None,
                  random_state: int | None = 0, players: str = "auto",
@@ -110,6 +121,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.n_permutations = n_permutations
         self.label_budget = label_budget
         self.max_label_rows = max_label_rows
+        self.small_set_inputs = small_set_inputs
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.max_iter = max_iter
@@ -132,7 +144,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         self.mirrored_ = bool(self.spec_.function.output == "predict_proba"
                               and len(self.expected_values_) == 2)
         self._fit_margin_base(X)
-        inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
+        inputs = self._inputs(X, rng)
         G = n_players(X, self.groups_)
         self.n_permutations_ = self._permutations(inputs, G)
         started = time.perf_counter()
@@ -157,6 +169,20 @@ class AmortizedScoringExplainer(ScoringExplainer):
         started = time.perf_counter()
         self._train(self._features(inputs, outputs, margins, base), labels)
         self.train_seconds_ = time.perf_counter() - started
+
+    def _inputs(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The rows to label (step 1); ``synthetic_inputs_`` counts them by kind."""
+        small = len(X) * (1 + self.n_augment) < self.max_label_rows
+        if small and self.small_set_inputs > len(X):
+            groups = self.groups_ if self.groups_ is not None else np.arange(X.shape[1])
+            n_hybrid = self.small_set_inputs - len(X)
+            self.synthetic_inputs_ = {"training_rows": len(X), "hybrid": n_hybrid,
+                                      "jittered": 0}
+            return np.concatenate([X, hybrid_inputs(X, n_hybrid, groups, rng)])
+        inputs = augment_rows(X, self.n_augment, self.jitter, self.max_label_rows, rng)
+        self.synthetic_inputs_ = {"training_rows": min(len(X), len(inputs)), "hybrid": 0,
+                                  "jittered": max(0, len(inputs) - len(X))}
+        return inputs
 
     def _fit_margin_base(self, X: np.ndarray) -> None:
         """Decide on the margin base (step 4) and build it: ``link_`` is ``None`` without
@@ -231,6 +257,10 @@ class AmortizedScoringExplainer(ScoringExplainer):
                              f"{self.margin_base!r}")
         if not isinstance(self.n_networks, (int, np.integer)) or self.n_networks < 1:
             raise ValueError(f"n_networks must be an integer >= 1, got {self.n_networks!r}")
+        if not isinstance(self.small_set_inputs, (int, np.integer)) or \
+                self.small_set_inputs < 0:
+            raise ValueError(f"small_set_inputs must be an integer >= 0, got "
+                             f"{self.small_set_inputs!r}")
         for name in ("n_background", "n_permutations", "max_label_rows", "max_iter",
                      "label_budget"):
             value = getattr(self, name)
@@ -317,6 +347,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
         params.update(n_background=self.n_background, n_augment=self.n_augment,
                       jitter=self.jitter, n_permutations=self.n_permutations,
                       label_budget=self.label_budget, max_label_rows=self.max_label_rows,
+                      small_set_inputs=self.small_set_inputs,
                       hidden_layer_sizes=list(self.hidden_layer_sizes), alpha=self.alpha,
                       max_iter=self.max_iter, n_networks=self.n_networks,
                       margin_base=self.margin_base)
@@ -326,6 +357,7 @@ class AmortizedScoringExplainer(ScoringExplainer):
                           labelled_in_seconds=round(self.label_seconds_, 2),
                           trained_in_seconds=round(self.train_seconds_, 2),
                           networks_trained=len(self.networks_),
+                          synthetic_inputs=getattr(self, "synthetic_inputs_", None),
                           margin_link=getattr(self, "link_", None)
                           or getattr(self, "margin_base_note_", None))
         return params
@@ -382,3 +414,13 @@ def augment_rows(X: np.ndarray, n_augment: int, jitter: float, max_rows: int,
                                len(X) + rng.permutation(len(rows) - len(X))])[:max_rows]
         rows = rows[np.sort(keep)]
     return rows
+
+
+def hybrid_inputs(X: np.ndarray, n: int, groups: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``n`` hybrid rows of ``X``: each player (``groups`` holds the player of each column)
+    from one of two rows drawn at random, so a raw column's engineered columns (its one-hot
+    block) always come from one real row."""
+    first, second = rng.integers(len(X), size=(2, n))
+    mask = rng.random((n, int(groups.max()) + 1)) < 0.5
+    return np.where(mask[:, groups], X[first], X[second])

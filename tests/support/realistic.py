@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
+    GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
@@ -17,6 +18,7 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
@@ -153,6 +155,26 @@ def claims_catboost() -> RealisticCase:
                                    verbose=0, allow_writing_files=False))
 
 
+def claims_knn() -> RealisticCase:
+    X, y = make_claims(420)
+    return _case("claims_knn", "insurance claim cost (regression, 315 training rows), "
+                 "KNeighborsRegressor(15 neighbours, distance-weighted), 7 raw columns",
+                 "regression", X, y, KNeighborsRegressor(n_neighbors=15, weights="distance"))
+
+
+def credit_gbc() -> RealisticCase:
+    X, y = make_credit(2500)
+    return _case("credit_gbc", "loan default (binary), GradientBoostingClassifier, 8 raw "
+                 "columns", "binary", X, y, GradientBoostingClassifier(random_state=0))
+
+
+def triage_hgb_small() -> RealisticCase:
+    X, y = make_triage(400)
+    return _case("triage_hgb_small", "ER triage urgency (3 classes, 300 training rows), "
+                 "HistGradientBoostingClassifier, 7 raw columns", "multiclass", X, y,
+                 HistGradientBoostingClassifier(max_iter=100, random_state=0))
+
+
 CASES: dict[str, Callable[[], RealisticCase]] = {
     "credit_forest": credit_forest,
     "credit_logreg": credit_logreg,
@@ -165,4 +187,7 @@ CASES: dict[str, Callable[[], RealisticCase]] = {
     "credit_xgboost": credit_xgboost,
     "triage_lightgbm": triage_lightgbm,
     "claims_catboost": claims_catboost,
+    "claims_knn": claims_knn,
+    "credit_gbc": credit_gbc,
+    "triage_hgb_small": triage_hgb_small,
 }
