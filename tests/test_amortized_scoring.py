@@ -68,6 +68,7 @@ def test_fidelity_against_exact_shapley(fitted, problem):
     assert error < FIDELITY_TOLERANCE, error
 
 
+@pytest.mark.integration  # a long run (whole distills or fits): the integration tier
 def test_deterministic(problem, fitted):
     model, train, test = problem
     again = AmortizedScoringExplainer(**FAST).fit(model, train)
@@ -180,6 +181,7 @@ def triage():
     return pipe.fit(X[:600], y[:600]), X[:600], X[600:]
 
 
+@pytest.mark.integration  # a long run (whole distills or fits): the integration tier
 def test_boosting_probabilities_learn_the_residual_of_the_exact_margin_base(triage, tmp_path):
     pipe, train, test = triage
     settings = {"max_label_rows": 1500, "n_networks": 2, "n_background": 150}

@@ -146,6 +146,7 @@ def test_auto_tries_tree_first_for_trees(data):
     assert report.fidelity.relative_l2_error < 0.5
 
 
+@pytest.mark.integration  # a long run (whole distills or fits): the integration tier
 def test_auto_default_is_never_less_faithful_than_the_sdk_configuration(data, capsys):
     X, y = data
     with warnings.catch_warnings():

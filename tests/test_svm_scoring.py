@@ -127,6 +127,7 @@ def test_refuses_what_it_cannot_read():
         SVMScoringExplainer().fit(_svc(kernel="poly", probability=True).fit(X, y), X)
 
 
+@pytest.mark.integration  # a long run (whole distills or fits): the integration tier
 def test_distill_ships_it_for_the_small_wine_set(wine):
     # 133 training rows: too few for the amortized networks; exact on 20 kmeans centroids
     # it is more faithful than the SDK's 10 and over 20x faster than shap's KernelExplainer
