@@ -1,6 +1,7 @@
 """The amortized scoring explainer: additivity, fidelity against exact Shapley values,
 determinism, persistence, and its unbiased permutation labels."""
 
+import json
 import warnings
 
 import numpy as np
@@ -82,6 +83,20 @@ def test_save_load_round_trip(fitted, problem, tmp_path):
     assert type(loaded) is AmortizedScoringExplainer
     np.testing.assert_array_equal(loaded.explain(test), fitted.explain(test))
     np.testing.assert_array_equal(loaded.expected_values, fitted.expected_values)
+
+
+def test_a_bundle_saved_before_a_parameter_existed_loads_with_its_default(fitted, problem,
+                                                                         tmp_path):
+    """A state without ``small_set_inputs`` (bundles saved before it existed) loads, takes
+    the default, describes itself and explains as before (its /metadata was a 500)."""
+    _, _, test = problem
+    path = save(fitted, tmp_path)
+    manifest = json.loads(path.read_text())
+    del manifest["state"]["attributes"]["small_set_inputs"]
+    path.write_text(json.dumps(manifest))
+    loaded = load(path)
+    assert loaded.get_params()["small_set_inputs"] == 10_000
+    np.testing.assert_array_equal(loaded.explain(test), fitted.explain(test))
 
 
 def test_report_params(fitted):

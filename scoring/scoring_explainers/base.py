@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, ClassVar
 
@@ -258,6 +259,11 @@ class ScoringExplainer:
         if state.get("class") != cls.__name__:
             raise StateError(f"the state is of a {state.get('class')}, not a {cls.__name__}")
         explainer = cls.__new__(cls)
+        # a parameter added since the bundle was saved takes its default: older bundles
+        # keep loading and describing themselves (their fitted state does not depend on it)
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                setattr(explainer, name, parameter.default)
         for name, value in state["attributes"].items():
             if not name.isidentifier() or name.startswith("__") or name in cls.transient:
                 raise StateError(f"the state holds an unexpected attribute {name!r}")
