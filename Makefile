@@ -110,12 +110,13 @@ load-prometheus: install
 	$(BIN)/python -m bench.load_prometheus $(LOAD_ARGS)
 
 # MLServer's scikit-learn runtime in its own environment, with this project's scikit-learn,
-# numpy and joblib so that it loads the same model file
+# numpy and joblib so that it loads the same model file; uvloop 0.20 because its workers
+# call asyncio.get_event_loop() outside a running loop, which uvloop 0.23 (the newest) refuses
 mlserver-venv: $(MLSERVER_VENV)/bin/activate
 
 $(MLSERVER_VENV)/bin/activate: | $(BIN)/activate
 	$(PYTHON) -m venv $(MLSERVER_VENV)
-	$(MLSERVER_VENV)/bin/pip install --quiet mlserver==1.7.1 mlserver-sklearn==1.7.1 \
+	$(MLSERVER_VENV)/bin/pip install --quiet mlserver==1.7.1 mlserver-sklearn==1.7.1 uvloop==0.20.0 \
 		$$($(BIN)/python -c "from importlib.metadata import version as v; \
 			print(*(f'{p}=={v(p)}' for p in ('scikit-learn', 'numpy', 'joblib')))")
 	touch $(MLSERVER_VENV)/bin/activate
