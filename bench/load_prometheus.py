@@ -34,7 +34,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.servers import DEFAULT_BUNDLE, own_home, start_service
-from bench.wrk import need, post
+from bench.wrk import WrkRun, need, post
 from tests.support.processes import start_prometheus, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,18 +83,11 @@ def _query(prometheus: str, expr: str, at: float) -> float | None:
 
 @dataclass
 class Level:
-    concurrency: int
-    requests: int
-    seconds: float
-    errors: int
-    p50: float
-    p95: float
-    p99: float
-    prom: dict
+    """One number of connections: what wrk measured and Prometheus over the same window."""
 
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
+    concurrency: int
+    wrk: WrkRun
+    prom: dict
 
 
 def _drain(url: str, timeout: float = 300) -> None:
@@ -148,11 +141,11 @@ def print_table(levels: list[Level]) -> None:
               "explain p99")
     rows = [header]
     for lv in levels:
-        p = lv.prom
-        rows.append((str(lv.concurrency), str(lv.requests), f"{lv.throughput:.1f}",
-                     _ms(lv.p50), _ms(lv.p95), _ms(lv.p99), str(lv.errors),
+        p, w = lv.prom, lv.wrk
+        rows.append((str(lv.concurrency), str(w.requests), f"{w.throughput:.1f}",
+                     _ms(w.p50), _ms(w.p95), _ms(w.p99), str(w.errors),
                      "-" if p["requests"] is None else f"{p['requests']:.0f}",
-                     _ms(p["p50"]), _ms(p["p95"]), _ms(p["p99"]), _ratio(p["p99"], lv.p99),
+                     _ms(p["p50"]), _ms(p["p95"]), _ms(p["p99"]), _ratio(p["p99"], w.p99),
                      _ms(p["predict_mean"]), _ms(p["explain_mean"]), _ms(p["explain_p99"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for i, row in enumerate(rows):
@@ -274,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 _drain(url)  # requests wrk abandoned at its deadline still run
                 end = time.time()
                 time.sleep(3.5)  # two scrapes after the run; windows do not overlap
-                levels.append(Level(concurrency, result.requests, result.seconds,
-                                    result.errors, result.p50, result.p95, result.p99,
+                levels.append(Level(concurrency, result,
                                     prometheus_window(prometheus, start, end)))
             print_table(levels)
             print("\nreqs..errors: wrk, client side (errors: connect/read/write/timeout and "
