@@ -18,7 +18,7 @@ from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.svm import SVMScoringExplainer
 from scoring.scoring_explainers.tree import TreeScoringExplainer
-from scoring.shapley.kernel import default_nsamples
+from scoring.shapley.kernel import check_nsamples, default_nsamples
 from scoring.shapley.masking import n_players
 
 logger = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ class TabularExplainer(ModelExplainer):
         if n_background is not None and (isinstance(n_background, bool) or not isinstance(
                 n_background, (int, np.integer)) or n_background < 1):
             raise ValueError(f"n_background must be a positive integer, got {n_background!r}")
-        if nsamples != "auto" and (isinstance(nsamples, bool) or not isinstance(
-                nsamples, (int, np.integer)) or nsamples < 2):
-            raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {nsamples!r}")
+        check_nsamples(nsamples)
         if players not in ("auto", "engineered"):
             raise ValueError(f"players must be 'auto' or 'engineered', got {players!r}")
         self.explainer_kind = explainer_kind

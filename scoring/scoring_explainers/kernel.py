@@ -9,6 +9,7 @@ import numpy as np
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.background import sample_background, summarise_background
 from scoring.shapley.kernel import (
+    check_nsamples,
     coalition_design,
     coalition_values,
     default_nsamples,
@@ -57,9 +58,7 @@ class KernelScoringExplainer(ScoringExplainer):
                          random_state=random_state, players=players)
 
     def _fit(self, X: Any) -> None:
-        if self.nsamples != "auto" and (isinstance(self.nsamples, bool) or not isinstance(
-                self.nsamples, (int, np.integer)) or self.nsamples < 2):
-            raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {self.nsamples!r}")
+        check_nsamples(self.nsamples)
         if self.background not in ("kmeans", "sample"):
             raise ValueError(f"background must be 'kmeans' or 'sample', got {self.background!r}")
         rng = np.random.default_rng(self.random_state)

@@ -33,6 +33,14 @@ def default_nsamples(n_features: int) -> int:
     return 2 * n_features + 2048
 
 
+def check_nsamples(nsamples: object) -> None:
+    """``ValueError`` unless ``nsamples`` is ``"auto"`` or an integer >= 2 (a coalition
+    budget)."""
+    if nsamples != "auto" and (isinstance(nsamples, bool) or not isinstance(
+            nsamples, (int, np.integer)) or nsamples < 2):
+        raise ValueError(f"nsamples must be 'auto' or an integer >= 2, got {nsamples!r}")
+
+
 def coalition_design(n_features: int, n_samples: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions ``(n_coalitions, M)`` (bool) and their regression weights.
