@@ -23,6 +23,7 @@ from service.lifecycle import (
     attribution_monitor,
     check_dashboard_data,
     check_setting,
+    freeze_loaded_objects,
     load_bundle,
     logger,
 )
@@ -127,6 +128,7 @@ class ExplainedModel:
         logger.warning("serving scoring bundle %s (%s explainer); access log %s",
                        self.bundle.tag, self.method,
                        "on" if access_log_enabled() else f"off ({ACCESS_LOG}=1 turns it on)")
+        freeze_loaded_objects()
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     def predict(self, rows: Rows, top_k: TopK = None, get_raw: GetRaw = None,
