@@ -18,7 +18,7 @@ from bentoml._internal.service.openapi.specification import PathItem
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from service import connections, dashboard, logs, v2_routes
+from service import connections, dashboard, logs, sockets, v2_routes
 from service.errors import RequestError, safe_text, translate_bentoml_error
 from service.limits import MAX_BODY_BYTES, JsonCounts, tensor_budget, timeouts
 from service.metrics import REJECTED, endpoint_label
@@ -263,7 +263,8 @@ async def _send_json(send: Any, status: int, body: dict, close: bool = False) ->
 class GuardedService(Service):
     """BentoML's service as its worker serves it, with what BentoML has no option for:
     :class:`GuardMiddleware` outside its own middlewares (metrics included, so refused and
-    unknown paths never reach them), uvicorn's connections with a header deadline
+    unknown paths never reach them), a listening socket of its own
+    (:mod:`service.sockets`), uvicorn's connections with a header deadline
     (:mod:`service.connections`), refused requests logged in one line
     (:mod:`service.logs`) and the V2 routes in ``/docs.json``. ``to_asgi`` is BentoML's
     private hook, called by the worker just before it starts uvicorn; ``openapi_spec``
@@ -271,6 +272,7 @@ class GuardedService(Service):
 
     def to_asgi(self, is_main: bool = True) -> Any:
         limits = timeouts()
+        sockets.listen_alone()
         connections.install(limits["SCORING_HEADER_TIMEOUT"])
         logs.install({api.input_spec.__name__ for api in self.apis.values()})
         app = super().to_asgi(is_main=is_main)

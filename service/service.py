@@ -48,6 +48,7 @@ from service.schemas import (
     ScoringResponse,
     TopK,
 )
+from service.sockets import reuse_port
 from service.v2_outputs import OutputSelection, response_parameters
 from service.v2_routes import ServedModel
 from service.v2_schemas import (
@@ -110,6 +111,13 @@ class ExplainedModel:
         check_setting(api_token)
         check_setting(timeouts)
         check_setting(serving_workers)
+
+    @bentoml.on_deployment
+    def spread_connections() -> None:
+        """Runs once in ``bentoml serve`` before it binds its HTTP socket: each worker will
+        listen on a socket of its own, which the kernel spreads connections over
+        (:mod:`service.sockets`)."""
+        reuse_port()
 
     def __init__(self) -> None:
         self.bundle = load_bundle(str(self.bundle_model.tag))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 
 import psutil
 import pytest
@@ -77,8 +79,33 @@ def test_scoring_workers_starts_that_many_workers_each_serving(servers, bundles,
                    for _ in range(8)]
         assert {r.status_code for r in answers} == {200}
         assert len({r.content for r in answers}) == 1
+        _connections_are_spread(server, workers, rows)
     finally:
         servers.stop(server)
+
+
+def _connections_are_spread(server, workers, rows) -> None:
+    """A burst of keep-alive connections (a load balancer's, wrk's) lands on every worker,
+    not all on the first one awake (each worker listens on its own socket)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(rows).encode()
+    request = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+               f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    clients = [socket.create_connection((host, int(port)), timeout=30) for _ in range(24)]
+    try:
+        for client in clients:
+            client.sendall(request)
+        for client in clients:
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+        ours = {client.getsockname()[1] for client in clients}
+        held = {w.pid: sum(bool(c.raddr) and c.raddr.port in ours
+                           for c in w.net_connections("tcp")) for w in workers}
+        assert sum(held.values()) == len(clients)
+        # the kernel hashes connections over the sockets: each worker gets a fair share
+        assert min(held.values()) >= len(clients) // 6, held
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_a_bad_scoring_workers_stops_start_up(servers, bundles, bento_home, tmp_path):
