@@ -16,6 +16,7 @@ from scoring.artifacts.trust import TRUSTED_TYPES_ENV, UntrustedTypes, check_sto
 from scoring.core.counts import counted
 from scoring.core.plain import plain
 from scoring.dashboard.source import DATASET_MODEL_ROWS, DEFAULT_DATASET_ROWS, explain_dataset
+from scoring.model.function import OUTPUTS
 from scoring.model.schema import InputError
 from scoring.remote.batch import add_batch_options, maybe_run_batch
 
@@ -49,8 +50,13 @@ def _build_and_save(model: Any, X: Any, name: str, args: argparse.Namespace,
         distill_kwargs["max_latency_ms"] = args.max_latency_ms
     if getattr(args, "min_fidelity", None) is not None:
         distill_kwargs["min_fidelity"] = args.min_fidelity
-    explainer = distill(model, X, method=args.method, random_state=args.random_state,
-                        **distill_kwargs)
+    if getattr(args, "model_output", None) is not None:
+        distill_kwargs["model_output"] = args.model_output
+    try:
+        explainer = distill(model, X, method=args.method, random_state=args.random_state,
+                            **distill_kwargs)
+    except ValueError as exc:  # an output the model has not, a method that refuses it
+        raise SystemExit(f"error: {exc}") from None
     bundle = ExplanationBundle(model, explainer, global_explanation=explainer.explain_global(X),
                                trusted_types=trusted, allow_pickle=allow_pickle)
     stored = ""
@@ -202,6 +208,11 @@ def _add_distill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="auto",
                         help="scoring explainer: auto (the fastest that meets --min-fidelity), "
                         "linear, tree, amortized, svm, permutation or kernel (default: auto)")
+    parser.add_argument("--model-output", default=None, choices=OUTPUTS,
+                        help="the model output explained: predict_proba (classifiers' "
+                        "default, as the Azure SDK), predict (regressors' default) or "
+                        "decision_function (a classifier's margin; boosted trees' log-odds, "
+                        "which the tree explainer gives exactly)")
     parser.add_argument("--max-latency-ms", type=float, default=None,
                         help="largest acceptable explanation time per row")
     parser.add_argument("--min-fidelity", type=float, default=None,

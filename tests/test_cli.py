@@ -264,3 +264,40 @@ def test_a_pipeline_distilled_from_csv_is_served_with_the_models_answers(name, t
                              timeout=60).status_code == 200
     finally:
         servers.stop(server)
+
+
+def test_a_boosted_classifiers_margin_is_explained_exactly_from_the_command_line(tmp_path):
+    """``--model-output decision_function``: the log-odds of a boosted classifier, which
+    the tree path engine explains exactly (shap's TreeExplainer's own default for boosted
+    trees); an output the model lacks is refused in one line."""
+    X, y = make_credit(n_rows=300)
+    pipe = Pipeline([("prep", preprocessor()),
+                     ("model", GradientBoostingClassifier(n_estimators=20, random_state=0))])
+    pipe.fit(X, y)
+    joblib.dump(pipe, tmp_path / "credit.joblib")
+    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
+    X.iloc[:5].to_csv(tmp_path / "rows.csv", index=False)
+    home = tmp_path / "home"
+    built = run_cli("distill", "--model", str(tmp_path / "credit.joblib"), "--data",
+                    str(tmp_path / "train.csv"), "--target", "default", "--model-output",
+                    "decision_function", "--dashboard-rows", "0", home=home)
+    assert built.returncode == 0, built.stderr
+    assert "(tree explainer" in built.stderr, built.stderr
+    tag = built.stdout.strip().splitlines()[-1]
+    out = run_cli("explain", "--bundle", tag, "--data", str(tmp_path / "rows.csv"),
+                  "--output", str(tmp_path / "values.csv"), home=home)
+    assert out.returncode == 0, out.stderr
+    values = pd.read_csv(tmp_path / "values.csv")
+    positive = values[values["class"] == 1]  # the margin is the positive class's log-odds
+    total = positive[list(X.columns)].sum(axis=1) + positive["expected_value"]
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    np.testing.assert_allclose(total.to_numpy(), pipe.decision_function(rows), atol=1e-9)
+
+    ridge = Pipeline([("prep", preprocessor()), ("model", Ridge())]).fit(X, y)
+    joblib.dump(ridge, tmp_path / "ridge.joblib")
+    refused = run_cli("distill", "--model", str(tmp_path / "ridge.joblib"), "--data",
+                      str(tmp_path / "train.csv"), "--target", "default", "--model-output",
+                      "predict_proba", home=home)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: "), refused.stderr
+    assert "predict_proba" in refused.stderr and "Traceback" not in refused.stderr
