@@ -138,18 +138,25 @@ def test_the_demo_model_is_fitted_and_explained_without_a_future_warning():
                                model.predict_proba(x_train[:3]), atol=1e-8)
 
 
+def _credit_files(tmp_path, *, n_rows: int, n_estimators: int, n_explained: int):
+    """A boosted credit pipeline (strings with missing values, skewed numbers, a
+    ColumnTransformer) as a user has it: credit.joblib, train.csv with its ``default``
+    target, and rows.csv of its first ``n_explained`` rows; returns ``X, y, pipeline``."""
+    X, y = make_credit(n_rows=n_rows)
+    pipe = Pipeline([("prep", preprocessor()), ("model", GradientBoostingClassifier(
+        n_estimators=n_estimators, random_state=0))]).fit(X, y)
+    joblib.dump(pipe, tmp_path / "credit.joblib")
+    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
+    X.iloc[:n_explained].to_csv(tmp_path / "rows.csv", index=False)
+    return X, y, pipe
+
+
 def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
     """Strings with missing values, skewed numbers, a ColumnTransformer in the pipeline:
     the file a user has, through the command line, explained into CSV, Parquet and JSON
     alike (the CSV had no prediction nor probability, the Parquet files of the Dask path
     had them)."""
-    X, y = make_credit(n_rows=400)
-    pipe = Pipeline([("prep", preprocessor()),
-                     ("model", GradientBoostingClassifier(n_estimators=30, random_state=0))])
-    pipe.fit(X, y)
-    joblib.dump(pipe, tmp_path / "credit.joblib")
-    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
-    X.iloc[:6].to_csv(tmp_path / "rows.csv", index=False)
+    X, _, pipe = _credit_files(tmp_path, n_rows=400, n_estimators=30, n_explained=6)
     home = tmp_path / "home"
     built = run_cli("distill", "--model", str(tmp_path / "credit.joblib"), "--data",
                     str(tmp_path / "train.csv"), "--target", "default", "--method",
@@ -270,13 +277,7 @@ def test_a_boosted_classifiers_margin_is_explained_exactly_from_the_command_line
     """``--model-output decision_function``: the log-odds of a boosted classifier, which
     the tree path engine explains exactly (shap's TreeExplainer's own default for boosted
     trees); an output the model lacks is refused in one line."""
-    X, y = make_credit(n_rows=300)
-    pipe = Pipeline([("prep", preprocessor()),
-                     ("model", GradientBoostingClassifier(n_estimators=20, random_state=0))])
-    pipe.fit(X, y)
-    joblib.dump(pipe, tmp_path / "credit.joblib")
-    X.assign(default=y).to_csv(tmp_path / "train.csv", index=False)
-    X.iloc[:5].to_csv(tmp_path / "rows.csv", index=False)
+    X, y, pipe = _credit_files(tmp_path, n_rows=300, n_estimators=20, n_explained=5)
     home = tmp_path / "home"
     built = run_cli("distill", "--model", str(tmp_path / "credit.joblib"), "--data",
                     str(tmp_path / "train.csv"), "--target", "default", "--model-output",
