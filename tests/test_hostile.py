@@ -916,6 +916,7 @@ def test_a_refused_body_is_one_log_line_without_the_input(timeout_server):
     """BentoML logged every pydantic refusal as an ERROR with its traceback and pydantic's
     excerpt of the input."""
     marker = "secret-looking-input-" + "z" * 20
+    time.sleep(1.1)  # the refusal lines of earlier tests' second (service.logs.RefusalLog)
     offset = len(timeout_server.output())
     bodies = [{"rows": [[marker]], "top_k": marker}, {"rows": [GOOD], marker: 1},
               {"rows": [[1.0]] * 1001}]
@@ -932,6 +933,27 @@ def test_a_refused_body_is_one_log_line_without_the_input(timeout_server):
     assert "ERROR" not in log, log[-3000:]
     refused = [line for line in log.splitlines() if "refused" in line]
     assert len(refused) >= len(bodies), log[-3000:]
+
+
+def test_a_flood_of_refusals_writes_a_few_lines_a_second(timeout_server):
+    """A client sending only bad requests wrote a log line per request (as fast as it
+    sent them): now at most ten a second per worker, the next line counting the rest."""
+    time.sleep(1.1)
+    offset = len(timeout_server.output())
+    started = time.monotonic()
+    with requests.Session() as session:
+        for _ in range(60):
+            r = session.post(timeout_server.url + "/predict", json={"rows": []}, timeout=60)
+            assert r.status_code == 400
+    elapsed = time.monotonic() - started
+    time.sleep(1.1)
+    r = requests.post(timeout_server.url + "/predict", json={"rows": []}, timeout=60)
+    assert r.status_code == 400
+    log = timeout_server.output_with(offset, "more refused before it")
+    refused = [line for line in log.splitlines() if "refused /predict" in line]
+    assert len(refused) <= 10 * (int(elapsed) + 2), (elapsed, log[-3000:])
+    unlogged = [int(m) for m in re.findall(r"\((\d+) more refused before it", log)]
+    assert len(refused) + sum(unlogged) == 61, log[-3000:]  # every refusal accounted for
 
 
 def test_the_uvicorn_hook_fails_loudly_when_uvicorn_changed(monkeypatch):

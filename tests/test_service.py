@@ -339,25 +339,16 @@ def test_readyz_and_livez(svc_server):
 
 
 # -- logs ---------------------------------------------------------------------------------
-def _log_after(server, offset: int, line: str, timeout: float = 20) -> str:
-    """The server's log from ``offset`` once it holds ``line`` (written after the worker
-    answered: poll)."""
-    deadline = time.monotonic() + timeout
-    while line not in (log := server.output()[offset:]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert line in log, log[-3000:]
-    return log
-
-
 @pytest.mark.parametrize(("name", "access_lines"), [("svc", 0), ("timeout", 1)])
 def test_access_log_is_off_unless_switched_on(served, name, access_lines):
     """BentoML logged every request at INFO; SCORING_ACCESS_LOG=1 (the `timeout` server)
     turns its access log back on. Refusals are one WARNING line each, either way."""
     server = served[name]
     offset = len(server.output())
+    time.sleep(1.1)  # the refusal lines of earlier tests' second (service.logs.RefusalLog)
     assert requests.get(server.url + "/metadata", timeout=30).status_code == 200
     assert post(server, "/predict", {"rows": []}).status_code == 400
-    log = _log_after(server, offset, "refused /predict: 400 empty_input")
+    log = server.output_with(offset, "refused /predict: 400 empty_input")
     lines = log.splitlines()
     assert sum("path=/metadata" in line for line in lines) == access_lines, log[-3000:]
     assert [line for line in lines if "refused" in line and "[WARNING]" in line], log[-3000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,15 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def output_with(self, offset: int, line: str, timeout: float = 20) -> str:
+        """The log from ``offset`` once it holds ``line`` (a worker writes it after
+        answering: poll)."""
+        deadline = time.monotonic() + timeout
+        while line not in (log := self.output()[offset:]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert line in log, log[-3000:]
+        return log
 
 
 def start_server(target: str | None, home: Path, log: Path, bundle: str | None = None,
