@@ -23,10 +23,11 @@ DASHBOARD_EXPLANATION = "SCORING_DASHBOARD_EXPLANATION"
 
 
 def not_serving(message: str) -> NoReturn:
-    """Stop the server with one clear log line: before any worker starts (the checks of
-    ``ExplainedModel.check_bundle``), rather than every worker failing in turn."""
+    """Stop the server (exit status 1) with one clear log line: before any worker starts
+    (the checks of ``ExplainedModel.check_bundle``), rather than every worker failing in
+    turn. The message goes with the exit only where no log handler printed it."""
     logger.critical(message)
-    raise SystemExit(message)
+    raise SystemExit(1 if logger.hasHandlers() else message)
 
 
 def check_setting(read: Callable[[], object]) -> None:
