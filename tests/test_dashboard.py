@@ -211,7 +211,8 @@ def test_the_commands_refuse_a_bundle_without_rows(bundles, bento_home, tmp_path
     assert "--explanation" in out.stderr and not (tmp_path / "report.html").exists()
 
 
-def test_an_unreadable_explanation_file_stops_the_service(bundles, tmp_path, monkeypatch):
+def test_an_unreadable_explanation_file_stops_the_service(bundles, tmp_path, monkeypatch,
+                                                         caplog):
     from service.lifecycle import check_dashboard_data
 
     bundle = ExplanationBundle(bundles["credit"].model, bundles["credit"].explainer)
@@ -223,5 +224,7 @@ def test_an_unreadable_explanation_file_stops_the_service(bundles, tmp_path, mon
                           ("global.json", "holds no local values"),
                           ("absent.json", "cannot read it")):
         monkeypatch.setenv("SCORING_DASHBOARD_EXPLANATION", str(tmp_path / name))
-        with pytest.raises(SystemExit, match=message):
+        caplog.clear()
+        with pytest.raises(SystemExit) as stopped:
             check_dashboard_data(bundle)
+        assert stopped.value.code == 1 and message in caplog.text, caplog.text
