@@ -200,13 +200,13 @@ class ModelSpec:
                                   from_dataframe=bool(s["from_dataframe"]),
                                   dtypes=dict(s["dtypes"]))
         spec.split_pipeline = bool(state["split_pipeline"])
+        spec.probe_rows = decode(state["probe_rows"], arrays)
         spec.raw_map = None if state["raw_map"] is None else RawFeatureMap.from_state(
-            state["raw_map"], arrays, models.get("transformations"))
+            state["raw_map"], arrays, models.get("transformations"), spec.probe_rows)
         spec.function = ModelFunction(models["explained_model"], state["output"])
         spec.classes = decode(state["classes"], arrays)
         spec._derive_layout()
         spec.fingerprint = str(state["fingerprint"])
-        spec.probe_rows = decode(state["probe_rows"], arrays)
         spec.probe_outputs = decode(state["probe_outputs"], arrays)
         return spec
 
@@ -216,7 +216,7 @@ class ModelSpec:
         self.verify(model)
         if self.split_pipeline:
             column_transformer, model = split_pipeline(model)
-            self.raw_map.bind(column_transformer)
+            self.raw_map.bind(column_transformer, self.probe_rows)
         self.function = ModelFunction(model, self.function.output)
 
 
