@@ -222,10 +222,11 @@ class ModelSpec:
 
 def _predicts_by_argmax(model: Any) -> bool:
     """Single-output classifiers whose ``predict`` is ``classes_[argmax(predict_proba)]``
-    in their library's own code (scikit-learn's forests, histogram boosting and decision
-    trees; XGBoost's, LightGBM's and CatBoost's classifiers)."""
+    in their library's own code (scikit-learn's forests, histogram boosting, decision
+    trees and calibrated classifiers; XGBoost's, LightGBM's and CatBoost's classifiers)."""
     if booster_library(model) is not None:
         return np.size(getattr(model, "classes_", [])) > 0
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         HistGradientBoostingClassifier,
@@ -234,8 +235,8 @@ def _predicts_by_argmax(model: Any) -> bool:
     from sklearn.tree import DecisionTreeClassifier
 
     return isinstance(model, (RandomForestClassifier, ExtraTreesClassifier,
-                              HistGradientBoostingClassifier, DecisionTreeClassifier)) and \
-        getattr(model, "n_outputs_", 1) == 1
+                              HistGradientBoostingClassifier, DecisionTreeClassifier,
+                              CalibratedClassifierCV)) and getattr(model, "n_outputs_", 1) == 1
 
 
 def split_pipeline(model: Any) -> tuple[ColumnTransformer, Any] | None:
