@@ -32,8 +32,9 @@ class DirectTransform:
     ``"passthrough"``, ``"drop"``, and ``Pipeline`` chains of them); ``None`` otherwise.
     """
 
-    def __init__(self, blocks: list[tuple[list[str], bool, list[Step], slice]],
-                 width: int) -> None:
+    def __init__(self, columns: list[str],
+                 blocks: list[tuple[list[int], bool, list[Step], slice]], width: int) -> None:
+        self._columns = columns
         self._blocks = blocks
         self._width = width
 
@@ -57,19 +58,23 @@ class DirectTransform:
             if steps is None or len(kinds) != 1:
                 return None
             where = column_transformer.output_indices_[name]
-            blocks.append((columns, kinds.pop(), steps, where))
+            blocks.append((indices[name], kinds.pop(), steps, where))
             width = max(width, where.stop)
-        direct = cls(blocks, width)
+        direct = cls(names, blocks, width)
         return direct if direct._agrees(column_transformer, rows) else None
 
     def __call__(self, rows: pd.DataFrame) -> np.ndarray:
         """Raises :class:`UnknownCategory` for a category an encoder refuses."""
+        if list(rows.columns) != self._columns:
+            rows = rows[self._columns]
+        # one conversion of the whole table (a float goes through a Python float exactly):
+        # pandas' per-column access costs more than the arithmetic of a one-row request
+        values = rows.to_numpy(dtype=object)
         out = np.empty((len(rows), self._width))
         for columns, numeric, steps, where in self._blocks:
+            block = values[:, columns]
             if numeric:
-                block = np.column_stack([rows[c].to_numpy(dtype=float) for c in columns])
-            else:
-                block = np.column_stack([rows[c].to_numpy(dtype=object) for c in columns])
+                block = block.astype(float)
             for step in steps:
                 block = step(block)
             out[:, where] = block
