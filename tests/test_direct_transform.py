@@ -14,6 +14,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from scoring import ExplanationBundle, InputError, LinearScoringExplainer
 from scoring.datasets import load_wine_mixed, make_claims, make_credit, make_triage, preprocessor
 from scoring.model.spec import ModelSpec
+from scoring.model.transformations import RawFeatureMap
 
 
 def _engineered(ct, rows):
@@ -111,3 +112,12 @@ def test_loaded_bundle_transforms_directly(tmp_path):
     for i in range(5):
         scored = bundle.score(X.iloc[[i]].to_dict("records"))
         assert np.array_equal(scored.probabilities, model.predict_proba(X.iloc[[i]]))
+
+
+def test_a_column_transformer_fitted_on_an_array_keeps_scikit_learns_transform():
+    X, _ = make_claims(200)
+    numbers = X[["driver_age", "vehicle_age"]].fillna(0.0)
+    ct = ColumnTransformer([("num", StandardScaler(), [0, 1])]).fit(numbers.to_numpy())
+    raw_map = RawFeatureMap(ct, numbers)
+    assert raw_map.direct is None
+    assert np.array_equal(raw_map.transform(numbers), ct.transform(numbers.to_numpy()))

@@ -44,6 +44,8 @@ class DirectTransform:
         """The direct form of ``column_transformer``, or ``None`` when a step is one it
         does not know or the two disagree on ``rows`` and on those rows with every value
         missing (the imputers' part)."""
+        if not hasattr(column_transformer, "feature_names_in_"):
+            return None  # fitted on an array: columns by position, not by the rows' names
         names = [str(c) for c in column_transformer.feature_names_in_]
         numeric = {name: pd.api.types.is_numeric_dtype(rows[name])
                    and not pd.api.types.is_bool_dtype(rows[name]) for name in names}
@@ -87,14 +89,15 @@ class DirectTransform:
         for probe in (rows, missing):
             try:
                 expected = column_transformer.transform(probe)
-            except ValueError:  # scikit-learn refuses these rows: nothing to compare
+            except (ValueError, TypeError):  # scikit-learn refuses these rows: no answer
                 continue
-            expected = expected.toarray() if hasattr(expected, "toarray") else expected
             try:
+                expected = np.asarray(expected.toarray() if hasattr(expected, "toarray")
+                                      else expected, dtype=float)
                 ours = self(probe)
             except (ValueError, TypeError):
                 return False
-            if not np.array_equal(ours, np.asarray(expected, dtype=float), equal_nan=True):
+            if not np.array_equal(ours, expected, equal_nan=True):
                 return False
         return True
 
