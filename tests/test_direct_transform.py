@@ -121,3 +121,15 @@ def test_a_column_transformer_fitted_on_an_array_keeps_scikit_learns_transform()
     raw_map = RawFeatureMap(ct, numbers)
     assert raw_map.direct is None
     assert np.array_equal(raw_map.transform(numbers), ct.transform(numbers.to_numpy()))
+
+
+def test_a_map_unpickled_from_before_the_direct_form_still_transforms():
+    """scoring migrate unpickles explainers of older versions, whose maps have no direct
+    form: they transform with scikit-learn until bound to the bundle's model."""
+    X, y = make_credit(300)
+    spec, model = _spec(LogisticRegression(max_iter=500), X, y)
+    del spec.raw_map.__dict__["direct"]
+    rows = spec.validate(X.iloc[:4].to_dict("records"))
+    assert np.array_equal(spec.transform(rows), _engineered(model[0], rows))
+    spec.bind(model)
+    assert spec.raw_map.direct is not None

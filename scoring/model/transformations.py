@@ -42,6 +42,9 @@ class RawFeatureMap:
         applies, or ``None`` (the transformations themselves).
     """
 
+    # the default of maps unpickled from versions before the direct form (scoring migrate)
+    direct: DirectTransform | None = None
+
     def __init__(self, transformations: Any, raw_examples: pd.DataFrame) -> None:
         if not isinstance(raw_examples, pd.DataFrame):
             raise TypeError(
@@ -61,7 +64,7 @@ class RawFeatureMap:
             blocks = _column_transformer_blocks(transformations, self.raw_features)
             self.check_direct(raw_examples.iloc[:20])
         elif isinstance(transformations, (list, tuple)):
-            self._column_transformer, self.direct = None, None
+            self._column_transformer = None
             self._steps = _fit_steps(transformations, raw_examples)
             blocks = [_block(cols, trans, raw_examples[cols]) for cols, trans in self._steps]
         else:
