@@ -262,29 +262,32 @@ def pipelines_section(results: list[Result]) -> list[str]:
 def request_path_lines(results: list[Result]) -> list[str]:
     """One row's request path per case, from the latest run that timed it (quick or full:
     the same three calls either way, fewer repeats in a quick run)."""
-    timed = [r for r in results if any("row_score_ms" in (c.get("shipped") or {})
-                                       for c in r.data["cases"])]
-    if not timed:
+    chosen: dict[str, tuple[dict, Result]] = {}
+    for result in results:  # oldest first: a later run's measurement replaces the earlier
+        for case in result.data["cases"]:
+            if "row_score_ms" in (case.get("shipped") or {}):
+                chosen[case["name"]] = (case, result)
+    if not chosen:
         return []
-    result = timed[-1]
     rows = []
-    for case in result.data["cases"]:
-        shipped = case.get("shipped")
-        if not shipped or "row_score_ms" not in shipped:
-            continue
+    for case, result in chosen.values():
+        shipped = case["shipped"]
         score, e2e, bare = shipped["row_score_ms"], shipped["row_e2e_ms"], shipped["row_bare_ms"]
         rows.append([_case_label(case), shipped["method"], f"{_ms(bare)} ms",
                      f"{_ms(score)} ms ({score / bare:.2f}x)",
-                     f"{_ms(e2e)} ms ({e2e / bare:.2f}x)"])
-    load = _load(result.data["machine"]["load_average"])
+                     f"{_ms(e2e)} ms ({e2e / bare:.2f}x)", f"`{result.name}`"])
+    used = sorted({result.name: result for _, result in chosen.values()}.values(),
+                  key=lambda r: r.name)
+    runs = "; ".join(f"`bench/results/{r.name}` (load average "
+                     f"{_load(r.data['machine']['load_average'])} at the start"
+                     f"{', `--quick`' if r.quick else ''})" for r in used)
     return ["### One row's request path against the bare pipeline", "",
-            f"From {_sources([result])} (load average {load} at the start"
-            f"{', `--quick`' if result.quick else ''}): CPU time of one record "
+            f"Each case from the latest run that timed it: {runs}. CPU time of one record "
             "through `ExplanationBundle.score` without the explanation and with it, against "
             "the pipeline's `predict_proba` (or `predict`) of a new one-row DataFrame; the "
             "targets are 1.2x and 1.3x.", "",
             *_table(["case", "explainer", "bare pipeline", "request path", "with the "
-                     "explanation"], rows)]
+                     "explanation", "run"], rows)]
 
 
 def readme_block(results: list[Result]) -> str:

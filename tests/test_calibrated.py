@@ -92,3 +92,22 @@ def test_distill_explains_calibration_around_any_estimator():
     assert values.shape == (3, 4, X.shape[1])
     np.testing.assert_allclose(values.sum(-1).T + explainer.expected_values,
                                model.predict_proba(X.iloc[:4]), atol=1e-8)
+
+
+def test_the_request_path_calls_a_calibrated_model_once():
+    """CalibratedClassifierCV.predict is the argmax of its predict_proba: the request path
+    takes it from the probabilities it has rather than computing them twice."""
+    X, y = load_wine_mixed()
+    model = Pipeline([("prep", preprocessor()),
+                      ("model", CalibratedClassifierCV(SVC(), ensemble=False))]).fit(X, y)
+    explainer = SVMScoringExplainer().fit(model, X)
+    calibrated = explainer.spec_.model
+    expected = calibrated.predict(explainer.spec_.transform(explainer.spec_.validate(X)))
+
+    def refused(rows):
+        raise AssertionError("predict_proba computed twice")
+
+    calibrated.predict = refused  # the instance's own: what the request path would call
+    scored = explainer.score(X.to_dict("records"), explain=False)
+    assert np.array_equal(scored.predictions, expected)
+    assert np.array_equal(scored.probabilities, model.predict_proba(X))

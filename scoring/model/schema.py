@@ -273,8 +273,15 @@ class InputSchema:
             # pandas' own strings, as the training column had them (NaN for missing); other
             # dtypes stay objects: a cast to bool would make null True, a cast to category
             # would drop the training categories
-            return pd.array(out, dtype=self.dtypes[name])
+            return pd.array(out, dtype=self._string_dtypes[name])
         return out
+
+    @cached_property
+    def _string_dtypes(self) -> dict[str, Any]:
+        # parsed once: pandas parses a dtype's name on every call, which costs as much as
+        # making a one-row column
+        return {name: pd.api.types.pandas_dtype(dtype) for name, dtype in self.dtypes.items()
+                if dtype in _STRING_DTYPES}
 
     def _check_numbers(self, values: Sequence, name: str) -> np.ndarray:
         numbers = None

@@ -200,13 +200,13 @@ class ModelSpec:
                                   from_dataframe=bool(s["from_dataframe"]),
                                   dtypes=dict(s["dtypes"]))
         spec.split_pipeline = bool(state["split_pipeline"])
+        spec.probe_rows = decode(state["probe_rows"], arrays)
         spec.raw_map = None if state["raw_map"] is None else RawFeatureMap.from_state(
-            state["raw_map"], arrays, models.get("transformations"))
+            state["raw_map"], arrays, models.get("transformations"), spec.probe_rows)
         spec.function = ModelFunction(models["explained_model"], state["output"])
         spec.classes = decode(state["classes"], arrays)
         spec._derive_layout()
         spec.fingerprint = str(state["fingerprint"])
-        spec.probe_rows = decode(state["probe_rows"], arrays)
         spec.probe_outputs = decode(state["probe_outputs"], arrays)
         return spec
 
@@ -216,16 +216,17 @@ class ModelSpec:
         self.verify(model)
         if self.split_pipeline:
             column_transformer, model = split_pipeline(model)
-            self.raw_map.bind(column_transformer)
+            self.raw_map.bind(column_transformer, self.probe_rows)
         self.function = ModelFunction(model, self.function.output)
 
 
 def _predicts_by_argmax(model: Any) -> bool:
     """Single-output classifiers whose ``predict`` is ``classes_[argmax(predict_proba)]``
-    in their library's own code (scikit-learn's forests, histogram boosting and decision
-    trees; XGBoost's, LightGBM's and CatBoost's classifiers)."""
+    in their library's own code (scikit-learn's forests, histogram boosting, decision
+    trees and calibrated classifiers; XGBoost's, LightGBM's and CatBoost's classifiers)."""
     if booster_library(model) is not None:
         return np.size(getattr(model, "classes_", [])) > 0
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         HistGradientBoostingClassifier,
@@ -234,8 +235,8 @@ def _predicts_by_argmax(model: Any) -> bool:
     from sklearn.tree import DecisionTreeClassifier
 
     return isinstance(model, (RandomForestClassifier, ExtraTreesClassifier,
-                              HistGradientBoostingClassifier, DecisionTreeClassifier)) and \
-        getattr(model, "n_outputs_", 1) == 1
+                              HistGradientBoostingClassifier, DecisionTreeClassifier,
+                              CalibratedClassifierCV)) and getattr(model, "n_outputs_", 1) == 1
 
 
 def split_pipeline(model: Any) -> tuple[ColumnTransformer, Any] | None:

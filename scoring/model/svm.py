@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 # libsvm clips pairwise probabilities to [_MIN_PROB, 1 - _MIN_PROB] before coupling them
 _MIN_PROB = 1e-7
@@ -100,11 +99,8 @@ class RBFMachine:
             self.coef[starts[i]:starts[i + 1], p] = dual[j - 1, starts[i]:starts[i + 1]]
             self.coef[starts[j]:starts[j + 1], p] = dual[i, starts[j]:starts[j + 1]]
         self.n_classes = k
-        self.pair_signs = np.zeros((len(self.pairs), k))
-        for p, (i, j) in enumerate(self.pairs):
-            self.pair_signs[p, i], self.pair_signs[p, j] = 1.0, -1.0
-        # each pair's vote starts with its class j; a win of class i moves it (pair_signs)
-        self.pair_losers = (self.pair_signs < 0).sum(axis=0)
+        # how many pairs each class is the second of (the vote it starts with, see decisions)
+        self.pair_losers = [sum(j == c for _, j in self.pairs) for c in range(k)]
         prob_a, prob_b = np.asarray(model._probA, float), np.asarray(model._probB, float)
         if prob_a.size:  # probability=True
             self.platt_coef = self.coef * prob_a
@@ -141,18 +137,37 @@ class RBFMachine:
         return couple(z, self.pairs, self.n_classes)
 
 
-    def decisions(self, kernel: np.ndarray) -> np.ndarray:
-        """A classifier's ``decision_function`` ``(..., 1)`` (two classes) or ``(...,
-        n_classes)`` (one-vs-rest from the pairwise decisions, as scikit-learn's
-        ``decision_function_shape="ovr"``) from kernel values ``(..., n_sv)``."""
-        pairwise = kernel @ self.coef.astype(kernel.dtype) + self.intercept  # libsvm's sign
+    def decisions(self, kernel: np.ndarray) -> list[np.ndarray]:
+        """A classifier's ``decision_function`` from kernel values ``(..., n_sv)``, one
+        array ``(...)`` per column: one column (two classes) or one per class
+        (one-vs-rest from the pairwise decisions, as scikit-learn's
+        ``decision_function_shape="ovr"``)."""
+        # pair-major, as in outputs: each pair's arithmetic below runs on contiguous rows
+        pairwise = np.array(np.moveaxis(kernel @ self.coef.astype(kernel.dtype), -1, 0),
+                            dtype=float, order="C")  # (n_pairs, ...), libsvm's sign
+        pairwise += self.intercept.reshape(-1, *[1] * (pairwise.ndim - 1))
         if self.n_classes == 2:
-            return -pairwise
-        # scikit-learn's _ovr_decision_function: votes plus confidences squashed below 1/3,
-        # each a product with the pairs' +1 (class i) / -1 (class j) signs
-        confidence = pairwise @ self.pair_signs
-        votes = (pairwise >= 0) @ self.pair_signs + self.pair_losers
-        return votes + confidence / (3 * (np.abs(confidence) + 1))
+            return [-pairwise[0]]
+        # scikit-learn's _ovr_decision_function, pair by pair in its order: a vote for the
+        # pair's winner, the decision value added to class i's confidence and taken from
+        # class j's, the confidences squashed below 1/3; each pair's class j starts with
+        # its vote and gives it back when class i wins
+        votes = [np.zeros(pairwise.shape[1:]) for _ in range(self.n_classes)]
+        confidence = [np.zeros(pairwise.shape[1:]) for _ in range(self.n_classes)]
+        for decision, (i, j) in zip(pairwise, self.pairs, strict=True):
+            confidence[i] += decision
+            confidence[j] -= decision
+            wins = decision >= 0
+            votes[i] += wins
+            votes[j] -= wins
+        for v, c, lost in zip(votes, confidence, self.pair_losers, strict=True):
+            squashed = np.abs(c)
+            squashed += 1
+            squashed *= 3
+            np.divide(c, squashed, out=squashed)
+            squashed += lost
+            v += squashed
+        return votes
 
 
 class CalibratedMachine:
@@ -183,30 +198,44 @@ class CalibratedMachine:
 
     def outputs(self, kernel: np.ndarray) -> np.ndarray:
         """Class probabilities ``(..., n_classes)`` from kernel values ``(..., n_sv)``."""
-        total = np.zeros(kernel.shape[:-1] + (self.n_classes,))
+        shape = kernel.shape[:-1]
+        total = [np.zeros(shape) for _ in range(self.n_classes)]
         for (machine, calibrators, positions), start, stop in zip(
                 self.members, self.bounds[:-1], self.bounds[1:], strict=True):
             decisions = machine.decisions(kernel[..., start:stop])
-            proba = np.zeros_like(total)
-            for column, (position, calibrator) in enumerate(zip(positions, calibrators,
-                                                                strict=True)):
-                proba[..., position] = _calibrate(calibrator, decisions[..., column])
+            # class by class, as scikit-learn's _CalibratedClassifier.predict_proba
+            proba = [np.zeros(shape) for _ in range(self.n_classes)]
+            for decision, position, calibrator in zip(decisions, positions, calibrators,
+                                                      strict=True):
+                proba[position] = _calibrate(calibrator, decision)
             if self.n_classes == 2:
-                proba[..., 0] = 1.0 - proba[..., 1]
-            else:
-                total_proba = proba.sum(axis=-1, keepdims=True)
-                proba = np.divide(proba, total_proba, where=total_proba != 0,
-                                  out=np.full_like(proba, 1.0 / self.n_classes))
-            proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
-            total += proba
-        return total / len(self.members)
+                proba[0] = 1.0 - proba[1]
+            else:  # where every calibrator gives 0, the uniform distribution
+                denominator = sum(proba)
+                nonzero = denominator != 0
+                proba = [p / denominator if nonzero.all() else np.divide(
+                    p, denominator, where=nonzero, out=np.full(shape, 1.0 / self.n_classes))
+                    for p in proba]
+            for p, sum_p in zip(proba, total, strict=True):
+                # a probability that exceeds 1 by rounding (up to 1e-5) is 1
+                np.minimum(p, 1.0, out=p, where=p <= 1.0 + 1e-5)
+                sum_p += p
+        total = np.stack(total, axis=-1)
+        return total if len(self.members) == 1 else total / len(self.members)
 
 
 def _calibrate(calibrator: Any, decisions: np.ndarray) -> np.ndarray:
     """``calibrator.predict(decisions)`` from its fitted parameters, for any shape: its own
     input checks cost more than the arithmetic on the request path's small batches."""
-    if hasattr(calibrator, "a_"):  # _SigmoidCalibration
-        return expit(-(calibrator.a_ * decisions + calibrator.b_))
+    if hasattr(calibrator, "a_"):  # _SigmoidCalibration: expit(-(a d + b)), in one array
+        z = decisions * calibrator.a_
+        z += calibrator.b_
+        # 1 / (1 + exp(z)) as the Platt scaling above: numpy's exp is several times faster
+        # than scipy's expit; past z = 700 (where exp overflows) both are below 1e-304
+        np.minimum(z, 700.0, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        return np.reciprocal(z, out=z)
     # IsotonicRegression(out_of_bounds="clip"): linear between its thresholds, flat beyond
     return np.interp(decisions, calibrator.X_thresholds_, calibrator.y_thresholds_)
 

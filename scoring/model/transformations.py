@@ -18,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from scoring.core.codec import decode
+from scoring.model.direct import DirectTransform, UnknownCategory
 
 
 class RawFeatureMap:
@@ -37,7 +38,12 @@ class RawFeatureMap:
     engineered_features : names of the transformed columns (``get_feature_names_out``).
     matrix : ``(n_engineered, n_raw)`` 0/1 array, ``matrix[e, r] = 1`` when engineered
         column ``e`` was made from raw column ``r``.
+    direct : the :class:`~scoring.model.direct.DirectTransform` that :meth:`transform`
+        applies, or ``None`` (the transformations themselves).
     """
+
+    # the default of maps unpickled from versions before the direct form (scoring migrate)
+    direct: DirectTransform | None = None
 
     def __init__(self, transformations: Any, raw_examples: pd.DataFrame) -> None:
         if not isinstance(raw_examples, pd.DataFrame):
@@ -56,6 +62,7 @@ class RawFeatureMap:
             self._steps = None
             self._column_transformer = transformations
             blocks = _column_transformer_blocks(transformations, self.raw_features)
+            self.check_direct(raw_examples.iloc[:20])
         elif isinstance(transformations, (list, tuple)):
             self._column_transformer = None
             self._steps = _fit_steps(transformations, raw_examples)
@@ -85,9 +92,17 @@ class RawFeatureMap:
         """The raw column index of each engineered column, ``(n_engineered,)``."""
         return self.matrix.argmax(axis=1)
 
-    def bind(self, column_transformer: ColumnTransformer) -> None:
+    def check_direct(self, rows: pd.DataFrame) -> None:
+        """Transform with the ``ColumnTransformer``'s arithmetic (:class:`~scoring.model.
+        direct.DirectTransform`) when it has one and gives scikit-learn's output on raw
+        ``rows``; otherwise with the ``ColumnTransformer`` itself."""
+        self.direct = None if self._column_transformer is None else DirectTransform.build(
+            self._column_transformer, rows)
+
+    def bind(self, column_transformer: ColumnTransformer, rows: pd.DataFrame) -> None:
         """Transform with ``column_transformer`` from now on (say, the bundle's own copy of
-        the same fitted object); it must give the same engineered columns."""
+        the same fitted object); it must give the same engineered columns (its direct form
+        is checked on raw ``rows``)."""
         names = [str(n) for n in column_transformer.get_feature_names_out()]
         own = [str(n) for n in self._column_transformer.get_feature_names_out()] \
             if self._column_transformer is not None else None
@@ -95,6 +110,7 @@ class RawFeatureMap:
             raise ValueError("the model's ColumnTransformer makes other columns than the one "
                              "this explainer was built with")
         self._column_transformer = column_transformer
+        self.check_direct(rows)
 
     @property
     def transformations(self) -> Any:
@@ -110,7 +126,10 @@ class RawFeatureMap:
                 "matrix": {"__array__": arrays.put(self.matrix)}}
 
     @classmethod
-    def from_state(cls, state: dict, arrays: Any, transformations: Any) -> RawFeatureMap:
+    def from_state(cls, state: dict, arrays: Any, transformations: Any,
+                   rows: pd.DataFrame) -> RawFeatureMap:
+        """The map :meth:`to_state` saved, transforming with ``transformations`` (its
+        direct form checked on raw ``rows``)."""
         raw_map = cls.__new__(cls)
         raw_map.raw_features = list(state["raw_features"])
         raw_map.engineered_features = list(state["engineered_features"])
@@ -122,13 +141,18 @@ class RawFeatureMap:
             raw_map._steps = [(list(cols), trans) for cols, trans in transformations]
         else:
             raise ValueError("the model file holds no transformations for this explainer")
+        raw_map.check_direct(rows)
         return raw_map
 
     def transform(self, raw_rows: pd.DataFrame) -> np.ndarray:
         """Raw rows -> dense engineered array ``(n_rows, n_engineered)``."""
+        if self.direct is not None:
+            try:
+                return self.direct(raw_rows)
+            except UnknownCategory:  # scikit-learn's transform refuses it in its own words
+                pass
         if self._column_transformer is not None:
-            out = self._column_transformer.transform(raw_rows)
-            return _dense(out)
+            return _dense(self._column_transformer.transform(raw_rows))
         parts = [_dense(trans.transform(raw_rows[cols])) if trans is not None
                  else raw_rows[cols].to_numpy(dtype=float) for cols, trans in self._steps]
         return np.hstack([p.reshape(len(raw_rows), -1) for p in parts]).astype(float)
