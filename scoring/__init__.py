@@ -28,6 +28,7 @@ from scoring.model.transformations import RawFeatureMap
 from scoring.remote import ExplanationClient, explain_dataframe
 from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
 from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.centroid_walks import CentroidWalksScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.permutation import PermutationScoringExplainer
@@ -37,6 +38,7 @@ from scoring.scoring_explainers.tree import TreeScoringExplainer
 __all__ = [
     "AmortizedScoringExplainer",
     "BundleError",
+    "CentroidWalksScoringExplainer",
     "DecisionTreeExplainableModel",
     "DistillError",
     "DistillReport",

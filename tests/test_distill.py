@@ -179,11 +179,11 @@ def test_refuses_with_what_it_tried(data):
                 n_permutations=2, **QUICK_REFERENCE)
     message = str(caught.value)
     assert "no scoring explainer met" in message
-    for method in ("linear", "amortized", "permutation", "kernel"):
+    methods = ["linear", "amortized", "centroid_walks", "permutation", "kernel"]
+    for method in methods:
         assert f"  {method}: rel. L2 error" in message
     assert "ms/row (needs <= 1e-09)" in message
-    assert [t.method for t in caught.value.tried] == ["linear", "amortized", "permutation",
-                                                    "kernel"]
+    assert [t.method for t in caught.value.tried] == methods
 
 
 def test_explicit_method_keeps_the_old_keywords(data):

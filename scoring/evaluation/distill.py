@@ -25,7 +25,8 @@ from scoring.scoring_explainers.registry import SCORING_EXPLAINERS
 METHODS = ("auto", *SCORING_EXPLAINERS)
 # methods cheap enough to refit on every training row once chosen (fidelity and cost
 # were measured before, with the held-out rows out); the amortized fit is the expensive part
-_REFIT_METHODS = frozenset({"kernel", "tree", "linear", "permutation", "svm"})
+_REFIT_METHODS = frozenset({"kernel", "tree", "linear", "permutation", "svm",
+                            "centroid_walks"})
 # exact methods: against the default bar they differ from the reference only by its
 # background sample (a linear margin's values sum exactly onto raw columns)
 _EXACT_METHODS = frozenset({"linear"})
@@ -61,23 +62,25 @@ def distill(model: Any, X_train: Any, *, method: str = "auto", features: Any = N
 
     ``method="auto"`` tries, cheapest first, linear (where the explained output is
     linear), tree (tree models), amortized, svm (RBF support vector machines),
-    permutation and kernel. ``min_fidelity``: a number (``1 -`` relative L2 error), a dict
-    of bounds on ``relative_l2_error``/``additivity_gap`` (max) and ``top5_precision``/
-    ``top5_sign_agreement`` (min), or ``None``: for ``"auto"``, at least as faithful as
-    the Azure SDK's configuration (Kernel SHAP, kmeans-10 background, ``2M+2048``
-    coalitions), measured first on the same rows: relative L2 error no larger, top-5
-    precision no lower (linear, exact, passes as it is). Against that bar the first
-    faithful candidate at least ``SPEEDUP_TARGET`` (20) times faster per row (given the
-    model outputs) than the SDK configuration ships; the permutation step is a ladder of
-    budgets of 1, 2 and 4 times the SDK's model rows per row; the SDK configuration itself
-    comes last, so nothing less faithful than it ever ships (see
-    :func:`~scoring.evaluation.choice.choose` for the rule when no candidate reaches the
-    speed-up). With ``min_fidelity`` or an explicit ``method``, the first candidate that
-    meets the bounds and ``max_latency_ms`` (one raw row end to end) ships. Raises
-    :class:`DistillError` listing what each candidate achieved when none qualifies.
-    ``params`` go to the candidates that take them (``n_background``, ``nsamples``...).
-    A chosen kernel, tree, linear, permutation or svm explainer is refitted on all of
-    ``X_train``. ``verbose``: what was tried and what shipped, on stderr.
+    centroid_walks, permutation and kernel. ``min_fidelity``: a number (``1 -`` relative
+    L2 error), a dict of bounds on ``relative_l2_error``/``additivity_gap`` (max) and
+    ``top5_precision``/``top5_sign_agreement`` (min), or ``None``: for ``"auto"``, at
+    least as faithful as the Azure SDK's configuration (Kernel SHAP, kmeans-10
+    background, ``2M+2048`` coalitions), measured first on the same rows: relative L2
+    error no larger, top-5 precision no lower (linear, exact, passes as it is). Against
+    that bar the first faithful candidate at least ``SPEEDUP_TARGET`` (20) times faster
+    per row (given the model outputs) than the SDK configuration ships; the centroid
+    walks (the fallback for black boxes) are tried from 16, 32 and 64 kmeans centroids,
+    the permutation step is a ladder of budgets of 1, 2 and 4 times the SDK's model rows
+    per row; the SDK configuration itself comes last, so nothing less faithful than it
+    ever ships (see :func:`~scoring.evaluation.choice.choose` for the rule when no
+    candidate reaches the speed-up). With ``min_fidelity`` or an explicit ``method``, the
+    first candidate that meets the bounds and ``max_latency_ms`` (one raw row end to end)
+    ships. Raises :class:`DistillError` listing what each candidate achieved when none
+    qualifies. ``params`` go to the candidates that take them (``n_background``,
+    ``nsamples``...). A chosen kernel, tree, linear, centroid_walks, permutation or svm
+    explainer is refitted on all of ``X_train``. ``verbose``: what was tried and what
+    shipped, on stderr.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

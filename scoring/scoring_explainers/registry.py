@@ -6,6 +6,7 @@ from typing import Any
 
 from scoring.scoring_explainers.amortized import AmortizedScoringExplainer
 from scoring.scoring_explainers.base import ScoringExplainer
+from scoring.scoring_explainers.centroid_walks import CentroidWalksScoringExplainer
 from scoring.scoring_explainers.kernel import KernelScoringExplainer
 from scoring.scoring_explainers.linear import LinearScoringExplainer
 from scoring.scoring_explainers.permutation import PermutationScoringExplainer
@@ -16,7 +17,8 @@ from scoring.scoring_explainers.tree import TreeScoringExplainer
 SCORING_EXPLAINERS: dict[str, type[ScoringExplainer]] = {
     cls.method: cls for cls in (LinearScoringExplainer, TreeScoringExplainer,
                                 AmortizedScoringExplainer, SVMScoringExplainer,
-                                PermutationScoringExplainer, KernelScoringExplainer)}
+                                CentroidWalksScoringExplainer, PermutationScoringExplainer,
+                                KernelScoringExplainer)}
 
 
 def scoring_explainer_class(method: str) -> type[ScoringExplainer]:
