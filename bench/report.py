@@ -604,6 +604,42 @@ def offline_section(results: list[Result]) -> list[str]:
                      "reference"], rows)]
 
 
+FALLBACK_METHOD = """\
+`python -m bench.fallback` measures distill's fallback for black boxes on small training
+sets, the centroid walks (one antithetic pair of permutation walks from each of 16, 32 or
+64 kmeans centroids, weighted by cluster size: `CentroidWalksScoringExplainer`), forced at
+each budget, beside the anchor (shap's `KernelExplainer` on `shap.kmeans(X_train, 10)`,
+fidelity the mean of 3 seeds) and distill's bar (`KernelScoringExplainer` on kmeans-10,
+raw columns as players), in one run. Fidelity is the relative L2 error / top-5 precision
+against exact interventional Shapley values of the raw columns on every training row;
+times are CPU milliseconds of one thread for one row given the model outputs, each
+explainer timed in turn in three rounds; the speed-up is the anchor's time over the
+explainer's. Faithful: relative L2 error no larger and top-5 precision no lower than the
+anchor's."""
+
+
+def _walks_cell(entry: dict) -> str:
+    mark = "" if entry["faithful"] else " (less faithful)"
+    return (f"{_fidelity(entry['fidelity'])}, {_ms(entry['row_ms'])} ms, "
+            f"{_ratio(entry['speedup'])}{mark}")
+
+
+def fallback_section(results: list[Result]) -> list[str]:
+    cases = latest_cases(results, "cases", "name")
+    budgets = sorted({int(k[6:]) for case, _ in cases for k in case if k.startswith("walks_")})
+    rows = [[f"`{case['name']}`: {case['description']}",
+             f"{_fidelity(case['anchor']['fidelity'])}, {_ms(case['anchor']['row_ms'])} ms",
+             _walks_cell(case["bar"]),
+             *(_walks_cell(case[f"walks_{k}"]) if f"walks_{k}" in case else "-"
+               for k in budgets)]
+            for case, _ in cases]
+    return ["## The fallback for black boxes on small data", "", FALLBACK_METHOD, "",
+            "Results:", "", *_machines([r for _, r in cases]), "",
+            *_table(["case", "anchor: rel. L2 / top-5, time",
+                     "distill's bar (kmeans-10, raw columns)",
+                     *(f"centroid walks, {k} centroids" for k in budgets)], rows)]
+
+
 # -- the page ------------------------------------------------------------------------------
 INTRO = """\
 # Benchmarks
@@ -638,7 +674,8 @@ These print their tables; none of their runs is committed, so they have no table
 
 KINDS = {"pipelines": pipelines_section, "offline": offline_section,
          "scale": scale_section, "dashboard": dashboard_section, "flood": flood_section,
-         "load": load_section, "soak": soak_section, "batching": batching_section}
+         "load": load_section, "soak": soak_section, "batching": batching_section,
+         "fallback": fallback_section}
 
 
 def bench_readme(directory: Path = RESULTS) -> str:

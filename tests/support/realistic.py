@@ -175,6 +175,21 @@ def triage_hgb_small() -> RealisticCase:
                  HistGradientBoostingClassifier(max_iter=100, random_state=0))
 
 
+def churn_mlp_small() -> RealisticCase:
+    X, y = make_churn(400)
+    return _case("churn_mlp_small", "telecom churn (binary, 300 training rows), "
+                 "MLPClassifier((32, 16)), 7 raw columns", "binary", X, y,
+                 MLPClassifier(hidden_layer_sizes=(32, 16), alpha=1e-3, max_iter=2000,
+                               random_state=0))
+
+
+def credit_svc_small() -> RealisticCase:
+    X, y = make_credit(400)
+    return _case("credit_svc_small", "loan default (binary, 300 training rows), "
+                 "SVC(probability=True), 8 raw columns", "binary", X, y,
+                 SVC(probability=True, random_state=0))
+
+
 CASES: dict[str, Callable[[], RealisticCase]] = {
     "credit_forest": credit_forest,
     "credit_logreg": credit_logreg,
@@ -189,5 +204,14 @@ CASES: dict[str, Callable[[], RealisticCase]] = {
     "claims_catboost": claims_catboost,
     "claims_knn": claims_knn,
     "credit_gbc": credit_gbc,
+    "triage_hgb_small": triage_hgb_small,
+}
+
+# black boxes on small training sets: where distill's fallback, the centroid walks, is
+# measured against the anchor (bench.fallback)
+SMALL_BLACK_BOX: dict[str, Callable[[], RealisticCase]] = {
+    "claims_knn": claims_knn,
+    "churn_mlp_small": churn_mlp_small,
+    "credit_svc_small": credit_svc_small,
     "triage_hgb_small": triage_hgb_small,
 }
