@@ -606,9 +606,9 @@ def offline_section(results: list[Result]) -> list[str]:
 
 FALLBACK_METHOD = """\
 `python -m bench.fallback` measures distill's fallback for black boxes on small training
-sets, the centroid walks (one antithetic pair of permutation walks from each of 16, 32 or
-64 kmeans centroids, weighted by cluster size: `CentroidWalksScoringExplainer`), forced at
-each budget, beside the anchor (shap's `KernelExplainer` on `shap.kmeans(X_train, 10)`,
+sets, the centroid walks (one antithetic pair of permutation walks from each of 16, 32,
+64 or 128 kmeans centroids, weighted by cluster size: `CentroidWalksScoringExplainer`),
+forced at each budget, beside the anchor (shap's `KernelExplainer` on `shap.kmeans(X_train, 10)`,
 fidelity the mean of 3 seeds) and distill's bar (`KernelScoringExplainer` on kmeans-10,
 raw columns as players), in one run. Fidelity is the relative L2 error / top-5 precision
 against exact interventional Shapley values of the raw columns on every training row;

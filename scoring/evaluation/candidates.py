@@ -16,9 +16,8 @@ from scoring.scoring_explainers.registry import scoring_explainer_class, support
 PERMUTATION_BUDGETS = (1, 2, 4)
 # the fallback's budgets: kmeans centroids, each the start of one antithetic pair of walks
 # (2 (M - 1) model rows), fewest first. A finer summary than the SDK's 10 centroids at a
-# fraction of its model rows: at least as faithful on small black-box data, and far
-# cheaper than the permutation rungs
-CENTROID_BUDGETS = (16, 32, 64)
+# fraction of its model rows; at equal model rows more centroids beat more walks from each
+CENTROID_BUDGETS = (16, 32, 64, 128)
 
 
 @dataclass(frozen=True)

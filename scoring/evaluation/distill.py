@@ -70,10 +70,10 @@ def distill(model: Any, X_train: Any, *, method: str = "auto", features: Any = N
     error no larger, top-5 precision no lower (linear, exact, passes as it is). Against
     that bar the first faithful candidate at least ``SPEEDUP_TARGET`` (20) times faster
     per row (given the model outputs) than the SDK configuration ships; the centroid
-    walks (the fallback for black boxes) are tried from 16, 32 and 64 kmeans centroids,
-    the permutation step is a ladder of budgets of 1, 2 and 4 times the SDK's model rows
-    per row; the SDK configuration itself comes last, so nothing less faithful than it
-    ever ships (see :func:`~scoring.evaluation.choice.choose` for the rule when no
+    walks (the fallback for black boxes) are tried from 16, 32, 64 and 128 kmeans
+    centroids, the permutation step is a ladder of budgets of 1, 2 and 4 times the SDK's
+    model rows per row; the SDK configuration itself comes last, so nothing less faithful
+    than it ever ships (see :func:`~scoring.evaluation.choice.choose` for the rule when no
     candidate reaches the speed-up). With ``min_fidelity`` or an explicit ``method``, the
     first candidate that meets the bounds and ``max_latency_ms`` (one raw row end to end)
     ships. Raises :class:`DistillError` listing what each candidate achieved when none
