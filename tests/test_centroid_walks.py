@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from scoring import CentroidWalksScoringExplainer, distill, load, save
 from scoring.datasets import make_churn, make_credit, preprocessor
@@ -108,3 +109,17 @@ def test_distill_ships_the_fallback_where_the_networks_miss():
     assert shipped.label == f"centroid_walks (n_background={shipped.params['n_background']})"
     assert explainer.get_params()["n_background"] == shipped.params["n_background"]
     assert report.refit_on_all_rows
+
+
+def test_a_pipeline_it_cannot_split_is_walked_on_raw_rows(knn):
+    # a step the spec does not know keeps the pipeline whole: the background is a sample
+    # of raw rows (no centroids of strings) and every step is evaluated
+    whole = Pipeline([("prep", knn.model[0]), ("same", FunctionTransformer()),
+                      ("model", knn.model[-1])])
+    explainer = CentroidWalksScoringExplainer(n_background=16).fit(whole, knn.X_train)
+    assert isinstance(explainer.background_, pd.DataFrame)
+    rows = knn.X_test.iloc[:3]
+    values = explainer.explain(rows)
+    assert values.shape == (3, knn.X_train.shape[1])
+    np.testing.assert_allclose(values.sum(-1) + explainer.expected_values,
+                               whole.predict(rows), atol=1e-9)
