@@ -143,7 +143,6 @@ def stratified_permutation_values(f: Callable, X, background, pairs_per_row: int
     return total / len(background)
 
 
-
 def weighted_walk_values(f: Callable, X, background, background_outputs: np.ndarray,
                          walk_weights: np.ndarray, orders: np.ndarray, b_index: np.ndarray,
                          fx: np.ndarray | None = None,
