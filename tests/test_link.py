@@ -48,3 +48,15 @@ def test_sampled_orders_are_efficient_and_close_to_enumeration():
     np.testing.assert_allclose(sampled.sum(axis=1), total, atol=1e-12)
     np.testing.assert_allclose(exact.sum(axis=1), total, atol=1e-12)
     assert np.abs(sampled - exact).max() < 0.1 * np.abs(exact).max()
+
+
+def test_logistic_values_of_both_classes_are_those_of_the_link_game():
+    """The logistic link computes the second class only and mirrors the first."""
+    rng = np.random.default_rng(2)
+    phi, expected = rng.normal(size=(3, 6, 1)), np.array([-0.4])
+    values = link_values(phi, expected, "logistic")
+    for i in range(len(phi)):
+        def game(Z, i=i):
+            return inverse_link("logistic", expected + Z @ phi[i])
+        exact = exact_shapley_values(game, np.ones((1, 6)), np.zeros((1, 6)))
+        np.testing.assert_allclose(values[i], exact[0], atol=1e-12)

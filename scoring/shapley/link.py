@@ -10,6 +10,7 @@ Shapley values are the base an amortized explainer corrects (it learns only the 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -59,10 +60,22 @@ def link_values(margin_values: np.ndarray, expected_margin: np.ndarray,
     return np.concatenate(chunks)
 
 
+@lru_cache(maxsize=8)
+def _enumeration(M: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(coalitions (2**M, M) as floats, Shapley weights (M, 2**M))``: built once per
+    player count, as every request of a model has the same."""
+    members, weights = coalitions(M).astype(float), shapley_weights(M)
+    members.flags.writeable = weights.flags.writeable = False
+    return members, weights
+
+
 def _enumerated(phi: np.ndarray, expected: np.ndarray, link: Link) -> np.ndarray:
-    M = phi.shape[1]
-    margins = expected + np.einsum("sm,nmk->nsk", coalitions(M).astype(float), phi)
-    return np.einsum("ms,nsk->nmk", shapley_weights(M), inverse_link(link, margins))
+    members, weights = _enumeration(phi.shape[1])
+    margins = expected + members @ phi  # (n, 2**M, n_margins)
+    if link == "logistic":  # the first class's values are the negatives of the second's
+        second = weights @ (1.0 / (1.0 + np.exp(-margins)))
+        return np.concatenate([-second, second], axis=-1)
+    return weights @ inverse_link(link, margins)
 
 
 def _sampled(phi: np.ndarray, expected: np.ndarray, link: Link) -> np.ndarray:
