@@ -67,6 +67,14 @@ class TreePaths:
     feature_dtype: type = np.float32  # the precision the model compares features in
     n_trees: int = 0
     tree_leaf_start: np.ndarray | None = None  # (n_trees + 1,) each tree's first leaf
+    # a node's player has the same bit in every leaf below it (bits are numbered in path
+    # order from the root), so a row's failed bits flow down the trees level by level:
+    # one operation per node, not one per (leaf, step)
+    node_bit: np.ndarray | None = None  # (n_tested_nodes,) mask_dtype
+    # per depth: (parent, child, 2 * parent + the step goes left); children are tested
+    # nodes, then leaves numbered from n_tested_nodes
+    levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+    mask_dtype: type = np.uint64  # the narrowest unsigned integer holding a leaf's bits
 
     def output(self, X: np.ndarray) -> np.ndarray:
         """The ensemble output less its constant, rebuilt from the leaves,
@@ -90,9 +98,17 @@ class TreePaths:
 
     def masks_of_outcomes(self, left: np.ndarray) -> np.ndarray:
         """:meth:`reach_masks` of rows that go left where ``left`` says."""
-        off_path = left[:, self.entry_node] != self.entry_left
-        failed = np.bitwise_or.reduceat(off_path * self.entry_bit, self.leaf_start, axis=1)
-        return self.leaf_mask & ~failed
+        n_tested, zero = len(self.node_bit), self.mask_dtype(0)
+        # per node and direction, the bit a step that way loses
+        fails = np.empty((len(left), n_tested, 2), self.mask_dtype)
+        fails[:, :, 0] = np.where(left, self.node_bit, zero)
+        fails[:, :, 1] = np.where(left, zero, self.node_bit)
+        failed = np.zeros((len(left), n_tested + len(self.leaf_mask)), self.mask_dtype)
+        # row by row: gathers along one axis cost half those of a two-dimensional array
+        for row, row_fails in zip(failed, fails.reshape(len(left), -1), strict=True):
+            for parent, child, step in self.levels:
+                row[child] = row[parent] | row_fails[step]
+        return self.leaf_mask & ~failed[:, n_tested:].astype(np.uint64)
 
 
 def _flatten_tree(tree: Any, values: np.ndarray, groups: np.ndarray, node_base: int,
@@ -156,17 +172,39 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
     # only the nodes on some path are tested on the request path (not the leaves)
     tested, entry_node = np.unique(np.asarray(out["entry_node"], dtype=np.int64),
                                    return_inverse=True)
+    entry_node, entry_left = entry_node.reshape(-1), np.asarray(out["entry_left"], dtype=bool)
+    mask_dtype = next(np.dtype(f"uint{bits}").type for bits in (8, 16, 32, 64)
+                      if width <= bits)
+    node_bit = np.zeros(len(tested), mask_dtype)
+    node_bit[entry_node] = np.asarray(out["entry_bit"], dtype=np.uint64)
+    leaf_start = np.asarray(out["leaf_start"], dtype=np.int64)
     return TreePaths(
         node_feature=np.concatenate(features)[tested],
         node_threshold=np.concatenate(thresholds)[tested],
         node_missing_left=np.concatenate(missing_left)[tested],
-        entry_node=entry_node.reshape(-1),
-        entry_left=np.asarray(out["entry_left"], dtype=bool),
+        entry_node=entry_node, entry_left=entry_left,
         entry_bit=np.asarray(out["entry_bit"], dtype=np.uint64),
-        leaf_start=np.asarray(out["leaf_start"], dtype=np.int64),
+        leaf_start=leaf_start,
         leaf_value=np.asarray(out["leaf_value"], dtype=float),
         leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype,
-        n_trees=len(trees), tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64))
+        n_trees=len(trees), tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
+        node_bit=node_bit, levels=_levels(entry_node, entry_left, leaf_start, len(tested)),
+        mask_dtype=mask_dtype)
+
+
+def _levels(entry_node: np.ndarray, entry_left: np.ndarray, leaf_start: np.ndarray,
+            n_tested: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The trees' edges depth by depth (:attr:`TreePaths.levels`) from the leaves' paths."""
+    n_entries = len(entry_node)
+    leaf = np.repeat(np.arange(len(leaf_start)), np.diff(np.append(leaf_start, n_entries)))
+    last = np.append(leaf[1:] != leaf[:-1], True)
+    child = np.where(last, n_tested + leaf, np.roll(entry_node, -1))
+    depth = np.arange(n_entries) - leaf_start[leaf]
+    _, first = np.unique(child, return_index=True)  # a node has one parent
+    first = first[np.argsort(depth[first], kind="stable")]
+    steps = 2 * entry_node + entry_left
+    return [(entry_node[edges], child[edges], steps[edges])
+            for edges in np.split(first, np.flatnonzero(np.diff(depth[first])) + 1)]
 
 
 @dataclass
@@ -214,16 +252,25 @@ def _size_weights(width: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class ShapleyTables:
-    """Per number of players ``k`` on a path, the leaves with ``k`` players and, for each
-    and each of the ``2**k`` reach masks of an explained row, the signed coefficient of
-    each player, ``(n_leaves_k, 2**k, k)``; the other leaves' background patterns.
-    ``scatter[k]`` turns one row's coefficients, flattened, into its values ``(n_players *
-    n_outputs)``: a sparse matrix of the leaves' values at their players."""
+    """The tabled leaves, by number of players on their path (``leaves[k]``), and for each
+    of them and each of the ``2**k`` reach masks of an explained row, every player's signed
+    coefficient: row ``first_row[i] + mask`` of ``coefficients`` for the ``i``-th leaf of
+    ``tabled``. One row per (leaf, mask), players dense, so a row's values are one gather
+    and one product with the leaves' values, whatever the path sizes. ``rest``: the other
+    leaves' background patterns."""
 
     leaves: dict[int, np.ndarray]
-    coefficients: dict[int, np.ndarray]
+    tabled: np.ndarray  # (n_tabled,) leaf ids, in the order of first_row
+    first_row: np.ndarray  # (n_tabled,)
+    coefficients: np.ndarray  # (n_table_rows, players on some path)
+    leaf_value: np.ndarray  # (n_tabled, n_outputs) the tabled leaves' values
     rest: BackgroundPatterns
-    scatter: dict[int, Any]
+
+    def values(self, reach: np.ndarray) -> np.ndarray:
+        """``(n_rows, players on some path, n_outputs)``: the tabled leaves' share of the
+        values of rows with these :meth:`TreePaths.reach_masks`."""
+        rows = self.coefficients[self.first_row + reach[:, self.tabled].astype(np.int64)]
+        return rows.transpose(0, 2, 1) @ self.leaf_value
 
 
 def _pattern_coefficients(x_mask: np.ndarray, b_mask: np.ndarray, weight: np.ndarray,
@@ -252,13 +299,18 @@ def players_on_paths(paths: TreePaths) -> np.ndarray:
     return (paths.leaf_players >= 0).sum(axis=1)
 
 
-def tabled_path_sizes(players_on_path: np.ndarray,
+def table_width(paths: TreePaths) -> int:
+    """The players some path tests: the columns of :class:`ShapleyTables`."""
+    return int(paths.leaf_players.max()) + 1
+
+
+def tabled_path_sizes(players_on_path: np.ndarray, width: int,
                       max_entries: int = MAX_TABLE_ENTRIES) -> list[int]:
     """The path sizes whose leaves get tables: the smallest first, while the tables of
-    every leaf of those sizes fit ``max_entries`` coefficients."""
+    every leaf of those sizes fit ``max_entries`` coefficients (``width`` per reach mask)."""
     sizes, used = [], 0
     for k, count in enumerate(np.bincount(players_on_path)):
-        used += int(count) * 2**k * k
+        used += int(count) * 2**k * width
         if used > max_entries:
             break
         if count:
@@ -267,14 +319,22 @@ def tabled_path_sizes(players_on_path: np.ndarray,
 
 
 def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
-                   max_entries: int = MAX_TABLE_ENTRIES) -> ShapleyTables:
+                   max_entries: int = MAX_TABLE_ENTRIES,
+                   dtype: type = np.float64) -> ShapleyTables:
     """Precompute, for the leaves with the fewest players on their paths (as many as fit
     ``max_entries``), every reach mask's coefficients: a row then costs one lookup per
-    leaf, whatever the background."""
+    leaf, whatever the background. The coefficients are computed in float64 and stored
+    as ``dtype``: float32 halves the memory a row's lookups read, and the values are
+    still summed in float64."""
     k_of_leaf = players_on_paths(paths)
-    leaves, coefficients = {}, {}
-    for k in tabled_path_sizes(k_of_leaf, max_entries):
-        leaf_ids = np.flatnonzero(k_of_leaf == k)
+    width = table_width(paths)
+    leaves = {k: np.flatnonzero(k_of_leaf == k)
+              for k in tabled_path_sizes(k_of_leaf, width, max_entries)}
+    tabled = np.concatenate([np.zeros(0, np.int64), *leaves.values()])
+    first_row = np.cumsum(2**k_of_leaf[tabled]) - 2**k_of_leaf[tabled]
+    coefficients = np.zeros((int((2**k_of_leaf[tabled]).sum()), width), dtype)
+    start = 0
+    for k, leaf_ids in leaves.items():
         local = np.full(len(k_of_leaf), -1)
         local[leaf_ids] = np.arange(len(leaf_ids))
         mine = local[patterns.leaf] >= 0
@@ -288,28 +348,14 @@ def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
             index = (owner[live][:, None] * k + np.arange(k)).ravel()
             table[:, x_code, :] = np.bincount(index, weights=signed[live].ravel(),
                                               minlength=len(leaf_ids) * k).reshape(-1, k)
-        leaves[k], coefficients[k] = leaf_ids, table
-    tabled = np.zeros(len(k_of_leaf), bool)
-    for leaf_ids in leaves.values():
-        tabled[leaf_ids] = True
-    rest = ~tabled[patterns.leaf]
-    scatter = {k: _scatter(paths, leaf_ids, k) for k, leaf_ids in leaves.items()}
-    return ShapleyTables(leaves, coefficients, BackgroundPatterns(
-        patterns.leaf[rest], patterns.mask[rest], patterns.weight[rest]), scatter)
-
-
-def _scatter(paths: TreePaths, leaf_ids: np.ndarray, k: int) -> Any:
-    """``(n_leaves_k * k, n_players * n_outputs)``: entry ``(leaf * k + i, player * n_outputs
-    + out)`` is the leaf's value for ``out`` where ``player`` is its ``i``-th player."""
-    from scipy.sparse import csr_matrix
-
-    n_outputs = paths.leaf_value.shape[1]
-    n_players = int(paths.leaf_players.max()) + 1
-    players = paths.leaf_players[leaf_ids, :k].reshape(-1)  # (L * k,)
-    rows = np.repeat(np.arange(len(players)), n_outputs)
-    columns = (players[:, None] * n_outputs + np.arange(n_outputs)).reshape(-1)
-    values = np.repeat(paths.leaf_value[leaf_ids], k, axis=0).reshape(-1)
-    return csr_matrix((values, (rows, columns)), shape=(len(players), n_players * n_outputs))
+        rows = first_row[start:start + len(leaf_ids), None, None] + \
+            np.arange(2**k)[None, :, None]
+        coefficients[rows, paths.leaf_players[leaf_ids, None, :k]] = table
+        start += len(leaf_ids)
+    rest = ~np.isin(patterns.leaf, tabled)
+    return ShapleyTables(leaves, tabled, first_row, coefficients, paths.leaf_value[tabled],
+                         BackgroundPatterns(patterns.leaf[rest], patterns.mask[rest],
+                                            patterns.weight[rest]))
 
 
 @dataclass
@@ -341,8 +387,7 @@ def code_tables(paths: TreePaths, tables: ShapleyTables, n_players: int,
     than ``max_entries`` values."""
     n_leaves, n_outputs = len(paths.leaf_mask), paths.leaf_value.shape[1]
     local = np.full(n_leaves, -1)
-    for leaf_ids in tables.leaves.values():
-        local[leaf_ids] = np.arange(len(leaf_ids))
+    local[tables.tabled] = np.arange(len(tables.tabled))
     entry_stop = np.append(paths.leaf_start, len(paths.entry_node))
     questions = np.column_stack([paths.node_feature, paths.node_threshold,
                                  paths.node_missing_left])
@@ -359,7 +404,7 @@ def code_tables(paths: TreePaths, tables: ShapleyTables, n_players: int,
     n_bits = max((len(r) for *_, r in coded), default=0)
     if not coded or len(coded) * 2**n_bits * n_players * n_outputs > max_entries:
         return None
-    k_of_leaf = players_on_paths(paths)
+    width = table_width(paths)
     tests = np.full((len(coded), n_bits), len(paths.node_feature))
     values = np.zeros((len(coded), 2**n_bits, n_players, n_outputs))
     leaves = np.zeros(n_leaves, bool)
@@ -376,27 +421,24 @@ def code_tables(paths: TreePaths, tables: ShapleyTables, n_players: int,
                                         paths.leaf_start[first:stop] - entry_stop[first],
                                         axis=1)
         reach = paths.leaf_mask[first:stop] & ~failed  # (codes, leaves of the tree)
-        for k in np.unique(k_of_leaf[first:stop]):
-            ids = first + np.flatnonzero(k_of_leaf[first:stop] == k)
-            # (codes, leaves, k): each leaf's coefficients for the codes' reach masks
-            coefficient = tables.coefficients[k][local[ids], reach[:, ids - first]]
-            at = np.zeros((len(ids) * k, n_players))
-            at[np.arange(len(ids) * k), paths.leaf_players[ids, :k].reshape(-1)] = 1.0
-            values[i] += np.einsum("clk,lo,lkp->cpo", coefficient, paths.leaf_value[ids],
-                                   at.reshape(len(ids), k, n_players))
+        # (codes, leaves, width): each leaf's coefficients for the codes' reach masks
+        rows = tables.coefficients[tables.first_row[local[first:stop]]
+                                   + reach.astype(np.int64)]
+        values[i, :, :width] = np.einsum("clp,lo->cpo", rows, paths.leaf_value[first:stop])
     return CodeTables(tests, values.reshape(len(coded), 2**n_bits, -1), leaves)
 
 
 def _without_leaves(paths: TreePaths, tables: ShapleyTables,
                     leaves: np.ndarray) -> ShapleyTables:
     """``tables`` less the ``leaves`` (their values come from elsewhere)."""
-    kept, coefficients, scatter = {}, {}, {}
-    for k, leaf_ids in tables.leaves.items():
-        keep = ~leaves[leaf_ids]
-        if keep.any():
-            kept[k], coefficients[k] = leaf_ids[keep], tables.coefficients[k][keep]
-            scatter[k] = _scatter(paths, kept[k], k)
-    return ShapleyTables(kept, coefficients, tables.rest, scatter)
+    kept = {k: leaf_ids[~leaves[leaf_ids]] for k, leaf_ids in tables.leaves.items()}
+    keep = ~leaves[tables.tabled]
+    sizes = 2**players_on_paths(paths)[tables.tabled[keep]]
+    first_row = np.cumsum(sizes) - sizes
+    rows = np.repeat(tables.first_row[keep] - first_row, sizes) + np.arange(sizes.sum())
+    return ShapleyTables({k: ids for k, ids in kept.items() if len(ids)},
+                         tables.tabled[keep], first_row, tables.coefficients[rows],
+                         tables.leaf_value[keep], tables.rest)
 
 
 def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray,
@@ -406,18 +448,15 @@ def interventional_values(paths: TreePaths, tables: ShapleyTables, X: np.ndarray
     from: exact, and additive to the ensemble output minus its mean over the background."""
     n_rows, n_outputs = len(X), paths.leaf_value.shape[1]
     left = paths.outcomes(X)
-    flat = np.zeros((n_rows, n_players * n_outputs))
+    phi = np.zeros((n_rows, n_players, n_outputs))
     if codes is not None:
-        flat += codes.lookup(left)
-    if not tables.leaves and not len(tables.rest.leaf):
-        return flat.reshape(n_rows, n_players, n_outputs)
+        phi += codes.lookup(left).reshape(n_rows, n_players, n_outputs)
+    if not len(tables.tabled) and not len(tables.rest.leaf):
+        return phi
     reach = paths.masks_of_outcomes(left)
-    for k, leaf_ids in tables.leaves.items():
-        coefficient = tables.coefficients[k][np.arange(len(leaf_ids)), reach[:, leaf_ids]]
-        scatter = tables.scatter[k]
+    if len(tables.tabled):
         # the players beyond the paths' own (constant columns) get nothing
-        flat[:, :scatter.shape[1]] += (scatter.T @ coefficient.reshape(n_rows, -1).T).T
-    phi = flat.reshape(n_rows, n_players, n_outputs)
+        phi[:, :table_width(paths)] += tables.values(reach)
     rest = tables.rest
     width = paths.leaf_players.shape[1]
     for row in range(n_rows if len(rest.leaf) else 0):
@@ -446,19 +485,22 @@ class PathEngine:
     codes: CodeTables | None = None
 
     @classmethod
-    def build(cls, model: Any, output: str, groups: np.ndarray,
-              background: np.ndarray) -> PathEngine:
+    def build(cls, model: Any, output: str, groups: np.ndarray, background: np.ndarray,
+              table_dtype: type = np.float64) -> PathEngine:
         """The engine of ``model``'s ``output`` (see :func:`scoring.model.trees.not_additive`)
         with ``groups`` as players; ``TypeError`` naming why when the model is not
-        additive or its paths test too many players for the tables."""
+        additive or its paths test too many players for the tables. ``table_dtype``:
+        float32 tables cost less memory traffic per row and move the values by about
+        1e-7 of the output (:func:`shapley_tables`)."""
         paths = tree_paths(additive_trees(model, output), groups, feature_dtype(model))
         k = players_on_paths(paths)
-        tabled = int(np.isin(k, tabled_path_sizes(k)).sum())
+        tabled = int(np.isin(k, tabled_path_sizes(k, table_width(paths))).sum())
         if tabled < (1 - MAX_UNTABLED_LEAF_SHARE) * len(k):
             raise TypeError(f"the exact tables cover {tabled} of the {len(k)} leaves of "
                             f"{type(model).__name__} (paths test up to {int(k.max())} "
                             "columns): too deep to explain fast on the request path")
-        tables = shapley_tables(paths, background_patterns(paths, background))
+        tables = shapley_tables(paths, background_patterns(paths, background),
+                                dtype=table_dtype)
         n_players = int(groups.max()) + 1
         codes = code_tables(paths, tables, n_players)
         if codes is not None:
