@@ -640,6 +640,33 @@ def fallback_section(results: list[Result]) -> list[str]:
                      *(f"centroid walks, {k} centroids" for k in budgets)], rows)]
 
 
+# -- margin base ---------------------------------------------------------------------------
+MARGIN_BASE_METHOD = """\
+`python -m bench.margin_base` times the exact margin base the amortized explainer ships for
+boosting classifiers' probabilities (the path engine's values of the margin at the raw
+columns on 1,000 training rows, carried through the softmax or logistic link), one held-out
+row at a time, before and after a change: the engine and the link as they were at a git
+revision and as they are, built side by side in one process and called in turn, each call
+after a sweep of memory that evicts the caches (CPU time on one thread, medians). The
+largest difference is between the two sides' values and bases on every row."""
+
+
+def margin_base_section(results: list[Result]) -> list[str]:
+    cases = latest_cases(results, "cases", "name")
+    rows = [[f"`{case['name']}`", f"{case['trees']:,} / {case['leaves']:,}",
+             str(case["players"]), case["link"], _ms(case["before_ms"]),
+             _ms(case["after_ms"]), _ratio(case["speedup"]),
+             f"{case['largest_difference']:.1e}", f"{case['load_average']:.1f}"]
+            for case, _ in cases]
+    befores = ", ".join(sorted({r.data["before"] for _, r in cases}))
+    return ["## The margin base of boosting classifiers, before and after", "",
+            MARGIN_BASE_METHOD, "", f"Results (before: {befores}):", "",
+            *_machines([r for _, r in cases]), "",
+            *_table(["case", "trees / leaves", "players", "link", "before, ms per row",
+                     "after, ms per row", "speed-up", "largest difference",
+                     "load average"], rows)]
+
+
 # -- the page ------------------------------------------------------------------------------
 INTRO = """\
 # Benchmarks
@@ -672,7 +699,8 @@ These print their tables; none of their runs is committed, so they have no table
 - `python -m bench.monitoring`: the cost of attribution monitoring on a one-row request,
   in process (`docs/monitoring.md`)."""
 
-KINDS = {"pipelines": pipelines_section, "offline": offline_section,
+KINDS = {"pipelines": pipelines_section, "margin_base": margin_base_section,
+         "offline": offline_section,
          "scale": scale_section, "dashboard": dashboard_section, "flood": flood_section,
          "load": load_section, "soak": soak_section, "batching": batching_section,
          "fallback": fallback_section}
