@@ -63,7 +63,7 @@ class TreePaths:
     leaf_start: np.ndarray  # (n_leaves,) first entry of each leaf (entries are by leaf)
     leaf_value: np.ndarray  # (n_leaves, n_outputs) contribution to the ensemble output
     leaf_players: np.ndarray  # (n_leaves, max players on a path) player ids, -1 padded
-    leaf_mask: np.ndarray  # (n_leaves,) uint64 bits of every player on the path
+    leaf_mask: np.ndarray  # (n_leaves,) mask_dtype bits of every player on the path
     feature_dtype: type = np.float32  # the precision the model compares features in
     n_trees: int = 0
     tree_leaf_start: np.ndarray | None = None  # (n_trees + 1,) each tree's first leaf
@@ -84,8 +84,8 @@ class TreePaths:
         return reached.astype(float) @ self.leaf_value
 
     def reach_masks(self, X: np.ndarray) -> np.ndarray:
-        """``(n_rows, n_leaves)`` uint64: per leaf, the bits of the players whose own
-        values send each row down that leaf's path."""
+        """``(n_rows, n_leaves)`` :attr:`mask_dtype`: per leaf, the bits of the players
+        whose own values send each row down that leaf's path."""
         return self.masks_of_outcomes(self.outcomes(X))
 
     def outcomes(self, X: np.ndarray) -> np.ndarray:
@@ -108,7 +108,7 @@ class TreePaths:
         for row, row_fails in zip(failed, fails.reshape(len(left), -1), strict=True):
             for parent, child, step in self.levels:
                 row[child] = row[parent] | row_fails[step]
-        return self.leaf_mask & ~failed[:, n_tested:].astype(np.uint64)
+        return self.leaf_mask & ~failed[:, n_tested:]
 
 
 def _flatten_tree(tree: Any, values: np.ndarray, groups: np.ndarray, node_base: int,
@@ -186,7 +186,8 @@ def tree_paths(trees: list[tuple[Any, np.ndarray]], groups: np.ndarray,
         entry_bit=np.asarray(out["entry_bit"], dtype=np.uint64),
         leaf_start=leaf_start,
         leaf_value=np.asarray(out["leaf_value"], dtype=float),
-        leaf_players=leaf_players, leaf_mask=leaf_mask, feature_dtype=feature_dtype,
+        leaf_players=leaf_players, leaf_mask=leaf_mask.astype(mask_dtype),
+        feature_dtype=feature_dtype,
         n_trees=len(trees), tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
         node_bit=node_bit, levels=_levels(entry_node, entry_left, leaf_start, len(tested)),
         mask_dtype=mask_dtype)
@@ -261,7 +262,7 @@ class ShapleyTables:
 
     leaves: dict[int, np.ndarray]
     tabled: np.ndarray  # (n_tabled,) leaf ids, in the order of first_row
-    first_row: np.ndarray  # (n_tabled,)
+    first_row: np.ndarray  # (n_tabled,) int32 (the tables hold at most MAX_TABLE_ENTRIES)
     coefficients: np.ndarray  # (n_table_rows, players on some path)
     leaf_value: np.ndarray  # (n_tabled, n_outputs) the tabled leaves' values
     rest: BackgroundPatterns
@@ -269,7 +270,7 @@ class ShapleyTables:
     def values(self, reach: np.ndarray) -> np.ndarray:
         """``(n_rows, players on some path, n_outputs)``: the tabled leaves' share of the
         values of rows with these :meth:`TreePaths.reach_masks`."""
-        rows = self.coefficients[self.first_row + reach[:, self.tabled].astype(np.int64)]
+        rows = self.coefficients[self.first_row + reach[:, self.tabled].astype(np.int32)]
         return rows.transpose(0, 2, 1) @ self.leaf_value
 
 
@@ -330,10 +331,13 @@ def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
     width = table_width(paths)
     leaves = {k: np.flatnonzero(k_of_leaf == k)
               for k in tabled_path_sizes(k_of_leaf, width, max_entries)}
-    tabled = np.concatenate([np.zeros(0, np.int64), *leaves.values()])
-    first_row = np.cumsum(2**k_of_leaf[tabled]) - 2**k_of_leaf[tabled]
-    coefficients = np.zeros((int((2**k_of_leaf[tabled]).sum()), width), dtype)
-    start = 0
+    # in leaf order: a row's lookups then walk the table one way
+    tabled = np.sort(np.concatenate([np.zeros(0, np.int64), *leaves.values()]))
+    sizes = 2**k_of_leaf[tabled]
+    first_row = (np.cumsum(sizes) - sizes).astype(np.int32)
+    position = np.full(len(k_of_leaf), -1)
+    position[tabled] = np.arange(len(tabled))
+    coefficients = np.zeros((int(sizes.sum()), width), dtype)
     for k, leaf_ids in leaves.items():
         local = np.full(len(k_of_leaf), -1)
         local[leaf_ids] = np.arange(len(leaf_ids))
@@ -348,10 +352,8 @@ def shapley_tables(paths: TreePaths, patterns: BackgroundPatterns,
             index = (owner[live][:, None] * k + np.arange(k)).ravel()
             table[:, x_code, :] = np.bincount(index, weights=signed[live].ravel(),
                                               minlength=len(leaf_ids) * k).reshape(-1, k)
-        rows = first_row[start:start + len(leaf_ids), None, None] + \
-            np.arange(2**k)[None, :, None]
+        rows = first_row[position[leaf_ids], None, None] + np.arange(2**k)[None, :, None]
         coefficients[rows, paths.leaf_players[leaf_ids, None, :k]] = table
-        start += len(leaf_ids)
     rest = ~np.isin(patterns.leaf, tabled)
     return ShapleyTables(leaves, tabled, first_row, coefficients, paths.leaf_value[tabled],
                          BackgroundPatterns(patterns.leaf[rest], patterns.mask[rest],
@@ -434,7 +436,7 @@ def _without_leaves(paths: TreePaths, tables: ShapleyTables,
     kept = {k: leaf_ids[~leaves[leaf_ids]] for k, leaf_ids in tables.leaves.items()}
     keep = ~leaves[tables.tabled]
     sizes = 2**players_on_paths(paths)[tables.tabled[keep]]
-    first_row = np.cumsum(sizes) - sizes
+    first_row = (np.cumsum(sizes) - sizes).astype(np.int32)
     rows = np.repeat(tables.first_row[keep] - first_row, sizes) + np.arange(sizes.sum())
     return ShapleyTables({k: ids for k, ids in kept.items() if len(ids)},
                          tables.tabled[keep], first_row, tables.coefficients[rows],
