@@ -9,7 +9,7 @@ import numpy as np
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.background import summarise_background
 from scoring.shapley.masking import n_players
-from scoring.shapley.permutation import antithetic_design, weighted_walk_values
+from scoring.shapley.permutation import antithetic_design, check_permutations, weighted_walk_values
 
 
 class CentroidWalksScoringExplainer(ScoringExplainer):
@@ -53,11 +53,7 @@ class CentroidWalksScoringExplainer(ScoringExplainer):
                          random_state=random_state, players=players)
 
     def _fit(self, X: Any) -> None:
-        if isinstance(self.n_permutations, bool) or not isinstance(
-                self.n_permutations, (int, np.integer)) or (
-                self.n_permutations < 2 or self.n_permutations % 2):
-            raise ValueError(f"n_permutations must be an even integer >= 2 (antithetic "
-                             f"pairs), got {self.n_permutations!r}")
+        check_permutations(self.n_permutations)
         rng = np.random.default_rng(self.random_state)
         self.background_, self.background_weights_ = summarise_background(
             X, self.n_background, rng)

@@ -9,7 +9,7 @@ import numpy as np
 from scoring.scoring_explainers.base import ScoringExplainer
 from scoring.shapley.background import sample_background
 from scoring.shapley.masking import n_players
-from scoring.shapley.permutation import antithetic_design, walk_values
+from scoring.shapley.permutation import antithetic_design, check_permutations, walk_values
 
 
 class PermutationScoringExplainer(ScoringExplainer):
@@ -55,10 +55,7 @@ class PermutationScoringExplainer(ScoringExplainer):
         if not isinstance(self.n_background, (int, np.integer)) or self.n_background < 1:
             raise ValueError(f"n_background must be a positive integer, got "
                              f"{self.n_background!r}")
-        if not isinstance(self.n_permutations, (int, np.integer)) or (
-                self.n_permutations < 2 or self.n_permutations % 2):
-            raise ValueError(f"n_permutations must be an even integer >= 2 (antithetic "
-                             f"pairs), got {self.n_permutations!r}")
+        check_permutations(self.n_permutations)
         rng = np.random.default_rng(self.random_state)
         self.background_, _ = sample_background(X, self.n_background, rng)
         self.orders_, self.background_index_ = antithetic_design(

@@ -14,6 +14,7 @@ one background row: the budget buys many background rows instead of a summary of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,15 @@ from scoring.shapley.masking import hybrid_rows, n_players
 
 # model rows evaluated per call: bounds memory (rows x features floats) and keeps calls large
 _CHUNK_ROWS = 200_000
+
+
+def check_permutations(n_permutations: Any) -> None:
+    """Permutations are walked in antithetic pairs (an order and its reverse): an even
+    integer >= 2, else ``ValueError`` naming it."""
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) \
+            or n_permutations < 2 or n_permutations % 2:
+        raise ValueError(f"n_permutations must be an even integer >= 2 (antithetic pairs), "
+                         f"got {n_permutations!r}")
 
 
 def antithetic_design(n_background: int, pairs_per_row: int, n_features: int,
