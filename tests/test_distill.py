@@ -71,6 +71,22 @@ def test_once_complete_the_most_faithful_of_those_20x_faster_than_shap_ships():
     assert choose(slower, BAR, complete=True).shipped == 0
 
 
+def test_the_fallback_ships_only_where_no_other_candidate_is_20x_faster_than_shap():
+    """credit_logreg shipped 32-centroid walks (0.379 ms/row, 22x shap's KernelExplainer)
+    over the amortized networks (0.026 ms/row, 326x) for a smaller error, both faithful."""
+    walks = trial("centroid_walks", 0.09, 0.97, 7.0, role="fallback")  # 21x, more faithful
+    trials = [trial("amortized", 0.10, 0.95, 0.1),  # faithful, 1,000x the bar: 20x, no
+              walks]
+    slow_bar = Criteria(BAR.bounds, bar_ms=1.0, sdk_ms=150.0,
+                        exact_methods=BAR.exact_methods)
+    assert choose(trials, slow_bar, complete=True).shipped == 0
+    # the only faithful one that fast: the fallback ships, before a more faithful rung
+    # that is not (5x shap's KernelExplainer)
+    unfaithful = trial("amortized", 0.5, 0.95, 0.1)
+    rung = trial("permutation", 0.05, 0.99, 30.0, role="rung")
+    assert choose([unfaithful, walks, rung], slow_bar, complete=True).shipped == 1
+
+
 def test_rungs_must_beat_the_bar_clearly_and_exact_methods_skip_the_fidelity_bounds():
     tie = trial("permutation", 0.1, 0.91, 1.0, role="rung")  # top-5 within the margin
     slow = trial("permutation", 0.1, 0.99, 1.0, row_ms=150.0, role="rung")
