@@ -16,7 +16,6 @@ side by side in one run, and writes ``bench/results/batching-<UTC>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import warnings
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring import (
     ExplanationBundle,
     KernelScoringExplainer,
@@ -95,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     info["models"] = {kind: measure(model, X, kind, args.batch, args.repeats)
                       for kind, (model, X) in models().items()}
     info["load_average_end"] = list(os.getloadavg())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"batching-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(info, indent=1))
+    path = write_result("batching", info)
     print(f"wrote {path}")
     return 0
 

@@ -40,7 +40,7 @@ from bench.pipelines import (
     output_fn,
     to_raw,
 )
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring import CentroidWalksScoringExplainer, KernelScoringExplainer
 from scoring.evaluation.candidates import CENTROID_BUDGETS
 from scoring.evaluation.timing import median_ms
@@ -162,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     info["seconds"] = time.perf_counter() - started
     info["load_average_end"] = list(os.getloadavg())
     info["cases"] = results
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"fallback-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(info, indent=1, default=str))
+    path = write_result("fallback", info)
     print(f"\nwrote {path} ({info['seconds']:.0f} s; load average at the end "
           + " ".join(f"{x:.2f}" for x in info["load_average_end"]) + ")")
     return 0

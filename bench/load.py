@@ -37,7 +37,7 @@ import psutil
 import requests
 from sklearn.datasets import load_breast_cancer
 
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from bench.servers import (
     DEFAULT_BUNDLE,
     mlserver_ready,
@@ -133,13 +133,6 @@ def _machine_info() -> dict:
             "load_average": list(os.getloadavg())}
 
 
-def _write(kind: str, result: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=1))
-    return path
-
-
 def side_by_side(args: argparse.Namespace, servers: dict[str, str], name: str,
                  procs: dict[str, subprocess.Popen]) -> dict:
     X = load_breast_cancer().data
@@ -217,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = {**info, "soak_s": args.soak, "connections": SOAK_CONNECTIONS,
                           **soak(args, url, procs["ours"])}
                 result["load_average_end"] = list(os.getloadavg())
-                print(f"\nwrote {_write('soak', result)}")
+                print(f"\nwrote {write_result('soak', result)}")
                 return 0
             model_file = work / "model.joblib"
             # the bundle's own model object, as the peers load it: one joblib file
@@ -248,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nresident MB: {result['resident_mb']}, ours per worker "
                   f"{result['ours_worker_resident_mb']}; load average at the end "
                   + " ".join(f"{x:.2f}" for x in result["load_average_end"]))
-            print(f"wrote {_write('load', result)}")
+            print(f"wrote {write_result('load', result)}")
         finally:
             for label, proc in reversed(procs.items()):
                 stop_process(proc, group=label == "mlserver")

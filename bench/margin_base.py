@@ -14,7 +14,6 @@ does; CPU time on one thread, medians. Prints the table; writes JSON to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.pipelines import engineer, group_map
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring.model.function import ModelFunction
 from scoring.model.trees import output_dtype
 from scoring.shapley import link as link_now
@@ -137,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"  after {case['after_ms']:.3f} ms  {case['speedup']:.1f}x  largest "
                   f"difference {case['largest_difference']:.1e}", flush=True)
     result["load_average_end"] = list(os.getloadavg())
-    path = RESULTS / f"margin_base-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = write_result("margin_base", result)
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

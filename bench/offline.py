@@ -14,7 +14,6 @@ Wrap it in ``flock /work/wt/bench.lock`` on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import shap  # imported before any timing: both sides use it
 
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring import TabularExplainer
 from scoring.evaluation.fidelity import relative_l2_error, top_k_precision, top_k_sign_agreement
 from scoring.evaluation.reference import reference_values
@@ -194,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print_case(cases[-1])
     info.update(seconds=time.perf_counter() - started,
                 load_average_end=list(os.getloadavg()), cases=cases)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"offline-{stamp}.json"
-    path.write_text(json.dumps(info, indent=1) + "\n")
+    path = write_result("offline", info)
     print(f"\nwrote {path}")
     return 0
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring.evaluation.fidelity import relative_l2_error, top_k_precision, top_k_sign_agreement
 from scoring.evaluation.timing import median_ms
 from scoring.shapley.masking import hybrid_rows
@@ -633,9 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     info["seconds"] = time.perf_counter() - started
     info["load_average_end"] = list(os.getloadavg())
     info["cases"] = results
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"pipelines-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(info, indent=1, default=str))
+    path = write_result("pipelines", info)
     print(f"\nwrote {path} ({info['seconds']:.0f} s; load average at the end "
           + " ".join(f"{x:.2f}" for x in info["load_average_end"]) + ")")
     return 0

@@ -439,6 +439,14 @@ def _jsonable(value: Any) -> Any:
 
 
 # -- reporting -----------------------------------------------------------------------------
+def write_result(kind: str, result: dict) -> Path:
+    """``result`` as ``bench/results/<kind>-<UTC>.json`` (what bench.report reads)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    return path
+
+
 def machine() -> dict:
     cpu = platform.processor() or ""
     try:

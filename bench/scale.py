@@ -11,7 +11,6 @@ Results go to ``bench/results/scale-*.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from bench.pipelines import TARGET_DISTILL_S, _reason, deadline
-from bench.run import RESULTS, machine
+from bench.run import machine, write_result
 from scoring import distill
 from scoring.datasets import preprocessor
 
@@ -125,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {name:8s} {r['distill_seconds']:10.1f} {ok:>8s}  "
               f"{r.get('summary') or r.get('error')}", flush=True)
     info["load_average_end"] = list(os.getloadavg())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"scale-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(info, indent=1, default=str))
+    path = write_result("scale", info)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
