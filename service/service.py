@@ -12,8 +12,15 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from scoring.dashboard import dashboard_data
+from scoring.model.rows import n_rows
 from scoring.model.schema import InputError
 from service import dashboard, v2_routes
+from service.dispatch import (
+    INLINE_SETTING,
+    ScoringDispatch,
+    inline_rows_setting,
+    measured_inline_rows,
+)
 from service.errors import RequestError
 from service.guard import GuardedService, api_token
 from service.lifecycle import (
@@ -58,7 +65,7 @@ from service.v2_schemas import (
     RequestedOutput,
     RequestInput,
 )
-from service.v2_tensors import rows_from_inputs
+from service.v2_tensors import declared_rows, rows_from_inputs
 from service.workers import serving_workers
 
 try:
@@ -111,6 +118,7 @@ class ExplainedModel:
         check_setting(api_token)
         check_setting(timeouts)
         check_setting(serving_workers)
+        check_setting(inline_rows_setting)
 
     @bentoml.on_deployment
     def spread_connections() -> None:
@@ -132,50 +140,58 @@ class ExplainedModel:
         self.dashboard = dashboard_data(self.bundle, os.environ.get(DASHBOARD_EXPLANATION))
         # the bundle as the Open Inference Protocol (KServe V2) names and describes it
         self.v2_model = ServedModel.of(self.bundle)
+        inline_rows = inline_rows_setting()
+        if inline_rows is None:
+            inline_rows = measured_inline_rows(self.bundle)
+        self.dispatch = ScoringDispatch(inline_rows)
         # WARNING: the one start-up line an operator sees at the level that keeps refusals
-        logger.warning("serving scoring bundle %s (%s explainer); access log %s",
-                       self.bundle.tag, self.method,
+        logger.warning("serving scoring bundle %s (%s explainer); requests of up to %d "
+                       "row(s) scored on the event loop (%s); access log %s",
+                       self.bundle.tag, self.method, inline_rows, INLINE_SETTING,
                        "on" if access_log_enabled() else f"off ({ACCESS_LOG}=1 turns it on)")
         freeze_loaded_objects()
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    def predict(self, rows: Rows, top_k: TopK = None, get_raw: GetRaw = None,
-                explain: bool = True) -> ScoringResponse:
+    async def predict(self, rows: Rows, top_k: TopK = None, get_raw: GetRaw = None,
+                      explain: bool = True) -> ScoringResponse:
         """Predictions, probabilities and the local importances behind them."""
-        return self._answer("predict", rows, top_k, get_raw, explain, predict=True)
+        return await self.dispatch.run(n_rows(rows), lambda: self._answer(
+            "predict", rows, top_k, get_raw, explain, predict=True))
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
-    def explain(self, rows: Rows, top_k: TopK = None,
-                get_raw: GetRaw = None) -> ScoringResponse:
+    async def explain(self, rows: Rows, top_k: TopK = None,
+                      get_raw: GetRaw = None) -> ScoringResponse:
         """As /predict, importances only."""
-        return self._answer("explain", rows, top_k, get_raw, True, predict=False)
+        return await self.dispatch.run(n_rows(rows), lambda: self._answer(
+            "explain", rows, top_k, get_raw, True, predict=False))
 
     @bentoml.api(route="/score")
-    def score(self, frame: Frame, /) -> ScoreResponse:
+    async def score(self, frame: Frame, /) -> ScoreResponse:
         """The seed's ``run(raw_data)``: a ``DataFrame.to_json()`` body."""
         try:
             rows = frame_from_json(frame.root, self.bundle.feature_names)
-            # raw columns whenever there are transformations, as /predict: raw-column
-            # explainers have no per-engineered-column values
-            scored = self._score("score", rows, None, True, True)
         except RequestError as exc:
             return exc.response()
-        return ScoreResponse(**scoring_response(scored, None, True))
+        return await self.dispatch.run(n_rows(rows), lambda: self._answer_frame(rows))
 
     @bentoml.api(route=v2_routes.INFER, input_spec=InferenceRequest)
-    def v2_infer(self, inputs: list[RequestInput], id: str | None = None,
-                 model_name: str | None = None, parameters: InferParameters | None = None,
-                 outputs: list[RequestedOutput] | None = None) -> InferenceResponse:
+    async def v2_infer(self, inputs: list[RequestInput], id: str | None = None,
+                       model_name: str | None = None,
+                       parameters: InferParameters | None = None,
+                       outputs: list[RequestedOutput] | None = None) -> InferenceResponse:
         """The Open Inference Protocol's (KServe V2) inference: /predict's, as tensors."""
-        return self._v2_answer(inputs, id, model_name, parameters, outputs)
+        return await self.dispatch.run(declared_rows(inputs), lambda: self._v2_answer(
+            inputs, id, model_name, parameters, outputs))
 
     @bentoml.api(route=v2_routes.INFER_VERSION, input_spec=InferenceRequest)
-    def v2_infer_version(self, inputs: list[RequestInput], id: str | None = None,
-                         model_name: str | None = None,
-                         parameters: InferParameters | None = None,
-                         outputs: list[RequestedOutput] | None = None) -> InferenceResponse:
+    async def v2_infer_version(self, inputs: list[RequestInput], id: str | None = None,
+                               model_name: str | None = None,
+                               parameters: InferParameters | None = None,
+                               outputs: list[RequestedOutput] | None = None
+                               ) -> InferenceResponse:
         """As /v2/models/{name}/infer."""
-        return self._v2_answer(inputs, id, model_name, parameters, outputs)
+        return await self.dispatch.run(declared_rows(inputs), lambda: self._v2_answer(
+            inputs, id, model_name, parameters, outputs))
 
     def global_explanation(self, top_k: str | None) -> JSONResponse:
         glob = self.bundle.global_explanation
@@ -202,6 +218,15 @@ class ExplainedModel:
         except RequestError as exc:
             return exc.response()
         return ScoringResponse(**scoring_response(scored, top_k, predict))
+
+    def _answer_frame(self, rows: Any) -> Any:
+        try:
+            # raw columns whenever there are transformations, as /predict: raw-column
+            # explainers have no per-engineered-column values
+            scored = self._score("score", rows, None, True, True)
+        except RequestError as exc:
+            return exc.response()
+        return ScoreResponse(**scoring_response(scored, None, True))
 
     def _v2_answer(self, inputs: list[RequestInput], request_id: str | None,
                    model_name: str | None, parameters: InferParameters | None,

@@ -59,6 +59,13 @@ def rows_from_inputs(inputs: list[RequestInput], schema: InputSchema) -> Any:
     return pd.DataFrame({c: columns[c] for c in schema.columns}, dtype=object)
 
 
+def declared_rows(inputs: list[RequestInput]) -> int:
+    """The rows ``inputs`` say they hold (the largest first dimension of their shapes),
+    read before any check: where the request is scored depends on it
+    (:mod:`service.dispatch`); :func:`rows_from_inputs` refuses shapes the data contradict."""
+    return max((tensor.shape[0] for tensor in inputs if tensor.shape), default=1)
+
+
 def input_metadata(schema: InputSchema) -> list[TensorMetadata]:
     """One tensor per training column: ``FP64`` for numbers, ``BYTES`` for categories (the
     categories' own type when they are all booleans or integers)."""

@@ -1,0 +1,125 @@
+"""Where the service scores a request (service.dispatch): on the event loop when the bundle
+answers it within a couple of milliseconds, in a thread otherwise, one call at a time; and
+BentoML's tracing middleware only with a tracing exporter (service.tracing)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import requests
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from scoring import ExplanationBundle
+from service.dispatch import (
+    INLINE_SETTING,
+    MAX_INLINE_ROWS,
+    ScoringDispatch,
+    inline_rows_setting,
+    measured_inline_rows,
+)
+from service.tracing import drop_unexported_tracing
+from tests.test_hostile import Watch
+
+
+@pytest.mark.parametrize("name", ["credit", "svc_amortized"])
+def test_the_inline_rows_follow_the_time_budget(bundles, name):
+    """Timed on the bundle's probe rows (a DataFrame of strings and missing values for the
+    credit pipeline, an array for the SVC): none when one row exceeds the budget, the
+    cap when the budget is generous."""
+    b = bundles[name]
+    bundle = ExplanationBundle(b.model, b.explainer)
+    assert measured_inline_rows(bundle, budget=1e-9) == 0
+    assert measured_inline_rows(bundle, budget=60.0) == MAX_INLINE_ROWS
+    assert 0 <= measured_inline_rows(bundle) <= MAX_INLINE_ROWS
+
+
+def test_cheap_requests_run_on_the_event_loop_and_others_in_a_thread():
+    async def scenario() -> tuple[int, int, int]:
+        dispatch = ScoringDispatch(inline_rows=5)
+        return (threading.get_ident(), await dispatch.run(5, threading.get_ident),
+                await dispatch.run(6, threading.get_ident))
+
+    loop, inline, threaded = asyncio.run(scenario())
+    assert inline == loop
+    assert threaded != loop
+
+
+def test_calls_never_overlap():
+    """An inline call waits for a threaded one in progress (the bundle is scored by one
+    call at a time, as BentoML's one thread did)."""
+    spans: list[tuple[float, float]] = []
+
+    def call() -> None:
+        started = time.perf_counter()
+        time.sleep(0.05)
+        spans.append((started, time.perf_counter()))
+
+    async def scenario() -> None:
+        dispatch = ScoringDispatch(inline_rows=1)
+        await asyncio.gather(*(dispatch.run(rows, call) for rows in (10, 1, 10, 1, 1)))
+
+    asyncio.run(scenario())
+    spans.sort()
+    assert len(spans) == 5
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False))
+
+
+@pytest.mark.parametrize("value,expected", [("", None), ("0", 0), (" 12 ", 12)])
+def test_the_inline_rows_setting(monkeypatch, value, expected):
+    monkeypatch.setenv(INLINE_SETTING, value)
+    assert inline_rows_setting() == expected
+
+
+@pytest.mark.parametrize("bad", ["-1", "many", "1.5", "³", "1234567"])
+def test_a_bad_inline_rows_setting_is_refused(monkeypatch, bad):
+    monkeypatch.setenv(INLINE_SETTING, bad)
+    with pytest.raises(RuntimeError, match="SCORING_INLINE_ROWS must be a non-negative"):
+        inline_rows_setting()
+
+
+def test_an_expensive_request_leaves_the_event_loop_to_the_probes(svc_server):
+    """The kernel bundle's rows cost milliseconds each: two hundred of them are scored in a
+    thread, /livez answered meanwhile."""
+    assert "requests of up to" in svc_server.output()
+    rows = [[float(i % 7) for i in range(30)]] * 200
+    with Watch(svc_server) as watch:
+        started = time.perf_counter()
+        r = requests.post(svc_server.url + "/predict", json={"rows": rows}, timeout=120)
+        took = time.perf_counter() - started
+    print("\n" + watch.report(f"200 kernel rows in {took:.2f} s"))
+    assert r.status_code == 200, r.text[:300]
+    assert max(watch.latencies) < min(0.5, took / 2)
+
+
+def test_tracing_middleware_only_with_an_exporter(svc_amortized_server):
+    app = Starlette(middleware=[Middleware(OpenTelemetryMiddleware),
+                                Middleware(GZipMiddleware)])
+    drop_unexported_tracing(app)
+    assert [m.cls for m in app.user_middleware] == [GZipMiddleware]
+    # served: no span, so no request ID from the tracing middleware's hook
+    r = requests.post(svc_amortized_server.url + "/predict", timeout=30,
+                      json={"rows": [[float(i) for i in range(30)]]})
+    assert r.status_code == 200 and "X-BentoML-Request-ID" not in r.headers
+
+
+@pytest.mark.integration
+def test_a_tracing_exporter_keeps_the_tracing_middleware(servers, bundles, bento_home,
+                                                         tmp_path):
+    config = tmp_path / "bentoml.yaml"
+    config.write_text("services:\n  explained_model:\n    tracing:\n"
+                      "      exporter_type: in_memory\n      sample_rate: 1.0\n")
+    server = servers.start(None, bento_home, tmp_path / "serve.log",
+                           bundle=bundles["svc_amortized"].tag,
+                           env={"BENTOML_CONFIG": str(config)})
+    try:
+        r = requests.post(server.url + "/predict", timeout=30,
+                          json={"rows": [[float(i) for i in range(30)]]})
+    finally:
+        servers.stop(server)
+    assert r.status_code == 200 and "X-BentoML-Request-ID" in r.headers, r.headers
