@@ -264,6 +264,8 @@ def test_hybrid_inputs_keep_each_raw_column_from_one_real_row(small_knn):
         "training_rows": len(train), "hybrid": 1000 - len(train), "jittered": 0}
 
 
+# a long run (two explainers fitted side by side): the integration tier
+@pytest.mark.integration
 def test_hybrid_inputs_make_small_sets_learnable(small_knn):
     model, train, test = small_knn
     settings = {"hidden_layer_sizes": (32, 32), "n_networks": 2, "n_background": 100,

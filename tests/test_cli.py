@@ -151,6 +151,8 @@ def _credit_files(tmp_path, *, n_rows: int, n_estimators: int, n_explained: int)
     return X, y, pipe
 
 
+# a long run (distill end to end): the integration tier
+@pytest.mark.integration
 def test_distill_and_explain_a_mixed_type_pipeline_from_csv(tmp_path):
     """Strings with missing values, skewed numbers, a ColumnTransformer in the pipeline:
     the file a user has, through the command line, explained into CSV, Parquet and JSON
@@ -273,6 +275,8 @@ def test_a_pipeline_distilled_from_csv_is_served_with_the_models_answers(name, t
         servers.stop(server)
 
 
+# a long run (distill end to end): the integration tier
+@pytest.mark.integration
 def test_a_boosted_classifiers_margin_is_explained_exactly_from_the_command_line(tmp_path):
     """``--model-output decision_function``: the log-odds of a boosted classifier, which
     the tree path engine explains exactly (shap's TreeExplainer's own default for boosted
