@@ -21,6 +21,7 @@ import anyio
 
 from scoring.artifacts.bundle import ExplanationBundle
 from scoring.model.rows import n_rows, take_rows
+from scoring.model.schema import InputError
 
 INLINE_SETTING = "SCORING_INLINE_ROWS"
 # how long a request may hold the event loop: every other connection of the worker waits
@@ -50,13 +51,18 @@ def measured_inline_rows(bundle: ExplanationBundle, budget: float = INLINE_SECON
     """The most rows a request may hold to be scored on the event loop: how many the bundle
     answers (predictions and explanations) within ``budget`` seconds, from the best of a few
     timings of one probe row and of all of them (a fixed cost plus a cost per row); ``0``
-    when one row takes longer."""
+    when one row takes longer, or the bundle refuses its probe rows (every request then
+    runs in a thread, where a refusal is answered as ever)."""
     probe = bundle.spec.probe_rows
-    one = _best_seconds(bundle, take_rows(probe, slice(0, 1)))
-    if one > budget:
+    try:
+        one = _best_seconds(bundle, take_rows(probe, slice(0, 1)))
+        if one > budget:
+            return 0
+        everything = _best_seconds(bundle, probe)
+    except InputError:
         return 0
     k = n_rows(probe)
-    per_row = max((_best_seconds(bundle, probe) - one) / max(k - 1, 1), 0.0)
+    per_row = max((everything - one) / max(k - 1, 1), 0.0)
     fixed = max(one - per_row, 0.0)
     if per_row == 0.0:
         return MAX_INLINE_ROWS

@@ -5,6 +5,7 @@ BentoML's tracing middleware only with a tracing exporter (service.tracing)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 
@@ -37,6 +38,16 @@ def test_the_inline_rows_follow_the_time_budget(bundles, name):
     assert measured_inline_rows(bundle, budget=1e-9) == 0
     assert measured_inline_rows(bundle, budget=60.0) == MAX_INLINE_ROWS
     assert 0 <= measured_inline_rows(bundle) <= MAX_INLINE_ROWS
+
+
+def test_probe_rows_the_bundle_refuses_put_every_request_in_a_thread(bundles):
+    """The tabular model's encoder refuses unseen cities: probe rows holding one are
+    refused, which leaves the worker serving (in threads) rather than failing to start."""
+    b = bundles["tabular"]
+    bundle = ExplanationBundle(b.model, copy.deepcopy(b.explainer))
+    assert measured_inline_rows(bundle, budget=60.0) > 0
+    bundle.spec.probe_rows = bundle.spec.probe_rows.assign(city="Atlantis")
+    assert measured_inline_rows(bundle, budget=60.0) == 0
 
 
 def test_cheap_requests_run_on_the_event_loop_and_others_in_a_thread():
