@@ -1,12 +1,13 @@
-"""Where a request is scored: on the worker's event loop when the bundle answers it within
-a couple of milliseconds, in a thread otherwise.
+"""Where a request is scored: on the worker's event loop when it is small and the bundle
+answers it within a millisecond, in a thread otherwise.
 
 BentoML runs a synchronous API in a thread; for a request the bundle answers in a fraction
 of a millisecond, the handoff (two thread switches, the GIL passed back and forth with the
 event loop reading the next requests) costs more than the answer. A request scored on the
 loop holds the loop for that long, so only those estimated cheaper than ``INLINE_SECONDS``
-are; the rest, and every request of a bundle slower than that on one row, run in a thread
-as before, leaving the loop to health checks, metrics and the other connections."""
+and of at most ``MAX_INLINE_ROWS`` rows are; the rest, and every request of a bundle slower
+than that on one row, run in a thread as before, leaving the loop to health checks,
+metrics and the other connections."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from scoring.model.schema import InputError
 
 INLINE_SETTING = "SCORING_INLINE_ROWS"
 # how long a request may hold the event loop: every other connection of the worker waits
-INLINE_SECONDS = 0.002
-# the largest number of rows the estimate extrapolates to
-MAX_INLINE_ROWS = 1000
+INLINE_SECONDS = 0.001
+# and how many rows it may hold: a body or an answer that one pass over the socket does not
+# read or write whole waits for the loop's next turn, as long as every inline request
+# queued meanwhile (under overload, 100-row requests on the loop doubled the p99)
+MAX_INLINE_ROWS = 16
 _TIMINGS = 3
 
 T = TypeVar("T")
@@ -49,10 +52,11 @@ def inline_rows_setting() -> int | None:
 
 def measured_inline_rows(bundle: ExplanationBundle, budget: float = INLINE_SECONDS) -> int:
     """The most rows a request may hold to be scored on the event loop: how many the bundle
-    answers (predictions and explanations) within ``budget`` seconds, from the best of a few
-    timings of one probe row and of all of them (a fixed cost plus a cost per row); ``0``
-    when one row takes longer, or the bundle refuses its probe rows (every request then
-    runs in a thread, where a refusal is answered as ever)."""
+    answers (predictions and explanations) within ``budget`` seconds, at most
+    ``MAX_INLINE_ROWS``, from the best of a few timings of one probe row and of all of them
+    (a fixed cost plus a cost per row); ``0`` when one row takes longer, or the bundle
+    refuses its probe rows (every request then runs in a thread, where a refusal is
+    answered as ever)."""
     probe = bundle.spec.probe_rows
     try:
         one = _best_seconds(bundle, take_rows(probe, slice(0, 1)))
