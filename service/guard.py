@@ -18,7 +18,7 @@ from bentoml._internal.service.openapi.specification import PathItem
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from service import connections, dashboard, logs, sockets, tracing, v2_routes
+from service import connections, dashboard, logs, middlewares, sockets, v2_routes
 from service.errors import RequestError, safe_text, translate_bentoml_error
 from service.limits import MAX_BODY_BYTES, JsonCounts, tensor_budget, timeouts
 from service.metrics import REJECTED, endpoint_label
@@ -266,8 +266,8 @@ class GuardedService(Service):
     unknown paths never reach them), a listening socket of its own
     (:mod:`service.sockets`), uvicorn's connections with a header deadline
     (:mod:`service.connections`), refused requests logged in one line
-    (:mod:`service.logs`), no tracing middleware without a tracing exporter
-    (:mod:`service.tracing`) and the V2 routes in ``/docs.json``. ``to_asgi`` is BentoML's
+    (:mod:`service.logs`), BentoML's middlewares amended (:mod:`service.middlewares`) and
+    the V2 routes in ``/docs.json``. ``to_asgi`` is BentoML's
     private hook, called by the worker just before it starts uvicorn; ``openapi_spec``
     its property that ``/docs.json`` answers."""
 
@@ -277,7 +277,7 @@ class GuardedService(Service):
         connections.install(limits["SCORING_HEADER_TIMEOUT"])
         logs.install({api.input_spec.__name__ for api in self.apis.values()})
         app = super().to_asgi(is_main=is_main)
-        tracing.drop_unexported_tracing(app)
+        middlewares.amend(app)
         return GuardMiddleware(app, token=api_token(), static=static_routes(app),
                                json_budget=_served_json_budget,
                                body_timeout=limits["SCORING_BODY_TIMEOUT"],

@@ -1,6 +1,6 @@
-"""Where the service scores a request (service.dispatch): on the event loop when the bundle
-answers it within a couple of milliseconds, in a thread otherwise, one call at a time; and
-BentoML's tracing middleware only with a tracing exporter (service.tracing)."""
+"""Where the service scores a request (service.dispatch): on the event loop when it is small
+and the bundle answers it within a millisecond, in a thread otherwise, one call at a
+time."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ import time
 
 import pytest
 import requests
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from scoring import ExplanationBundle
 from service.dispatch import (
@@ -24,7 +20,6 @@ from service.dispatch import (
     inline_rows_setting,
     measured_inline_rows,
 )
-from service.tracing import drop_unexported_tracing
 from tests.test_hostile import Watch
 
 
@@ -106,31 +101,3 @@ def test_an_expensive_request_leaves_the_event_loop_to_the_probes(svc_server):
     print("\n" + watch.report(f"200 kernel rows in {took:.2f} s"))
     assert r.status_code == 200, r.text[:300]
     assert max(watch.latencies) < min(0.5, took / 2)
-
-
-def test_tracing_middleware_only_with_an_exporter(svc_amortized_server):
-    app = Starlette(middleware=[Middleware(OpenTelemetryMiddleware),
-                                Middleware(GZipMiddleware)])
-    drop_unexported_tracing(app)
-    assert [m.cls for m in app.user_middleware] == [GZipMiddleware]
-    # served: no span, so no request ID from the tracing middleware's hook
-    r = requests.post(svc_amortized_server.url + "/predict", timeout=30,
-                      json={"rows": [[float(i) for i in range(30)]]})
-    assert r.status_code == 200 and "X-BentoML-Request-ID" not in r.headers
-
-
-@pytest.mark.integration
-def test_a_tracing_exporter_keeps_the_tracing_middleware(servers, bundles, bento_home,
-                                                         tmp_path):
-    config = tmp_path / "bentoml.yaml"
-    config.write_text("services:\n  explained_model:\n    tracing:\n"
-                      "      exporter_type: in_memory\n      sample_rate: 1.0\n")
-    server = servers.start(None, bento_home, tmp_path / "serve.log",
-                           bundle=bundles["svc_amortized"].tag,
-                           env={"BENTOML_CONFIG": str(config)})
-    try:
-        r = requests.post(server.url + "/predict", timeout=30,
-                          json={"rows": [[float(i) for i in range(30)]]})
-    finally:
-        servers.stop(server)
-    assert r.status_code == 200 and "X-BentoML-Request-ID" in r.headers, r.headers
