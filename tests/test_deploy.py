@@ -636,3 +636,29 @@ def test_probe_paths_answer(svc_server):
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         path = container[probe]["httpGet"]["path"]
         assert requests.get(svc_server.url + path, timeout=5).status_code == 200, path
+
+
+def _endpoint_exclusions() -> list[str]:
+    """The ``endpoint!~`` regexes of the recording rules and the dashboard's queries."""
+    exprs = [rule["expr"] for rule in _rules() if "expr" in rule] + _dashboard_exprs()
+    return [m for expr in exprs for m in re.findall(r'endpoint!~"((?:[^"\\]|\\.)*)"', expr)]
+
+
+def test_api_traffic_leaves_out_every_probe_route():
+    """Request rates, error ratios and latencies count the API's requests: not the probes',
+    the Open Inference Protocol's health and readiness routes included (V2 clients and
+    load balancers poll them), and never an inference route."""
+    from service.v2_routes import LIVE, MODEL, MODEL_VERSION, READY
+
+    name, version = "breast_cancer_svc", "57pfuyhqfgsnkax4"
+    probes = ["/metrics", "/livez", "/readyz", "/healthz", LIVE, READY,
+              *(f"{route}/ready".format(name=name, version=version)
+                for route in (MODEL, MODEL_VERSION))]
+    api = ["/predict", "/explain", "/score", f"/v2/models/{name}/infer",
+           f"/v2/models/{name}/versions/{version}/infer"]
+    exclusions = _endpoint_exclusions()
+    assert len(exclusions) >= 8 and len(set(exclusions)) == 1, set(exclusions)
+    # PromQL anchors label regexes at both ends
+    (pattern,) = {re.compile(e.encode().decode("unicode_escape")) for e in exclusions}
+    assert [p for p in probes if not pattern.fullmatch(p)] == []
+    assert [p for p in api if pattern.fullmatch(p)] == []
