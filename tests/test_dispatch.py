@@ -90,8 +90,8 @@ def test_a_bad_inline_rows_setting_is_refused(monkeypatch, bad):
 
 
 def test_an_expensive_request_leaves_the_event_loop_to_the_probes(svc_server):
-    """The kernel bundle's rows cost milliseconds each: two hundred of them are scored in a
-    thread, /livez answered meanwhile."""
+    """Two hundred rows of the kernel bundle (over the cap, and milliseconds each) are
+    scored in a thread, /livez answered meanwhile."""
     assert "requests of up to" in svc_server.output()
     rows = [[float(i % 7) for i in range(30)]] * 200
     with Watch(svc_server) as watch:
