@@ -87,6 +87,18 @@ def test_the_fallback_ships_only_where_no_other_candidate_is_20x_faster_than_sha
     assert choose([unfaithful, walks, rung], slow_bar, complete=True).shipped == 1
 
 
+@pytest.mark.parametrize("svm_ms", [0.27, 0.25])
+def test_the_fallback_never_displaces_a_faster_faithful_candidate(svm_ms):
+    """The small SVC of the busy-machine test: svm 0.26 ms/row given the outputs, walks
+    1.19 (more faithful), shap's KernelExplainer about 20x svm's: the choice flipped with
+    svm timed a hair either side of 20x. Either side, svm ships."""
+    trials = [trial("svm", 0.10, 0.95, svm_ms),
+              trial("centroid_walks", 0.05, 0.99, 1.19, role="fallback"),
+              trial("kernel", 0.3, 0.9, 2.0, role="bar")]
+    bar = Criteria(BAR.bounds, bar_ms=2.0, sdk_ms=5.2, exact_methods=BAR.exact_methods)
+    assert choose(trials, bar, complete=True).shipped == 0
+
+
 def test_rungs_must_beat_the_bar_clearly_and_exact_methods_skip_the_fidelity_bounds():
     tie = trial("permutation", 0.1, 0.91, 1.0, role="rung")  # top-5 within the margin
     slow = trial("permutation", 0.1, 0.99, 1.0, row_ms=150.0, role="rung")

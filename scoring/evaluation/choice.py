@@ -104,8 +104,12 @@ def shortfalls(trial: Trial, criteria: Criteria) -> list[str]:
     return missed
 
 
+def _row_ms(trial: Trial) -> float:
+    return trial.cost.row_given_outputs_ms
+
+
 def _speedup(trial: Trial, reference_ms: float) -> float:
-    return reference_ms / max(trial.cost.row_given_outputs_ms, 1e-12)
+    return reference_ms / max(_row_ms(trial), 1e-12)
 
 
 def _most_faithful(trials: list[Trial], faithful: list[int],
@@ -113,7 +117,12 @@ def _most_faithful(trials: list[Trial], faithful: list[int],
     """A slow but very faithful candidate must not displace one the request path can
     afford: among those fast enough, the lowest relative L2 error. The fallback (the
     centroid walks, ``role="fallback"``) is for models nothing else serves that fast: it
-    never displaces another faithful candidate 20x faster than shap's KernelExplainer."""
+    never displaces another faithful candidate faster than it, nor one 20x faster than
+    shap's KernelExplainer. (Ranked on speed against the others, not on the 20x bar
+    alone, the choice does not flip with the noise of a candidate timed near the bar.)"""
+    others = [i for i in faithful if trials[i].role != "fallback"]
+    faithful = [i for i in faithful if trials[i].role != "fallback" or not any(
+        _row_ms(trials[j]) < _row_ms(trials[i]) for j in others)]
     fast = [i for i in faithful if _speedup(trials[i], sdk_ms) >= SPEEDUP_TARGET]
     for options, why in (
             ([i for i in fast if trials[i].role != "fallback"] or fast,
@@ -124,7 +133,7 @@ def _most_faithful(trials: list[Trial], faithful: list[int],
             best = min(options, key=lambda i: trials[i].fidelity.relative_l2_error)
             return best, (f"no faithful candidate reached {SPEEDUP_TARGET}x the SDK "
                           f"configuration's speed: the most faithful one {why}")
-    fastest = min(faithful, key=lambda i: trials[i].cost.row_given_outputs_ms)
+    fastest = min(faithful, key=lambda i: _row_ms(trials[i]))
     return fastest, ("no faithful candidate is faster than shap's KernelExplainer: the "
                      "fastest faithful one")
 
