@@ -668,9 +668,37 @@ def test_array_sizes_are_checked_before_reading(bundle_dir, monkeypatch):
                                           r"\(1099511627776,\)"):
         ExplanationBundle.read(bundle_dir)
 
-    monkeypatch.setattr("scoring.artifacts.archive.MAX_UNPACKED_BYTES", 1000)
-    with pytest.raises(BundleError, match="declare more than 1000 bytes once decompressed"):
+    # the operator's limit, not the file's: lowered, the same entries are refused
+    monkeypatch.setenv("SCORING_MAX_UNPACKED_BYTES", "1000")
+    with pytest.raises(BundleError, match=r"declare more than 1000 bytes once decompressed "
+                                          r"\(the limit, SCORING_MAX_UNPACKED_BYTES"):
         ExplanationBundle.read(bundle_dir)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "2GiB", "1e9", "³"])
+def test_a_bad_unpacked_limit_refuses_the_read_naming_it(tmp_path, monkeypatch, bad):
+    model = LogisticRegression().fit(X, Y)
+    ExplanationBundle(model, LinearScoringExplainer().fit(model, X)).write(tmp_path / "b")
+    monkeypatch.setenv("SCORING_MAX_UNPACKED_BYTES", bad)
+    with pytest.raises(BundleError, match="SCORING_MAX_UNPACKED_BYTES must be a positive "
+                                          "integer"):
+        ExplanationBundle.read(tmp_path / "b")
+
+
+def test_the_operator_raises_the_unpacked_limit_for_a_big_model(tmp_path, monkeypatch):
+    """A forest whose model file declares more than the limit is refused, and read once the
+    operator's setting allows its size."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from scoring import TreeScoringExplainer
+
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, Y)
+    ExplanationBundle(model, TreeScoringExplainer().fit(model, X)).write(tmp_path / "b")
+    monkeypatch.setenv("SCORING_MAX_UNPACKED_BYTES", "100000")
+    with pytest.raises(BundleError, match="more than 100000 bytes once decompressed"):
+        ExplanationBundle.read(tmp_path / "b")
+    monkeypatch.setenv("SCORING_MAX_UNPACKED_BYTES", str(1 << 30))
+    assert ExplanationBundle.read(tmp_path / "b").model.n_estimators == 20
 
 
 @pytest.fixture

@@ -1,28 +1,47 @@
 """Zip archives of ``.npy`` arrays (the explainer's ``.npz``, skops' model file) read within
 sizes checked before anything is decompressed: a small hostile file cannot make the loader
-allocate more than its entries declare, nor more than :data:`MAX_UNPACKED_BYTES`."""
+allocate more than its entries declare, nor more than :func:`unpacked_limit`."""
 
 from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import zipfile
 
 import numpy as np
 
-# the most one file's entries may declare, in total, once decompressed (docs/security.md)
+# the most one file's entries may declare, in total, once decompressed (docs/security.md),
+# unless the operator sets UNPACKED_SETTING
 MAX_UNPACKED_BYTES = 2 << 30
+UNPACKED_SETTING = "SCORING_MAX_UNPACKED_BYTES"
 # decompressed in steps of this size, so a lying size costs at most one step
 _CHUNK = 1 << 20
 # compression methods that decompress step by step (bzip2 and lzma expand a step unbounded)
 _STEPWISE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
+def unpacked_limit() -> int:
+    """The most bytes one file's entries may declare once decompressed: the operator's
+    ``SCORING_MAX_UNPACKED_BYTES`` (a positive integer) when set, else
+    :data:`MAX_UNPACKED_BYTES`; never anything a file says. ``RuntimeError`` naming the
+    setting for any other value."""
+    value = os.environ.get(UNPACKED_SETTING, "").strip()
+    if not value:
+        return MAX_UNPACKED_BYTES
+    # ASCII digits only: str.isdigit also takes "³", which int() then refuses
+    if not re.fullmatch(r"[0-9]{1,15}", value) or int(value) < 1:
+        raise RuntimeError(f"{UNPACKED_SETTING} must be a positive integer (bytes), got "
+                           f"{value[:40]!r}")
+    return int(value)
+
+
 class ArrayArchive:
     """A zip of ``.npy`` entries, each read on request: ``ValueError`` naming the entry for
     anything but a plain array whose header agrees with the entry's declared size, or
     when the entries read pass ``limit`` bytes in total (default
-    :data:`MAX_UNPACKED_BYTES`)."""
+    :func:`unpacked_limit`)."""
 
     def __init__(self, data: bytes, limit: int | None = None) -> None:
         try:
@@ -30,7 +49,7 @@ class ArrayArchive:
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise ValueError(f"not a zip archive ({type(exc).__name__}: {exc})") from None
         self._names = set(self.zip.namelist())
-        self.limit = MAX_UNPACKED_BYTES if limit is None else limit
+        self.limit = unpacked_limit() if limit is None else limit
         self.unpacked = 0
 
     def __contains__(self, name: str) -> bool:
@@ -78,7 +97,8 @@ class ArrayArchive:
         self.unpacked += info.file_size
         if self.unpacked > self.limit:
             raise ValueError(f"its entries declare more than {self.limit} bytes once "
-                             f"decompressed (the limit; entry {name!r} passes it)")
+                             f"decompressed (the limit, {UNPACKED_SETTING}; entry {name!r} "
+                             "passes it)")
         return info
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scoring.artifacts.archive import unpacked_limit
 from scoring.artifacts.persistence import (
     ARRAYS_FILE,
     FILENAME,
@@ -227,6 +228,10 @@ class ExplanationBundle:
         when its signature verified with ``SCORING_SIGNING_KEY``). Every file that is not
         what it should be is a :class:`BundleError` naming it."""
         label = f"bundle {tag or directory}"
+        try:
+            unpacked_limit()  # an operator's setting that cannot be used, named first
+        except RuntimeError as exc:
+            raise BundleError(f"{label} is not read: {exc}") from None
         manifest_path = directory / MANIFEST_FILE
         old = (f"{label} was saved by an older version of scoring as pickles, which can run "
                "code when loaded, so it is not loaded; re-save it: run `scoring distill` "
