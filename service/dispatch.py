@@ -12,8 +12,6 @@ metrics and the other connections."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +19,7 @@ from typing import Any, TypeVar
 import anyio
 
 from scoring.artifacts.bundle import ExplanationBundle
+from scoring.core.settings import integer_setting
 from scoring.model.rows import n_rows, take_rows
 from scoring.model.schema import InputError
 
@@ -40,14 +39,8 @@ def inline_rows_setting() -> int | None:
     """``SCORING_INLINE_ROWS`` (a non-negative integer; ``0``: every request in a thread)
     when set, else ``None`` (measured: :func:`measured_inline_rows`); any other value is a
     ``RuntimeError`` naming it (the service refuses to start)."""
-    value = os.environ.get(INLINE_SETTING, "").strip()
-    if not value:
-        return None
-    # ASCII digits only: str.isdigit also takes "³", which int() then refuses
-    if not re.fullmatch(r"[0-9]{1,6}", value):
-        raise RuntimeError(f"{INLINE_SETTING} must be a non-negative integer (rows scored "
-                           f"on the event loop; 0: none), got {value[:40]!r}")
-    return int(value)
+    return integer_setting(INLINE_SETTING, "rows scored on the event loop; 0: none",
+                           minimum=0, digits=6)
 
 
 def measured_inline_rows(bundle: ExplanationBundle, budget: float = INLINE_SECONDS) -> int:

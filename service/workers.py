@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
+
+from scoring.core.settings import integer_setting
 
 WORKERS_SETTING = "SCORING_WORKERS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -44,11 +45,5 @@ def serving_workers(cgroup_root: Path = CGROUP_ROOT) -> int:
     """``SCORING_WORKERS`` (a positive integer) when set, else :func:`available_cpus`; a
     value that is not a positive integer is a ``RuntimeError`` naming it (the service
     refuses to start, ``service.lifecycle.check_setting``)."""
-    value = os.environ.get(WORKERS_SETTING, "").strip()
-    if not value:
-        return available_cpus(cgroup_root)
-    # ASCII digits only: str.isdigit also takes "³", which int() then refuses
-    if not re.fullmatch(r"[0-9]{1,4}", value) or int(value) < 1:
-        raise RuntimeError(f"{WORKERS_SETTING} must be a positive integer (worker "
-                           f"processes), got {value[:40]!r}")
-    return int(value)
+    workers = integer_setting(WORKERS_SETTING, "worker processes", digits=4)
+    return available_cpus(cgroup_root) if workers is None else workers

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import re
 import zipfile
 
 import numpy as np
+
+from scoring.core.settings import integer_setting
 
 # the most one file's entries may declare, in total, once decompressed (docs/security.md),
 # unless the operator sets UNPACKED_SETTING
@@ -27,14 +27,8 @@ def unpacked_limit() -> int:
     ``SCORING_MAX_UNPACKED_BYTES`` (a positive integer) when set, else
     :data:`MAX_UNPACKED_BYTES`; never anything a file says. ``RuntimeError`` naming the
     setting for any other value."""
-    value = os.environ.get(UNPACKED_SETTING, "").strip()
-    if not value:
-        return MAX_UNPACKED_BYTES
-    # ASCII digits only: str.isdigit also takes "³", which int() then refuses
-    if not re.fullmatch(r"[0-9]{1,15}", value) or int(value) < 1:
-        raise RuntimeError(f"{UNPACKED_SETTING} must be a positive integer (bytes), got "
-                           f"{value[:40]!r}")
-    return int(value)
+    limit = integer_setting(UNPACKED_SETTING, "bytes", digits=15)
+    return MAX_UNPACKED_BYTES if limit is None else limit
 
 
 class ArrayArchive:
