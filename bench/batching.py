@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
           + " ".join(f"{x:.2f}" for x in info["machine"]["load_average"]))
     info["models"] = {kind: measure(model, X, kind, args.batch, args.repeats)
                       for kind, (model, X) in models().items()}
-    info["load_average_end"] = list(os.getloadavg())
     path = write_result("batching", info)
     print(f"wrote {path}")
     return 0

@@ -160,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         print_case(r)
         results.append(r)
     info["seconds"] = time.perf_counter() - started
-    info["load_average_end"] = list(os.getloadavg())
     info["cases"] = results
     path = write_result("fallback", info)
     print(f"\nwrote {path} ({info['seconds']:.0f} s; load average at the end "

@@ -209,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.soak:
                 result = {**info, "soak_s": args.soak, "connections": SOAK_CONNECTIONS,
                           **soak(args, url, procs["ours"])}
-                result["load_average_end"] = list(os.getloadavg())
                 print(f"\nwrote {write_result('soak', result)}")
                 return 0
             model_file = work / "model.joblib"

@@ -135,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:18s} {case['leaves']:6d} leaves  before {case['before_ms']:.3f} ms"
                   f"  after {case['after_ms']:.3f} ms  {case['speedup']:.1f}x  largest "
                   f"difference {case['largest_difference']:.1e}", flush=True)
-    result["load_average_end"] = list(os.getloadavg())
     path = write_result("margin_base", result)
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0

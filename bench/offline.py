@@ -191,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         cases.append(run_case(name, args))
         print_case(cases[-1])
-    info.update(seconds=time.perf_counter() - started,
-                load_average_end=list(os.getloadavg()), cases=cases)
+    info.update(seconds=time.perf_counter() - started, cases=cases)
     path = write_result("offline", info)
     print(f"\nwrote {path}")
     return 0

@@ -631,7 +631,6 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
     print_summary(results)
     info["seconds"] = time.perf_counter() - started
-    info["load_average_end"] = list(os.getloadavg())
     info["cases"] = results
     path = write_result("pipelines", info)
     print(f"\nwrote {path} ({info['seconds']:.0f} s; load average at the end "

@@ -440,7 +440,9 @@ def _jsonable(value: Any) -> Any:
 
 # -- reporting -----------------------------------------------------------------------------
 def write_result(kind: str, result: dict) -> Path:
-    """``result`` as ``bench/results/<kind>-<UTC>.json`` (what bench.report reads)."""
+    """``result`` as ``bench/results/<kind>-<UTC>.json`` (what bench.report reads), with
+    the load average at the end (``load_average_end``) unless the run recorded it."""
+    result.setdefault("load_average_end", list(os.getloadavg()))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(result, indent=1, default=str))

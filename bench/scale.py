@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         ok = "PASS" if r["distill_seconds"] < TARGET_DISTILL_S and "error" not in r else "FAIL"
         print(f"   {name:8s} {r['distill_seconds']:10.1f} {ok:>8s}  "
               f"{r.get('summary') or r.get('error')}", flush=True)
-    info["load_average_end"] = list(os.getloadavg())
     path = write_result("scale", info)
     print(f"wrote {path}", file=sys.stderr)
     return 0
