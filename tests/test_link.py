@@ -27,16 +27,24 @@ def test_links_of_scikit_learn_boosting_are_recognised():
     assert probability_link(binary.decision_function(X), shifted) is None
 
 
+def _assert_values_of_the_link_game(phi: np.ndarray, expected: np.ndarray,
+                                    link: str) -> None:
+    """``link_values`` of each row of margin values ``phi`` are the exact Shapley values of
+    the game over its columns as binary players: column ``j`` present adds ``phi_j`` to the
+    margin, and the link turns the margin into the payoff."""
+    values = link_values(phi, expected, link)
+    width = phi.shape[1]
+    for i in range(len(phi)):
+        def game(Z, i=i):
+            return inverse_link(link, expected + Z @ phi[i])
+        exact = exact_shapley_values(game, np.ones((1, width)), np.zeros((1, width)))
+        np.testing.assert_allclose(values[i], exact[0], atol=1e-12)
+
+
 def test_enumerated_values_are_those_of_the_link_game():
     rng = np.random.default_rng(0)
-    phi, expected = rng.normal(size=(4, 5, 3)), rng.normal(size=3)
-    values = link_values(phi, expected, "softmax")
-    for i in range(len(phi)):
-        # the game as a model over 5 binary "columns": column j present adds phi_j
-        def game(Z, i=i):
-            return inverse_link("softmax", expected + Z @ phi[i])
-        exact = exact_shapley_values(game, np.ones((1, 5)), np.zeros((1, 5)))
-        np.testing.assert_allclose(values[i], exact[0], atol=1e-12)
+    _assert_values_of_the_link_game(rng.normal(size=(4, 5, 3)), rng.normal(size=3),
+                                    "softmax")
 
 
 def test_sampled_orders_are_efficient_and_close_to_enumeration():
@@ -53,10 +61,4 @@ def test_sampled_orders_are_efficient_and_close_to_enumeration():
 def test_logistic_values_of_both_classes_are_those_of_the_link_game():
     """The logistic link computes the second class only and mirrors the first."""
     rng = np.random.default_rng(2)
-    phi, expected = rng.normal(size=(3, 6, 1)), np.array([-0.4])
-    values = link_values(phi, expected, "logistic")
-    for i in range(len(phi)):
-        def game(Z, i=i):
-            return inverse_link("logistic", expected + Z @ phi[i])
-        exact = exact_shapley_values(game, np.ones((1, 6)), np.zeros((1, 6)))
-        np.testing.assert_allclose(values[i], exact[0], atol=1e-12)
+    _assert_values_of_the_link_game(rng.normal(size=(3, 6, 1)), np.array([-0.4]), "logistic")
